@@ -1,0 +1,368 @@
+"""Model registration: one YAML file per monitored model, validated on load.
+
+A model file names the model's schema, where its captured traffic and labels live,
+where its training data is, its schedule, thresholds and alert routes. Every error
+names the file, the field and what is wrong, e.g.::
+
+    include/monitors/churn.yaml: features[3].type: 'flot' is not one of numeric,
+    integer, categorical, boolean, datetime
+
+Strings may reference environment variables as ``${NAME}`` or ``${NAME:-default}``,
+so one file serves the embedded default (local folders) and a deployment (S3/MinIO).
+Relative locations are resolved against ``DRIFTLINE_HOME`` when it is set, else
+against the folder of the YAML file.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+FEATURE_TYPES = ("numeric", "integer", "categorical", "boolean", "datetime")
+CAPTURE_FORMATS = ("sagemaker_capture", "jsonl", "csv", "parquet")
+LABEL_FORMATS = ("sagemaker_ground_truth", "jsonl", "csv", "parquet")
+PROBLEM_TYPES = ("binary_classification", "multiclass_classification", "regression")
+SCHEDULE_ALIASES = {"hourly": "0 * * * *", "daily": "0 0 * * *", "weekly": "0 0 * * 1"}
+_NAME_RE = r"^[A-Za-z][A-Za-z0-9_\-]{0,62}$"
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(ValueError):
+    """A model file is invalid. ``problems`` holds one line per problem."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(f"{source}: {p}" for p in problems))
+
+
+def parse_duration(value: Any) -> timedelta:
+    """'36h', '2d', '90m', '1w' or a number of seconds -> timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return timedelta(seconds=float(value))
+    m = _DURATION_RE.match(str(value))
+    if not m:
+        raise ValueError(f"{value!r} is not a duration like '36h', '2d', '90m' or '1w'")
+    n, unit = float(m.group(1)), m.group(2)
+    return timedelta(seconds=n * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit])
+
+
+Duration = Annotated[timedelta, Field(json_schema_extra={"format": "duration"})]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Feature(_Strict):
+    name: str = Field(pattern=r"^[^\s,]+$")
+    type: Literal["numeric", "integer", "categorical", "boolean", "datetime"]
+    description: str = ""
+    #: Overrides of the drift method/threshold for this feature (used by the drift engine).
+    drift: dict[str, Any] = Field(default_factory=dict)
+    #: Known importance of the feature to the model (optional; drift attribution uses it).
+    importance: float | None = None
+
+
+class Prediction(_Strict):
+    #: Name of the predicted label column in the batch.
+    label: str = "prediction"
+    #: Name of the predicted probability (score) column, for classifiers that emit one.
+    probability: str | None = None
+    #: Decision threshold that turns the probability into the predicted label (binary).
+    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: Order of the fields in a CSV endpoint output, by batch column name.
+    output_fields: list[str] | None = None
+
+
+class Capture(_Strict):
+    uri: str
+    format: Literal["sagemaker_capture", "jsonl", "csv", "parquet"] = "sagemaker_capture"
+    #: Airflow connection used to read the capture location (default: the store's).
+    conn_id: str | None = None
+    #: For CSV payloads (SageMaker capture) and header-less CSV files: field order.
+    #: Default: the features in the order they are declared.
+    input_fields: list[str] | None = None
+    #: Column/key holding the inference time, for formats other than SageMaker capture.
+    time_field: str | None = None
+
+
+class Labels(_Strict):
+    uri: str
+    format: Literal["sagemaker_ground_truth", "jsonl", "csv", "parquet"] = "sagemaker_ground_truth"
+    conn_id: str | None = None
+    #: Name of the true-label column in merged data.
+    column: str = "label"
+    #: How long after an inference its label is expected to have arrived.
+    delay: Duration = timedelta(days=1)
+
+    @field_validator("delay", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> timedelta:
+        return parse_duration(v)
+
+
+class Baseline(_Strict):
+    #: Training (or reference) data: a Parquet or CSV file, or a folder of Parquet files.
+    training_data: str
+    #: 'latest', or a version such as 'v3' to pin one.
+    version: str = Field(default="latest", pattern=r"^(latest|v\d+)$")
+    #: Rows kept in the baseline as a raw reference sample (for exact tests on small batches).
+    sample_rows: int = Field(default=10_000, ge=0)
+
+
+class Thresholds(_Strict):
+    #: SageMaker monitoring_config.datatype_check_threshold: share of values that must have
+    #: the baseline's type.
+    datatype_check: float = Field(default=1.0, ge=0.0, le=1.0)
+    #: SageMaker monitoring_config.domain_content_threshold: share of categorical values that
+    #: must lie in the baseline's domain.
+    domain_content: float = Field(default=1.0, ge=0.0, le=1.0)
+    #: Absolute slack below the baseline's completeness before completeness_check fires, so
+    #: sampling noise in a clean interval does not raise an alarm.
+    completeness_slack: float = Field(default=0.02, ge=0.0, le=1.0)
+    #: Numeric range check: bounds are the baseline's [min, max] widened by this fraction of
+    #: its range on each side ...
+    range_margin: float = Field(default=0.1, ge=0.0)
+    #: ... and this share of values may still fall outside them.
+    range_tolerance: float = Field(default=0.001, ge=0.0, le=1.0)
+    #: Share of captured records that may be quarantined before quarantine_check fires.
+    max_quarantine_share: float = Field(default=0.01, ge=0.0, le=1.0)
+    #: Fewer rows than this in an interval is recorded as 'no data' (checks are skipped).
+    min_rows: int = Field(default=1, ge=1)
+
+
+class AlertRoute(_Strict):
+    type: Literal["log", "email", "slack", "sns", "webhook"]
+    #: Airflow connection holding the route's credentials/endpoint (never the secret itself).
+    conn_id: str | None = None
+    min_severity: Literal["info", "warning", "critical"] = "warning"
+    #: Recipients (email) or topic ARN (sns); never a credential.
+    target: str | None = None
+
+    @model_validator(mode="after")
+    def _needs_conn(self) -> "AlertRoute":
+        if self.type in ("slack", "webhook", "sns", "email") and not self.conn_id:
+            raise ValueError(f"alert route of type {self.type!r} needs a conn_id (an Airflow connection)")
+        return self
+
+
+class ModelConfig(_Strict):
+    name: str = Field(pattern=_NAME_RE)
+    description: str = ""
+    problem_type: Literal["binary_classification", "multiclass_classification", "regression"]
+    features: list[Feature] = Field(min_length=1)
+    prediction: Prediction = Prediction()
+    inference_id: str = "inference_id"
+    capture: Capture
+    labels: Labels | None = None
+    baseline: Baseline
+    schedule: str = "daily"
+    start_date: datetime
+    tags: list[str] = Field(default_factory=list)
+    thresholds: Thresholds = Thresholds()
+    alerts: list[AlertRoute] = Field(default_factory=lambda: [AlertRoute(type="log")])
+    #: Where this file was loaded from (set by load_model_config).
+    source: str = ""
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, v: str) -> str:
+        cron = SCHEDULE_ALIASES.get(v, v)
+        if len(cron.split()) != 5:
+            raise ValueError(f"{v!r} is neither hourly/daily/weekly nor a 5-field cron expression")
+        return v
+
+    @field_validator("start_date")
+    @classmethod
+    def _utc(cls, v: datetime) -> datetime:
+        return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ModelConfig":
+        names = [f.name for f in self.features]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"features: duplicate names {dupes}")
+        reserved = {self.inference_id, self.prediction.label, self.prediction.probability,
+                    "inference_time"} - {None}
+        clash = sorted(reserved & set(names))
+        if clash:
+            raise ValueError(f"features: {clash} clash with the inference-id/prediction/time columns")
+        if self.problem_type == "regression" and self.prediction.probability:
+            raise ValueError("prediction.probability: a regression model has no probability output")
+        for fld, allowed in (("capture.input_fields", self.capture.input_fields),):
+            if allowed is not None:
+                unknown = sorted(set(allowed) - set(names))
+                if unknown:
+                    raise ValueError(f"{fld}: {unknown} are not declared features")
+        return self
+
+    # -- derived ---------------------------------------------------------------
+    @property
+    def cron(self) -> str:
+        return SCHEDULE_ALIASES.get(self.schedule, self.schedule)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def feature_types(self) -> dict[str, str]:
+        return {f.name: f.type for f in self.features}
+
+    @property
+    def prediction_columns(self) -> list[str]:
+        cols = [self.prediction.label]
+        if self.prediction.probability:
+            cols.append(self.prediction.probability)
+        return cols
+
+    @property
+    def output_fields(self) -> list[str]:
+        """Order of fields in a CSV endpoint output (SageMaker capture)."""
+        if self.prediction.output_fields:
+            return list(self.prediction.output_fields)
+        return [self.prediction.probability] if self.prediction.probability else [self.prediction.label]
+
+    @property
+    def input_fields(self) -> list[str]:
+        return list(self.capture.input_fields or self.feature_names)
+
+    def column_types(self) -> dict[str, str]:
+        """Every batch column the schema knows, with its driftline type."""
+        types = dict(self.feature_types)
+        types[self.prediction.label] = "numeric" if self.problem_type == "regression" else "categorical"
+        if self.prediction.probability:
+            types[self.prediction.probability] = "numeric"
+        return types
+
+
+@dataclass(frozen=True)
+class LoadedConfigs:
+    models: dict[str, ModelConfig]
+    errors: dict[str, ConfigError]
+
+
+def _expand_env(value: Any, where: str) -> Any:
+    if isinstance(value, str):
+        def sub(m: re.Match) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(where, [f"environment variable {name} is not set and has no default"])
+        return _ENV_RE.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand_env(v, where) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, where) for v in value]
+    return value
+
+
+def resolve_location(uri: str, base_dir: Path) -> str:
+    """Make a location absolute: URLs stay as they are, relative paths join base_dir."""
+    if "://" in uri:
+        if uri.startswith("file://"):
+            path = uri[len("file://"):]
+            return "file://" + str((base_dir / path).resolve()) if not path.startswith("/") else uri
+        return uri
+    p = Path(uri)
+    return "file://" + str(p if p.is_absolute() else (base_dir / p).resolve())
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after", "function-before") or str(part).startswith(("function-", "literal[")):
+            continue
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _problem(err: dict) -> str:
+    where = _loc(err["loc"])
+    typ = err["type"]
+    if typ == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        options = ", ".join(re.findall(r"'([^']*)'", expected))
+        return f"{where}: {err['input']!r} is not one of {options}"
+    if typ == "missing":
+        return f"{where}: required field is missing"
+    if typ == "extra_forbidden":
+        return f"{where}: unknown field (check its spelling)"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{where}: {msg}"
+
+
+def parse_model_config(data: Any, source: str, base_dir: Path | None = None) -> ModelConfig:
+    """Validate an already-parsed YAML document. Raises ConfigError."""
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["the file must hold a mapping of fields (name, features, capture, ...)"])
+    data = _expand_env(data, source)
+    base = Path(os.environ.get("DRIFTLINE_HOME") or base_dir or Path.cwd())
+    for section, key in (("capture", "uri"), ("labels", "uri"), ("baseline", "training_data")):
+        sec = data.get(section)
+        if isinstance(sec, dict) and isinstance(sec.get(key), str):
+            data[section] = {**sec, key: resolve_location(sec[key], base)}
+    try:
+        return ModelConfig.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        raise ConfigError(source, [_problem(e) for e in exc.errors()]) from None
+
+
+def load_model_config(path: str | os.PathLike) -> ModelConfig:
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(source, [f"cannot read the file: {exc.strerror or exc}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(source, [f"{where}not valid YAML ({getattr(exc, 'problem', exc)})"]) from None
+    return parse_model_config(data, source, base_dir=path.parent)
+
+
+def load_all(folder: str | os.PathLike) -> LoadedConfigs:
+    """Load every *.yaml/*.yml in folder. A broken file is reported, not raised, so the
+    other models still load; two files declaring the same model name are both errors."""
+    models: dict[str, ModelConfig] = {}
+    errors: dict[str, ConfigError] = {}
+    seen: dict[str, str] = {}
+    for path in sorted(Path(folder).glob("*.y*ml")):
+        try:
+            cfg = load_model_config(path)
+        except ConfigError as exc:
+            errors[str(path)] = exc
+            continue
+        if cfg.name in seen:
+            errors[str(path)] = ConfigError(str(path), [f"name: model {cfg.name!r} is already declared in {seen[cfg.name]}"])
+            continue
+        seen[cfg.name] = str(path)
+        models[cfg.name] = cfg
+    return LoadedConfigs(models, errors)
+
+
+def default_monitors_dir() -> Path:
+    """include/monitors next to this package's source tree, or DRIFTLINE_MONITORS_DIR."""
+    env = os.environ.get("DRIFTLINE_MONITORS_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "monitors"

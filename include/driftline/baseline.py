@@ -1,0 +1,413 @@
+"""Baselines: what "normal" looks like, computed once from the training data.
+
+A baseline version holds, under ``baselines/<model>/<version>/``:
+
+``statistics.json``
+    SageMaker Model Monitor's data-quality statistics format: ``dataset.item_count`` and
+    per feature ``numerical_statistics`` (``common.num_present/num_missing``, ``mean``,
+    ``sum``, ``std_dev`` (population, as Deequ computes it), ``min``, ``max``,
+    ``distribution.kll.buckets``: 10 equal-width buckets over [min, max]) or
+    ``string_statistics`` (``common``, ``distinct_count``, ``distribution.categorical.buckets``).
+``constraints.json``
+    SageMaker's constraints format: per feature ``inferred_type`` (Integral, Fractional,
+    String, Boolean), ``completeness``, ``num_constraints.is_non_negative``,
+    ``string_constraints.domains``; top-level ``monitoring_config``. driftline's additions
+    sit under a ``driftline`` key per feature (declared type, observed range), which
+    SageMaker's tooling ignores.
+``expectations.json``
+    The Great Expectations suite derived from the constraints (GX 1.x JSON).
+``reference_sample.parquet``
+    A seeded random sample of the training rows, for exact tests on small batches.
+``manifest.json``
+    Written last: a version without it is incomplete and is never used.
+
+Versions are ``v1``, ``v2``, ... and are never overwritten: a new baseline is a new version.
+A SageMaker baseline (its ``statistics.json`` and ``constraints.json``) can be imported as a
+version; the suite is then derived from its constraints.
+"""
+from __future__ import annotations
+
+import io
+import posixpath
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from driftline.config import ModelConfig
+from driftline.store import Resolver, Store, StoreError, default_resolver
+
+INFERRED_TYPE = {"numeric": "Fractional", "integer": "Integral", "categorical": "String",
+                 "boolean": "Boolean", "datetime": "String"}
+DRIFTLINE_TYPE = {"Fractional": "numeric", "Integral": "integer", "String": "categorical",
+                  "Boolean": "boolean"}
+#: Above this many distinct values a categorical feature gets no domain constraint
+#: (SageMaker suggests domains "for small cardinality" only).
+MAX_DOMAIN_SIZE = 1000
+N_BUCKETS = 10
+UNPARSED_PREFIX = "__unparsed__"
+DEFAULT_MONITORING_CONFIG = {
+    "evaluate_constraints": "Enabled",
+    "emit_metrics": "Enabled",
+    "datatype_check_threshold": 1.0,
+    "domain_content_threshold": 1.0,
+    "distribution_constraints": {
+        "perform_comparison": "Enabled",
+        "comparison_threshold": 0.1,
+        "comparison_method": "Robust",
+        "categorical_comparison_threshold": 0.1,
+        "categorical_drift_method": "LInfinity",
+    },
+}
+
+
+class BaselineError(RuntimeError):
+    """No usable baseline, or training data that cannot become one."""
+
+
+@dataclass(frozen=True)
+class BaselineRef:
+    model: str
+    version: str
+    prefix: str
+
+
+# -- reading data ---------------------------------------------------------------------
+def read_table(uri: str, resolver: Resolver | None = None) -> pa.Table:
+    """Read a Parquet file, a folder of Parquet files, or a CSV file into Arrow."""
+    fs, path = (resolver or default_resolver)(uri)
+    try:
+        if fs.isdir(path):
+            files = sorted(p for p in fs.find(path) if p.endswith(".parquet"))
+            if not files:
+                raise BaselineError(f"{uri}: folder holds no .parquet files")
+            return pa.concat_tables([pq.read_table(fs.open(p, "rb")) for p in files], promote_options="default")
+        if not fs.exists(path):
+            raise BaselineError(f"{uri}: no such file")
+        with fs.open(path, "rb") as f:
+            if path.endswith((".csv", ".csv.gz")):
+                return pacsv.read_csv(io.BytesIO(f.read()))
+            return pq.read_table(f)
+    except BaselineError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise BaselineError(f"{uri}: cannot read training data ({type(exc).__name__}: {exc})") from exc
+
+
+def frame_for(cfg: ModelConfig, table: pa.Table, source: str) -> pd.DataFrame:
+    """The features of cfg from a training table, typed; a missing feature is an error."""
+    missing = [f for f in cfg.feature_names if f not in table.column_names]
+    if missing:
+        raise BaselineError(f"{source}: training data lacks declared features {missing} "
+                            f"(it has {table.column_names})")
+    df = table.select(cfg.feature_names).to_pandas()
+    for name, typ in cfg.feature_types.items():
+        s = df[name]
+        try:
+            if typ in ("numeric", "integer"):
+                df[name] = pd.to_numeric(s, errors="raise").astype("float64")
+            elif typ == "categorical":
+                df[name] = s.astype("string").astype(object).where(s.notna(), None)
+            elif typ == "boolean":
+                df[name] = s.astype("boolean")
+            elif typ == "datetime":
+                df[name] = pd.to_datetime(s, utc=True)
+        except (ValueError, TypeError) as exc:
+            raise BaselineError(f"{source}: feature {name!r} declared {typ} but its training values "
+                                f"cannot be read as {typ} ({exc})") from None
+    return df
+
+
+# -- statistics ---------------------------------------------------------------------------
+def _num(x: float) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def numeric_statistics(values: np.ndarray) -> dict:
+    """SageMaker numerical_statistics of a float array with NaN for missing."""
+    present = values[~np.isnan(values)]
+    n_present, n_missing = int(present.size), int(values.size - present.size)
+    out: dict[str, Any] = {"common": {"num_present": n_present, "num_missing": n_missing}}
+    if n_present == 0:
+        return out
+    lo, hi = float(present.min()), float(present.max())
+    counts, edges = np.histogram(present, bins=N_BUCKETS, range=(lo, hi) if hi > lo else (lo, lo + 1.0))
+    out.update({
+        "mean": float(present.mean()),
+        "sum": float(present.sum()),
+        "std_dev": float(present.std(ddof=0)),
+        "min": lo,
+        "max": hi,
+        "distribution": {"kll": {"buckets": [
+            {"lower_bound": float(edges[i]), "upper_bound": float(edges[i + 1]), "count": float(counts[i])}
+            for i in range(N_BUCKETS)]}},
+    })
+    return out
+
+
+def string_statistics(values: pd.Series) -> dict:
+    present = values.dropna().astype(str)
+    counts = present.value_counts(sort=True)
+    return {
+        "common": {"num_present": int(present.size), "num_missing": int(values.size - present.size)},
+        "distinct_count": float(counts.size),
+        "distribution": {"categorical": {"buckets": [
+            {"value": str(v), "count": float(c)} for v, c in counts.items()]}},
+    }
+
+
+def compute_statistics(cfg: ModelConfig, df: pd.DataFrame) -> dict:
+    features = []
+    for f in cfg.features:
+        entry: dict[str, Any] = {"name": f.name, "inferred_type": INFERRED_TYPE[f.type]}
+        s = df[f.name]
+        if f.type in ("numeric", "integer"):
+            entry["numerical_statistics"] = numeric_statistics(s.to_numpy(dtype="float64", na_value=np.nan))
+        elif f.type == "boolean":
+            entry["string_statistics"] = string_statistics(s.map(lambda v: None if pd.isna(v) else str(bool(v)).lower()))
+        elif f.type == "datetime":
+            entry["string_statistics"] = string_statistics(s.dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+            present = s.dropna()
+            if len(present):
+                entry["driftline"] = {"min": present.min().isoformat(), "max": present.max().isoformat()}
+        else:
+            entry["string_statistics"] = string_statistics(s)
+        features.append(entry)
+    return {"version": 0.0, "dataset": {"item_count": int(len(df))}, "features": features}
+
+
+# -- constraints ---------------------------------------------------------------------------
+def suggest_constraints(cfg: ModelConfig, statistics: dict) -> dict:
+    """SageMaker-style suggested constraints from statistics (as suggest_baseline does)."""
+    features = []
+    for f, st in zip(cfg.features, statistics["features"]):
+        body = st.get("numerical_statistics") or st.get("string_statistics") or {}
+        common = body.get("common", {})
+        total = common.get("num_present", 0) + common.get("num_missing", 0)
+        c: dict[str, Any] = {
+            "name": f.name,
+            "inferred_type": st["inferred_type"],
+            "completeness": round(common.get("num_present", 0) / total, 6) if total else 0.0,
+        }
+        ext: dict[str, Any] = {"type": f.type}
+        if "numerical_statistics" in st and "min" in body:
+            c["num_constraints"] = {"is_non_negative": bool(body["min"] >= 0)}
+            ext["min"], ext["max"] = body["min"], body["max"]
+        if f.type == "boolean":
+            c["string_constraints"] = {"domains": ["false", "true"]}
+        elif f.type == "categorical":
+            buckets = body.get("distribution", {}).get("categorical", {}).get("buckets", [])
+            if 0 < len(buckets) <= MAX_DOMAIN_SIZE:
+                c["string_constraints"] = {"domains": sorted(b["value"] for b in buckets)}
+        elif f.type == "datetime" and "driftline" in st:
+            ext.update(st["driftline"])
+        c["driftline"] = ext
+        features.append(c)
+    mc = {**DEFAULT_MONITORING_CONFIG,
+          "datatype_check_threshold": cfg.thresholds.datatype_check,
+          "domain_content_threshold": cfg.thresholds.domain_content}
+    return {"version": 0.0, "features": features, "monitoring_config": mc}
+
+
+def _feature_type(cfg: ModelConfig, constraint: dict) -> str:
+    declared = cfg.feature_types.get(constraint["name"])
+    if declared:
+        return declared
+    ext = constraint.get("driftline", {}).get("type")
+    return ext or DRIFTLINE_TYPE.get(constraint.get("inferred_type", ""), "categorical")
+
+
+# -- the Great Expectations suite --------------------------------------------------------
+def expected_columns(cfg: ModelConfig) -> list[str]:
+    return [cfg.inference_id, "inference_time", *cfg.feature_names, *cfg.prediction_columns]
+
+
+def typed_columns(cfg: ModelConfig) -> list[str]:
+    """Features whose values can fail to parse (everything but categorical text)."""
+    return [f.name for f in cfg.features if f.type != "categorical"]
+
+
+def build_suite(cfg: ModelConfig, constraints: dict, name: str) -> dict:
+    """The GX 1.x suite (as JSON) that checks a batch against the constraints.
+
+    Each expectation carries ``meta.constraint_check_type`` and ``meta.feature_name``, so a
+    failed expectation turns into a SageMaker-style violation without guessing. Type checks
+    look at the ``__unparsed__<column>`` sidecar that ingest writes for values that could not
+    be read as the column's type: pandas 3 text dtypes defeat GX's own type-list checks.
+    """
+    th = cfg.thresholds
+    mc = constraints.get("monitoring_config", {})
+    dtype_threshold = float(mc.get("datatype_check_threshold", th.datatype_check))
+    domain_threshold = float(mc.get("domain_content_threshold", th.domain_content))
+    exps: list[dict] = []
+
+    def add(kind: str, kwargs: dict, check: str, feature: str, **meta: Any) -> None:
+        exps.append({"type": kind, "kwargs": kwargs,
+                     "meta": {"constraint_check_type": check, "feature_name": feature, **meta}})
+
+    # The validation frame always carries a sidecar per typed column (see quality.gx_frame),
+    # so an exact match fails only on columns nobody declared.
+    add("expect_table_columns_to_match_set",
+        {"column_set": expected_columns(cfg) + [UNPARSED_PREFIX + n for n in typed_columns(cfg)],
+         "exact_match": True},
+        "extra_column_check", "*")
+    for col in expected_columns(cfg):
+        add("expect_column_to_exist", {"column": col}, "missing_column_check", col)
+
+    for c in constraints["features"]:
+        name_, typ = c["name"], _feature_type(cfg, c)
+        if name_ not in cfg.feature_types:
+            continue  # a constraint for a column this model no longer declares
+        completeness = float(c.get("completeness", 1.0))
+        mostly = max(0.0, round(completeness - th.completeness_slack, 6))
+        if mostly > 0:
+            add("expect_column_values_to_not_be_null", {"column": name_, "mostly": mostly},
+                "completeness_check", name_, baseline_completeness=completeness)
+        if typ != "categorical":
+            add("expect_column_values_to_be_null",
+                {"column": UNPARSED_PREFIX + name_, "mostly": dtype_threshold},
+                "data_type_check", name_, expected_type=c.get("inferred_type"), driftline_type=typ)
+        ext = c.get("driftline", {})
+        unparsed_filter = {"row_condition": f"`{UNPARSED_PREFIX}{name_}`.isnull()", "condition_parser": "pandas"}
+        if typ in ("numeric", "integer") and "min" in ext and "max" in ext:
+            lo, hi = float(ext["min"]), float(ext["max"])
+            margin = (hi - lo) * th.range_margin
+            add("expect_column_values_to_be_between",
+                {"column": name_, "min_value": lo - margin, "max_value": hi + margin,
+                 "mostly": round(1.0 - th.range_tolerance, 6), **unparsed_filter},
+                "range_check", name_, baseline_min=lo, baseline_max=hi)
+        elif typ in ("numeric", "integer") and c.get("num_constraints", {}).get("is_non_negative"):
+            add("expect_column_values_to_be_between",
+                {"column": name_, "min_value": 0, "mostly": round(1.0 - th.range_tolerance, 6), **unparsed_filter},
+                "range_check", name_, baseline_min=0)
+        elif typ == "datetime" and "min" in ext and "max" in ext:
+            # Bounds stay ISO strings in JSON; load_suite turns them into Timestamps (GX
+            # compares string bounds silently wrong).
+            add("expect_column_values_to_be_between",
+                {"column": name_, "min_value": ext["min"], "max_value": ext["max"],
+                 "mostly": round(1.0 - th.range_tolerance, 6), **unparsed_filter},
+                "range_check", name_, driftline_type="datetime")
+        domains = c.get("string_constraints", {}).get("domains")
+        if domains and typ in ("categorical", "boolean"):
+            value_set = [d == "true" for d in domains] if typ == "boolean" else list(domains)
+            add("expect_column_values_to_be_in_set",
+                {"column": name_, "value_set": value_set, "mostly": domain_threshold},
+                "categorical_values_check", name_)
+    return {"name": name, "expectations": exps, "meta": {"driftline_model": cfg.name}}
+
+
+# -- versions --------------------------------------------------------------------------
+_VERSION_RE = re.compile(r"^v(\d+)$")
+
+
+def list_versions(store: Store, model: str) -> list[str]:
+    """Complete versions (with a manifest), oldest first."""
+    versions = []
+    for name in store.listdir(posixpath.join("baselines", model)):
+        m = _VERSION_RE.match(name)
+        if m and store.exists(posixpath.join(Store.baseline_prefix(model, name), "manifest.json")):
+            versions.append((int(m.group(1)), name))
+    return [name for _, name in sorted(versions)]
+
+
+def _next_version(store: Store, model: str) -> str:
+    taken = [int(m.group(1)) for n in store.listdir(posixpath.join("baselines", model))
+             if (m := _VERSION_RE.match(n))]
+    return f"v{max(taken, default=0) + 1}"
+
+
+def resolve_baseline(cfg: ModelConfig, store: Store, version: str | None = None) -> BaselineRef:
+    wanted = version or cfg.baseline.version
+    versions = list_versions(store, cfg.name)
+    if not versions:
+        raise BaselineError(f"model {cfg.name!r} has no baseline in {store.uri('baselines', cfg.name)}: "
+                            f"run `driftline baseline --model {cfg.name}` or the driftline_baseline DAG first")
+    if wanted == "latest":
+        wanted = versions[-1]
+    elif wanted not in versions:
+        raise BaselineError(f"model {cfg.name!r}: baseline {wanted} not found (have {versions})")
+    return BaselineRef(cfg.name, wanted, Store.baseline_prefix(cfg.name, wanted))
+
+
+def load_baseline(store: Store, ref: BaselineRef) -> dict:
+    return {name: store.read_json(posixpath.join(ref.prefix, f"{name}.json"))
+            for name in ("statistics", "constraints", "expectations", "manifest")}
+
+
+def _write_version(store: Store, cfg: ModelConfig, statistics: dict, constraints: dict,
+                   sample: pa.Table | None, origin: dict) -> dict:
+    version = _next_version(store, cfg.name)
+    prefix = Store.baseline_prefix(cfg.name, version)
+    suite = build_suite(cfg, constraints, name=f"{cfg.name}-{version}")
+    store.write_json(posixpath.join(prefix, "statistics.json"), statistics)
+    store.write_json(posixpath.join(prefix, "constraints.json"), constraints)
+    store.write_json(posixpath.join(prefix, "expectations.json"), suite)
+    if sample is not None:
+        store.write_parquet(posixpath.join(prefix, "reference_sample.parquet"), sample)
+    manifest = {
+        "model": cfg.name, "version": version,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "rows": statistics.get("dataset", {}).get("item_count"),
+        "features": cfg.feature_names, "expectations": len(suite["expectations"]),
+        **origin,
+    }
+    # The manifest goes last: a version is complete once it exists.
+    store.write_json(posixpath.join(prefix, "manifest.json"), manifest)
+    return {"model": cfg.name, "version": version, "uri": store.uri(prefix), **{
+        k: manifest[k] for k in ("rows", "expectations")}}
+
+
+def create_baseline(cfg: ModelConfig, store: Store, resolver: Resolver | None = None,
+                    training_data: str | None = None, seed: int = 0) -> dict:
+    """Profile the training data and write a new baseline version. Returns a small summary."""
+    source = training_data or cfg.baseline.training_data
+    table = read_table(source, resolver)
+    if table.num_rows == 0:
+        raise BaselineError(f"{source}: training data has no rows")
+    df = frame_for(cfg, table, source)
+    statistics = compute_statistics(cfg, df)
+    constraints = suggest_constraints(cfg, statistics)
+    sample = None
+    if cfg.baseline.sample_rows:
+        n = min(cfg.baseline.sample_rows, table.num_rows)
+        idx = np.sort(np.random.default_rng(seed).choice(table.num_rows, size=n, replace=False))
+        sample = table.select(cfg.feature_names).take(pa.array(idx))
+    out = _write_version(store, cfg, statistics, constraints, sample,
+                         {"origin": "training_data", "training_data": source})
+    out["summary"] = (f"baseline {cfg.name}/{out['version']}: {out['rows']} training rows, "
+                      f"{len(cfg.features)} features, {out['expectations']} expectations -> {out['uri']}")
+    return out
+
+
+def import_sagemaker_baseline(cfg: ModelConfig, store: Store, statistics_uri: str, constraints_uri: str,
+                              resolver: Resolver | None = None) -> dict:
+    """Import a SageMaker Model Monitor baseline (statistics.json + constraints.json)."""
+    docs = {}
+    for what, uri in (("statistics", statistics_uri), ("constraints", constraints_uri)):
+        fs, path = (resolver or default_resolver)(uri)
+        try:
+            with fs.open(path, "rb") as f:
+                docs[what] = __import__("json").load(f)
+        except FileNotFoundError:
+            raise BaselineError(f"{uri}: no such file") from None
+        except ValueError as exc:
+            raise BaselineError(f"{uri}: not valid JSON ({exc})") from None
+        except Exception as exc:  # noqa: BLE001
+            raise StoreError(f"{uri}: cannot read ({type(exc).__name__}: {exc})") from exc
+        if not isinstance(docs[what].get("features"), list):
+            raise BaselineError(f"{uri}: not a SageMaker {what} file (no 'features' list)")
+    names = {c.get("name") for c in docs["constraints"]["features"]}
+    missing = [f for f in cfg.feature_names if f not in names]
+    if missing:
+        raise BaselineError(f"{constraints_uri}: constraints lack declared features {missing}")
+    out = _write_version(store, cfg, docs["statistics"], docs["constraints"], None,
+                         {"origin": "sagemaker_import", "statistics_uri": statistics_uri,
+                          "constraints_uri": constraints_uri})
+    out["summary"] = f"imported SageMaker baseline as {cfg.name}/{out['version']} -> {out['uri']}"
+    return out

@@ -1,0 +1,309 @@
+"""Data quality: validate an interval's batch with Great Expectations against the baseline.
+
+GX Core is called here, from driftline's own code (the GX Airflow provider does not install
+with Airflow 3.3 and reads data at DAG-parse time). The suite is the baseline's
+``expectations.json``; every expectation carries ``meta.constraint_check_type``, so each
+failure becomes one SageMaker-style violation::
+
+    {"feature_name": "age", "constraint_check_type": "completeness_check",
+     "description": "Data completeness requirement is not met. ...", "source": "data_quality",
+     "details": {...}}
+
+Outputs under ``runs/<model>/<interval>/``: ``gx_validation.json`` (the GX result),
+``data_docs/`` (GX Data Docs HTML), ``constraint_violations.json`` (SageMaker's format;
+other stages add their own violations to it) and ``quality.json`` (status, counts, summary).
+An interval with fewer rows than ``thresholds.min_rows`` is recorded as ``no_data``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+import shutil
+import tempfile
+import time
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from driftline.baseline import UNPARSED_PREFIX, BaselineRef, load_baseline, resolve_baseline, typed_columns
+from driftline.config import ModelConfig
+from driftline.store import Store, interval_key
+
+log = logging.getLogger(__name__)
+
+VIOLATIONS_FILE = "constraint_violations.json"
+#: Data Docs assets worth copying to the store; fonts and images (4 MB a run) are left out,
+#: the pages fall back to system fonts.
+_DOCS_SUFFIXES = (".html", ".css", ".js")
+
+
+# -- violations file shared by the stages -----------------------------------------------
+def write_violations(store: Store, run_prefix: str, source: str, violations: list[dict]) -> str:
+    """Replace this stage's violations in the run's constraint_violations.json, keeping the
+    other stages' ones: re-running a stage never duplicates or drops another's findings."""
+    rel = posixpath.join(run_prefix, VIOLATIONS_FILE)
+    kept = []
+    if store.exists(rel):
+        kept = [v for v in store.read_json(rel).get("violations", []) if v.get("source") != source]
+    return store.write_json(rel, {"violations": kept + [{**v, "source": source} for v in violations]})
+
+
+# -- the frame GX sees ---------------------------------------------------------------
+def gx_frame(cfg: ModelConfig, batch: pa.Table) -> pd.DataFrame:
+    """The batch as GX should see it.
+
+    A value that ingest could not read as its column's type sits in ``__unparsed__<col>``
+    and is null in the typed column. GX gets the typed column with the raw text put back
+    (so completeness counts it as present) and the sidecar (so the type check counts it
+    as wrong); range checks skip those rows with a row_condition.
+    """
+    df = batch.to_pandas()
+    for col in typed_columns(cfg):
+        side = UNPARSED_PREFIX + col
+        if side not in df.columns:
+            df[side] = pd.Series([None] * len(df), dtype=object, index=df.index)
+            continue
+        raw = df[side]
+        if col in df.columns and raw.notna().any():
+            mixed = df[col].astype(object).where(df[col].notna(), None)
+            df[col] = mixed.where(raw.isna(), raw)
+        df[side] = raw.astype(object).where(raw.notna(), None)
+    return df
+
+
+def _suite_for_gx(suite_json: dict, cfg: ModelConfig):
+    import great_expectations as gx
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    exps = []
+    for e in suite_json["expectations"]:
+        kwargs = dict(e["kwargs"])
+        if e.get("meta", {}).get("driftline_type") == "datetime":
+            # GX compares string bounds against timestamps silently wrong: pass Timestamps.
+            for k in ("min_value", "max_value"):
+                if isinstance(kwargs.get(k), str):
+                    kwargs[k] = pd.Timestamp(kwargs[k])
+        exps.append(ExpectationConfiguration(type=e["type"], kwargs=kwargs, meta=e.get("meta", {})).to_domain_obj())
+    return gx.ExpectationSuite(name=suite_json["name"], expectations=exps)
+
+
+def validate_frame(cfg: ModelConfig, df: pd.DataFrame, suite_json: dict, run_name: str,
+                   run_time: datetime, docs_dir: str | None = None) -> dict:
+    """Run the suite on df with an ephemeral GX context; optionally build Data Docs into
+    docs_dir. Returns the GX validation result as JSON."""
+    import great_expectations as gx  # heavy (~6 s): imported only when a check runs
+    from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = {"globally": False, "metric_calculations": False}
+    actions = []
+    if docs_dir:
+        ctx.add_data_docs_site(site_name="driftline", site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": docs_dir},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        })
+        actions.append(UpdateDataDocsAction(name="data_docs", site_names=["driftline"]))
+    batch_def = (ctx.data_sources.add_pandas(f"{cfg.name}_capture")
+                 .add_dataframe_asset("batch").add_batch_definition_whole_dataframe("interval"))
+    suite = ctx.suites.add(_suite_for_gx(suite_json, cfg))
+    vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=f"{cfg.name}_quality", data=batch_def, suite=suite))
+    cp = ctx.checkpoints.add(gx.Checkpoint(name=f"{cfg.name}_checkpoint", validation_definitions=[vd],
+                                           actions=actions, result_format="SUMMARY"))
+    result = cp.run(batch_parameters={"dataframe": df}, run_id=RunIdentifier(run_name=run_name, run_time=run_time))
+    return next(iter(result.run_results.values())).to_json_dict()
+
+
+# -- violations from GX results -------------------------------------------------------
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _examples(values: list | None, k: int = 3) -> str:
+    vals = [v for v in (values or []) if v is not None][:k]
+    return ", ".join(repr(v) for v in vals)
+
+
+def _raised(info: Any) -> str | None:
+    """The exception message of a GX result, whether exception_info is flat or keyed by metric."""
+    if not isinstance(info, dict):
+        return None
+    if "raised_exception" in info:
+        return (info.get("exception_message") or "unknown error") if info["raised_exception"] else None
+    for sub in info.values():
+        msg = _raised(sub)
+        if msg:
+            return msg
+    return None
+
+
+def violations_from_result(result: dict, cfg: ModelConfig, observed_columns: list[str]) -> list[dict]:
+    """One SageMaker-style violation per failed expectation."""
+    out: list[dict] = []
+    missing_cols = set()
+    results = result.get("results", [])
+    for r in results:
+        cfg_ = r["expectation_config"]
+        if cfg_["type"] == "expect_column_to_exist" and not r["success"]:
+            missing_cols.add(cfg_["kwargs"]["column"])
+    n_expected = len(cfg.feature_names) + len(cfg.prediction_columns) + 2
+    n_observed = len([c for c in observed_columns if not c.startswith(UNPARSED_PREFIX)])
+    for r in results:
+        if r["success"]:
+            continue
+        e = r["expectation_config"]
+        meta, kw, res = e.get("meta", {}), e["kwargs"], r.get("result", {}) or {}
+        check, feature = meta.get("constraint_check_type", "check_error"), meta.get("feature_name", kw.get("column", "*"))
+        if check != "missing_column_check" and (feature in missing_cols or kw.get("column") in missing_cols):
+            continue  # a missing column is reported once, as missing_column_check
+        raised = _raised(r.get("exception_info"))
+        if raised is not None:
+            out.append({"feature_name": feature, "constraint_check_type": "check_error",
+                        "description": f"{e['type']} could not run on {feature!r}: {raised}",
+                        "details": {"expectation": e["type"]}})
+            continue
+        n = res.get("element_count") or 0
+        bad = res.get("unexpected_count") or 0
+        pct_bad = (res.get("unexpected_percent") or 0.0) / 100.0
+        details: dict[str, Any] = {"expectation": e["type"], "element_count": n, "unexpected_count": bad}
+        if check == "missing_column_check":
+            desc = (f"There are missing columns in current dataset: {feature!r} is expected but absent. "
+                    f"Number of columns in current dataset: {n_observed}, expected: {n_expected}.")
+        elif check == "extra_column_check":
+            extra = sorted(set(res.get("observed_value") or observed_columns) - set(kw["column_set"]))
+            if not extra:
+                continue  # the mismatch is only missing columns, reported one by one
+            details["extra_columns"] = extra
+            desc = (f"There are extra columns in current dataset: {extra}. Number of columns in current "
+                    f"dataset: {n_observed}, expected: {n_expected}.")
+        elif check == "completeness_check":
+            observed = 1.0 - pct_bad
+            details.update(observed_completeness=observed, required=kw.get("mostly"),
+                           baseline_completeness=meta.get("baseline_completeness"))
+            desc = (f"Data completeness requirement is not met. Expected: at least {_pct(kw.get('mostly', 1.0))} "
+                    f"complete (baseline {_pct(meta.get('baseline_completeness', 1.0))}, slack "
+                    f"{_pct(cfg.thresholds.completeness_slack)}). Observed: only {_pct(observed)} of {n} values "
+                    f"are present ({bad} missing).")
+        elif check == "data_type_check":
+            observed = 1.0 - pct_bad
+            typ = meta.get("expected_type", "")
+            details.update(observed_match=observed, required=kw.get("mostly", 1.0),
+                           examples=(res.get("partial_unexpected_list") or [])[:5])
+            desc = (f"Data type match requirement is not met. Expected data type: {typ}, Expected match: "
+                    f"{_pct(kw.get('mostly', 1.0))}. Observed: Only {_pct(observed)} of data is {typ} "
+                    f"({bad} of {n} values could not be read, e.g. {_examples(res.get('partial_unexpected_list'))}).")
+        elif check == "categorical_values_check":
+            counts = res.get("partial_unexpected_counts") or []
+            unknown = {str(c["value"]): c["count"] for c in counts} or {
+                str(v): None for v in (res.get("partial_unexpected_list") or [])}
+            details.update(observed_in_domain=1.0 - pct_bad, required=kw.get("mostly", 1.0), unknown_values=unknown)
+            shown = ", ".join(f"{v!r} ({c})" if c is not None else repr(v) for v, c in list(unknown.items())[:5])
+            desc = (f"Categorical value requirement is not met. Expected: {_pct(kw.get('mostly', 1.0))} of values in the "
+                    f"baseline domain. Observed: {_pct(1.0 - pct_bad)} ({bad} of {n} values unknown: {shown}).")
+        elif check == "range_check":
+            lo, hi = kw.get("min_value"), kw.get("max_value")
+            details.update(min_allowed=lo, max_allowed=hi, observed_outside=pct_bad,
+                           examples=(res.get("partial_unexpected_list") or [])[:5])
+            desc = (f"Range requirement is not met. Expected: at least {_pct(kw.get('mostly', 1.0))} of values in "
+                    f"[{lo}, {hi}] (baseline range widened by {_pct(cfg.thresholds.range_margin)}). Observed: "
+                    f"{_pct(pct_bad)} outside ({bad} values, e.g. {_examples(res.get('partial_unexpected_list'))}).")
+        else:
+            desc = f"{e['type']} failed on {feature}: {bad} of {n} values unexpected."
+        out.append({"feature_name": feature, "constraint_check_type": check, "description": desc, "details": details})
+    return out
+
+
+def quarantine_violation(cfg: ModelConfig, ingest: dict) -> list[dict]:
+    seen, bad = ingest.get("records_seen", 0), ingest.get("quarantined", 0)
+    share = bad / seen if seen else 0.0
+    if bad and share > cfg.thresholds.max_quarantine_share:
+        return [{"feature_name": "*", "constraint_check_type": "quarantine_check",
+                 "description": (f"Malformed records requirement is not met. Expected: at most "
+                                 f"{_pct(cfg.thresholds.max_quarantine_share)} of captured records quarantined. "
+                                 f"Observed: {bad} of {seen} ({_pct(share)})."),
+                 "details": {"quarantined": bad, "records_seen": seen, "share": share}}]
+    return []
+
+
+# -- the stage ----------------------------------------------------------------------
+def _short(v: dict) -> str:
+    d = v.get("details", {})
+    check, f = v["constraint_check_type"], v["feature_name"]
+    if check == "completeness_check":
+        return f"{check} {f}: {_pct(d['observed_completeness'])} present < {_pct(d['required'])}"
+    if check == "data_type_check":
+        return f"{check} {f}: {_pct(d['observed_match'])} typed < {_pct(d['required'])}"
+    if check == "categorical_values_check":
+        return f"{check} {f}: {_pct(1 - d['observed_in_domain'])} unknown ({', '.join(map(repr, list(d['unknown_values'])[:3]))})"
+    if check == "range_check":
+        return f"{check} {f}: {_pct(d['observed_outside'])} outside [{d['min_allowed']:.4g}, {d['max_allowed']:.4g}]"
+    if check == "quarantine_check":
+        return f"{check}: {d['quarantined']} of {d['records_seen']} records quarantined"
+    if check == "extra_column_check":
+        return f"{check}: {d['extra_columns']}"
+    return f"{check} {f}"
+
+
+def run_quality(cfg: ModelConfig, store: Store, interval_start: datetime,
+                baseline: BaselineRef | None = None) -> dict:
+    """Validate the interval's batch; write the stage's artifacts; return a small summary."""
+    t0 = time.perf_counter()
+    prefix = Store.run_prefix(cfg.name, interval_start)
+    ref = baseline or resolve_baseline(cfg, store)
+    base = load_baseline(store, ref)
+    batch = store.read_parquet(posixpath.join(prefix, "batch.parquet"))
+    ingest_rel = posixpath.join(prefix, "ingest.json")
+    ingest = store.read_json(ingest_rel) if store.exists(ingest_rel) else {}
+    key = interval_key(interval_start)
+    docs_rel = posixpath.join(prefix, "data_docs")
+    out: dict[str, Any] = {"model": cfg.name, "interval": key, "baseline": ref.version, "rows": batch.num_rows,
+                           "quarantined": ingest.get("quarantined", 0)}
+
+    violations = quarantine_violation(cfg, ingest)
+    if batch.num_rows < cfg.thresholds.min_rows:
+        store.delete(docs_rel)
+        store.write_json(posixpath.join(prefix, "gx_validation.json"), {"status": "no_data"})
+        out.update(status="no_data", expectations=0, violations=len(violations), data_docs=None)
+        out["summary"] = (f"data_quality {cfg.name} {key}: NO DATA — {batch.num_rows} rows "
+                          f"(minimum {cfg.thresholds.min_rows}); checks skipped")
+    else:
+        df = gx_frame(cfg, batch)
+        with tempfile.TemporaryDirectory(prefix="driftline-docs-") as tmp:
+            result = validate_frame(cfg, df, base["expectations"], run_name=key,
+                                    run_time=interval_start, docs_dir=tmp)
+            _copy_docs(store, tmp, docs_rel)
+        store.write_json(posixpath.join(prefix, "gx_validation.json"), result)
+        violations += violations_from_result(result, cfg, list(batch.column_names))
+        stats = result.get("statistics", {})
+        out.update(status="violations" if violations else "ok",
+                   expectations=stats.get("evaluated_expectations", len(base["expectations"]["expectations"])),
+                   violations=len(violations), data_docs=store.uri(docs_rel, "index.html"))
+        verdict = f"{len(violations)} violation(s)" if violations else "no violations"
+        out["summary"] = (f"data_quality {cfg.name} {key}: {batch.num_rows} rows checked against baseline "
+                          f"{ref.version} ({out['expectations']} expectations): {verdict}")
+    out["violations_uri"] = write_violations(store, prefix, "data_quality", violations)
+    out["findings"] = [_short(v) for v in violations]
+    out["seconds"] = round(time.perf_counter() - t0, 2)
+    store.write_json(posixpath.join(prefix, "quality.json"), {**out, "violation_list": violations})
+    return out
+
+
+def _copy_docs(store: Store, local: str, rel: str) -> None:
+    keep = tempfile.mkdtemp(prefix="driftline-docs-slim-")
+    try:
+        for dirpath, _, files in os.walk(local):
+            for name in files:
+                if name.endswith(_DOCS_SUFFIXES):
+                    src = os.path.join(dirpath, name)
+                    dst = os.path.join(keep, os.path.relpath(src, local))
+                    os.makedirs(os.path.dirname(dst), exist_ok=True)
+                    shutil.copyfile(src, dst)
+        store.put_tree(keep, rel)
+    finally:
+        shutil.rmtree(keep, ignore_errors=True)
+

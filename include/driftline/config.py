@@ -9,8 +9,8 @@ names the file, the field and what is wrong, e.g.::
 
 Strings may reference environment variables as ``${NAME}`` or ``${NAME:-default}``,
 so one file serves the embedded default (local folders) and a deployment (S3/MinIO).
-Relative locations are resolved against ``DRIFTLINE_HOME`` when it is set, else
-against the folder of the YAML file.
+Relative locations are resolved against the folder of the YAML file, wherever the
+process runs from (scheduler, worker, CLI).
 """
 from __future__ import annotations
 
@@ -313,7 +313,7 @@ def parse_model_config(data: Any, source: str, base_dir: Path | None = None) -> 
     if not isinstance(data, dict):
         raise ConfigError(source, ["the file must hold a mapping of fields (name, features, capture, ...)"])
     data = _expand_env(data, source)
-    base = Path(os.environ.get("DRIFTLINE_HOME") or base_dir or Path.cwd())
+    base = Path(base_dir or Path.cwd())
     for section, key in (("capture", "uri"), ("labels", "uri"), ("baseline", "training_data")):
         sec = data.get(section)
         if isinstance(sec, dict) and isinstance(sec.get(key), str):

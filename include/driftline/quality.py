@@ -142,8 +142,10 @@ def _raised(info: Any) -> str | None:
     return None
 
 
-def violations_from_result(result: dict, cfg: ModelConfig, observed_columns: list[str]) -> list[dict]:
-    """One SageMaker-style violation per failed expectation."""
+def violations_from_result(result: dict, cfg: ModelConfig, observed_columns: list[str],
+                           frame: pd.DataFrame | None = None) -> list[dict]:
+    """One SageMaker-style violation per failed expectation. With the validated frame, the
+    unknown categories are counted exactly (GX's SUMMARY counts only its first 20 examples)."""
     out: list[dict] = []
     missing_cols = set()
     results = result.get("results", [])
@@ -198,11 +200,14 @@ def violations_from_result(result: dict, cfg: ModelConfig, observed_columns: lis
                     f"{_pct(kw.get('mostly', 1.0))}. Observed: Only {_pct(observed)} of data is {typ} "
                     f"({bad} of {n} values could not be read, e.g. {_examples(res.get('partial_unexpected_list'))}).")
         elif check == "categorical_values_check":
-            counts = res.get("partial_unexpected_counts") or []
-            unknown = {str(c["value"]): c["count"] for c in counts} or {
-                str(v): None for v in (res.get("partial_unexpected_list") or [])}
+            if frame is not None and kw["column"] in frame.columns:
+                col = frame[kw["column"]]
+                outside = col[col.notna() & ~col.isin(kw["value_set"])]
+                unknown = {str(k): int(c) for k, c in outside.value_counts().head(20).items()}
+            else:
+                unknown = {str(c["value"]): c["count"] for c in res.get("partial_unexpected_counts") or []}
             details.update(observed_in_domain=1.0 - pct_bad, required=kw.get("mostly", 1.0), unknown_values=unknown)
-            shown = ", ".join(f"{v!r} ({c})" if c is not None else repr(v) for v, c in list(unknown.items())[:5])
+            shown = ", ".join(f"{v!r} ({c})" for v, c in list(unknown.items())[:5])
             desc = (f"Categorical value requirement is not met. Expected: {_pct(kw.get('mostly', 1.0))} of values in the "
                     f"baseline domain. Observed: {_pct(1.0 - pct_bad)} ({bad} of {n} values unknown: {shown}).")
         elif check == "range_check":
@@ -231,6 +236,10 @@ def quarantine_violation(cfg: ModelConfig, ingest: dict) -> list[dict]:
 
 
 # -- the stage ----------------------------------------------------------------------
+def _bound(x: Any) -> str:
+    return f"{x:.4g}" if isinstance(x, (int, float)) else str(x)
+
+
 def _short(v: dict) -> str:
     d = v.get("details", {})
     check, f = v["constraint_check_type"], v["feature_name"]
@@ -241,7 +250,7 @@ def _short(v: dict) -> str:
     if check == "categorical_values_check":
         return f"{check} {f}: {_pct(1 - d['observed_in_domain'])} unknown ({', '.join(map(repr, list(d['unknown_values'])[:3]))})"
     if check == "range_check":
-        return f"{check} {f}: {_pct(d['observed_outside'])} outside [{d['min_allowed']:.4g}, {d['max_allowed']:.4g}]"
+        return f"{check} {f}: {_pct(d['observed_outside'])} outside [{_bound(d['min_allowed'])}, {_bound(d['max_allowed'])}]"
     if check == "quarantine_check":
         return f"{check}: {d['quarantined']} of {d['records_seen']} records quarantined"
     if check == "extra_column_check":
@@ -278,7 +287,7 @@ def run_quality(cfg: ModelConfig, store: Store, interval_start: datetime,
                                     run_time=interval_start, docs_dir=tmp)
             _copy_docs(store, tmp, docs_rel)
         store.write_json(posixpath.join(prefix, "gx_validation.json"), result)
-        violations += violations_from_result(result, cfg, list(batch.column_names))
+        violations += violations_from_result(result, cfg, list(batch.column_names), frame=df)
         stats = result.get("statistics", {})
         out.update(status="violations" if violations else "ok",
                    expectations=stats.get("evaluated_expectations", len(base["expectations"]["expectations"])),

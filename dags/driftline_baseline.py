@@ -1,0 +1,53 @@
+"""
+### driftline baseline: profile a model's training data into a new baseline version
+
+Trigger it from the UI with the model's name (and optionally another training-data
+location). It writes `baselines/<model>/<version>/` in the store: SageMaker-format
+`statistics.json` and suggested `constraints.json`, the Great Expectations suite
+`expectations.json` derived from them, and a reference sample. Versions are never
+overwritten; monitoring runs use the newest one unless a model file pins a version.
+The CLI equivalent is `driftline baseline --model <name>`.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.sdk import DAG, Param, task
+from driftline_airflow.runtime import fail_clearly, get_store, load_configs, log_summary, resolver
+
+_models = sorted(load_configs().models)
+
+with DAG(
+    dag_id="driftline_baseline",
+    description="Build a new baseline version for a monitored model",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    tags=["baseline", "driftline"],
+    doc_md=__doc__,
+    params={
+        "model": Param(_models[0] if _models else "", type="string", enum=_models or [""],
+                       description="Model to baseline (a file in include/monitors)"),
+        "training_data": Param("", type="string",
+                               description="Training data location (Parquet/CSV, file:// or s3://); "
+                                           "empty: the model file's baseline.training_data"),
+    },
+) as dag:
+
+    @task
+    def create_baseline(params=None) -> dict:
+        from driftline.baseline import create_baseline as create
+        from driftline.config import ConfigError
+
+        with fail_clearly():
+            models = load_configs().models
+            if params["model"] not in models:
+                raise ConfigError("params.model", [f"{params['model']!r} is not a loaded model ({sorted(models)})"])
+            cfg = models[params["model"]]
+            store = get_store()
+            out = create(cfg, store, resolver=resolver(cfg.capture.conn_id),
+                         training_data=params.get("training_data") or None)
+        log_summary(f"baseline {cfg.name}", [out["summary"]], out["uri"])
+        return out
+
+    create_baseline()

@@ -1,0 +1,85 @@
+"""
+### driftline monitoring: one DAG per model file in `include/monitors/`
+
+Each run monitors one data interval of one model (`data_interval_start` to
+`data_interval_end`, from the model's schedule):
+
+1. **ingest**: reads the captured inference records of the interval's `yyyy/mm/dd/hh`
+   partitions, normalises them to the model's schema, writes `batch.parquet`; malformed
+   records go to `quarantine.jsonl` with their source, line and reason.
+2. **data_quality**: validates the batch with Great Expectations against the model's
+   baseline; writes the GX result, Data Docs and `constraint_violations.json`.
+3. **record_run**: writes `run.json` and the interval's rows of the metrics history.
+
+Every artifact is keyed by the interval's start, so a re-run or a backfill of an interval
+replaces its own artifacts and nothing else. Artifacts: `runs/<model>/<interval>/` in the
+store (`DRIFTLINE_STORE_URL`).
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import DAG, CronDataIntervalTimetable, task
+from driftline_airflow.runtime import ConfigErrorsDag, fail_clearly, get_store, load_configs, log_summary, resolver
+
+from driftline.config import ModelConfig
+
+
+def build_monitoring_dag(cfg: ModelConfig) -> DAG:
+    with DAG(
+        dag_id=f"driftline_monitor_{cfg.name}",
+        description=f"Monitor {cfg.name}: ingest captured traffic, data quality ({cfg.schedule})",
+        schedule=CronDataIntervalTimetable(cfg.cron, timezone="UTC"),
+        start_date=cfg.start_date,
+        catchup=False,
+        max_active_runs=4,
+        tags=sorted({"driftline", "monitoring", *cfg.tags}),
+        doc_md=__doc__ + f"\n\nModel file: `{cfg.source}`. {cfg.description}",
+        default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+    ) as dag:
+
+        @task
+        def ingest(data_interval_start=None, data_interval_end=None) -> dict:
+            from driftline.monitor import run_ingest
+
+            store = get_store()
+            with fail_clearly():
+                out = run_ingest(cfg, store, data_interval_start, data_interval_end,
+                                 resolver=resolver(cfg.capture.conn_id))
+            log_summary(f"ingest {cfg.name}", [out["summary"]], store.uri(store.run_prefix(cfg.name, data_interval_start)))
+            return out
+
+        @task
+        def data_quality(ingested: dict, data_interval_start=None) -> dict:
+            from driftline.monitor import interval_summary_lines, run_data_quality
+
+            store = get_store()
+            with fail_clearly():
+                out = run_data_quality(cfg, store, data_interval_start)
+            log_summary(f"data_quality {cfg.name}", interval_summary_lines("data_quality", out),
+                        out["violations_uri"])
+            return {k: v for k, v in out.items() if k != "findings"} | {"findings": out["findings"][:20]}
+
+        @task
+        def record_run(ingested: dict, quality: dict, data_interval_start=None, data_interval_end=None) -> dict:
+            from driftline.monitor import record_run as record
+
+            store = get_store()
+            out = record(cfg, store, data_interval_start, data_interval_end,
+                         {"ingest": ingested, "data_quality": quality})
+            checks = ", ".join(out["violation_checks"]) or "none"
+            log_summary(f"run {cfg.name} {out['interval']}: {out['status'].upper()}",
+                        [f"baseline {out['baseline']}; {out['violations']} violation(s); checks failed: {checks}"],
+                        out["artifacts"])
+            return out
+
+        ingested = ingest()
+        record_run(ingested, data_quality(ingested))
+    return dag
+
+
+_loaded = load_configs()
+for _name, _cfg in _loaded.models.items():
+    globals()[f"driftline_monitor_{_name}"] = build_monitoring_dag(_cfg)
+if _loaded.errors:
+    config_errors = ConfigErrorsDag(_loaded.errors)

@@ -1,0 +1,941 @@
+"""Ingest: one data interval of captured traffic -> one normalised Arrow batch.
+
+Captured traffic lives in hourly partitions ``<capture.uri>/YYYY/MM/DD/HH/`` (SageMaker
+data capture's layout). :func:`read_interval` lists only the partitions whose hour ``H``
+satisfies ``start <= H < end`` (never the whole tree, which may be huge in S3), reads every
+object in them in name order (names starting with ``.`` or ``_``, e.g. ``_SUCCESS`` or
+Spark's ``.crc`` files, are skipped), and turns the records into a batch with a fixed schema:
+
+``<cfg.inference_id>``  string
+``inference_time``      timestamp[us, UTC]
+one column per feature, in declared order
+    numeric -> float64, integer -> int64, categorical -> string, boolean -> bool,
+    datetime -> timestamp[us, UTC] (all nullable)
+``<prediction.label>``  int64 for classifiers when every value is integral, else string;
+                        float64 for regression
+``<prediction.probability>`` float64 (when the model declares one)
+``__unparsed__<column>`` string sidecars, only for columns holding at least one value that
+                        could not be read as the column's type (the typed value is null)
+extra columns           every column the schema does not declare, as string
+
+Missing values (empty CSV field, JSON null, absent key) are nulls; a schema column absent
+from every accepted record is left out of the batch (``missing_columns``) so the
+data-quality stage reports ``missing_column_check``. An interval with no data gives an
+empty batch carrying every schema column (label as int64 for classifiers).
+
+Records that cannot become a row at all are *quarantined* (see ``QUARANTINE_KINDS``), one
+entry ``{"source", "line", "reason", "raw"}`` each. Nothing is dropped silently:
+
+    records_seen == rows + len(quarantine)
+
+always holds, because ``records_seen`` counts *rows*: a line (or CSV/Parquet row) whose
+payload holds one row counts once; a SageMaker record whose payload holds ``n`` rows counts
+``n`` (each row is accepted or quarantined on its own, e.g. for a duplicate id); a record
+rejected as a whole (invalid JSON, row-count mismatch, ...) counts once, and so does an
+unreadable file (quarantined as one entry with ``line`` and ``raw`` null). ``lines_read``
+counts physical records (non-blank lines / CSV rows / Parquet rows) for reference. Blank
+lines carry no data and are skipped.
+
+Multi-row SageMaker payloads: row ``i`` (0-based) gets the id ``<id>-<i>`` when the payload
+holds more than one row, where ``<id>`` is ``eventMetadata.inferenceId`` if present and
+non-empty, else ``eventId``. A single-row payload keeps ``<id>`` unchanged.
+
+Inference time: SageMaker's ``eventMetadata.inferenceTime``; for the other formats the
+``capture.time_field`` column, else an ``inference_time`` column when the data has one.
+When a record has no time the partition hour is used. An unreadable time is a type error
+(null + ``__unparsed__inference_time``). Numbers in a datetime column are Unix seconds.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import gzip
+import io
+import json
+import math
+import posixpath
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+from driftline.config import ModelConfig
+from driftline.store import Resolver, Store, StoreError, default_resolver, interval_key
+
+UNPARSED_PREFIX = "__unparsed__"
+TIME_COLUMN = "inference_time"
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+ARROW_TYPES = {"numeric": pa.float64(), "integer": pa.int64(), "categorical": pa.string(),
+               "boolean": pa.bool_(), "datetime": TIMESTAMP}
+TRUE_WORDS = ("true", "1", "yes")
+FALSE_WORDS = ("false", "0", "no")
+
+#: Short codes of quarantine reasons (ingest.json groups entries by them).
+QUARANTINE_KINDS = {
+    "invalid_json": "the line is not valid JSON",
+    "invalid_utf8": "the line is not UTF-8 text",
+    "not_object": "the record is not a JSON object",
+    "missing_field": "captureData / endpointInput / endpointOutput / data is missing",
+    "bad_base64": "a BASE64 payload cannot be decoded",
+    "bad_payload": "a payload cannot be read (bad JSON, unsupported content type, empty)",
+    "csv_field_count": "a CSV row has the wrong number of fields",
+    "bad_output": "the endpoint output holds no usable prediction",
+    "output_not_number": "a probability that is not a number",
+    "probability_out_of_range": "a probability outside [0, 1]",
+    "row_count_mismatch": "the output has a different number of rows than the input",
+    "missing_id": "no (or an empty) inference id",
+    "duplicate_id": "an inference id already seen in the interval (the first one is kept)",
+    "unreadable_file": "a whole object that cannot be read as the capture format",
+}
+
+_FLOAT_RE = r"^[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|inf|infinity|nan)$"
+_INT_RE = r"^[+-]?\d{1,18}$"
+_NUMBER = re.compile(_FLOAT_RE, re.IGNORECASE)
+_INT64_LIMIT = 2.0 ** 63
+
+
+@dataclass
+class IngestResult:
+    batch: pa.Table                 # normalised batch (schema in the module docstring)
+    quarantine: list[dict]          # one dict per malformed record
+    objects_read: list[str]         # URIs of capture objects read
+    records_seen: int               # records read, malformed included (== rows + quarantined)
+    rows: int                       # rows in batch
+    type_errors: dict[str, int]     # column -> values that could not be read as the column's type
+    missing_columns: list[str]      # schema columns absent from every record
+    extra_columns: list[str]        # columns seen that the schema does not declare
+    #: Quarantine reason code (a QUARANTINE_KINDS key) of each quarantine entry, same order.
+    quarantine_kinds: list[str] = field(default_factory=list)
+    #: Physical records read: non-blank lines, CSV rows, Parquet rows (a multi-row SageMaker
+    #: payload is one line but several records).
+    lines_read: int = 0
+    #: Partition hours listed, as 'YYYY/MM/DD/HH'.
+    partitions: list[str] = field(default_factory=list)
+
+
+class _Malformed(Exception):
+    """A whole record cannot be read."""
+
+    def __init__(self, kind: str, reason: str):
+        super().__init__(reason)
+        self.kind, self.reason = kind, reason
+
+
+@dataclass
+class _BadRow:
+    """One row of a payload cannot be read (the payload's other rows may be fine)."""
+    kind: str
+    reason: str
+
+
+# -- time and partitions --------------------------------------------------------------------
+def _utc(t: datetime) -> datetime:
+    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+
+
+def partition_hours(start: datetime, end: datetime) -> list[datetime]:
+    """Hours H (on the hour, UTC) with start <= H < end."""
+    start, end = _utc(start), _utc(end)
+    h = start.replace(minute=0, second=0, microsecond=0)
+    if h < start:
+        h += timedelta(hours=1)
+    out = []
+    while h < end:
+        out.append(h)
+        h += timedelta(hours=1)
+    return out
+
+
+def _iso(t: datetime) -> str:
+    return _utc(t).isoformat().replace("+00:00", "Z")
+
+
+# -- value helpers --------------------------------------------------------------------------
+def _text(v: Any) -> str | None:
+    """Any raw value as text (None stays None); the typed conversion parses the text."""
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float, Decimal)):
+        return str(v)
+    if isinstance(v, datetime):
+        return v.isoformat()
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, bytes):
+        return v.decode("utf-8", errors="backslashreplace")
+    if isinstance(v, (dict, list, tuple)):
+        return json.dumps(v, default=str, separators=(",", ":"))
+    return str(v)
+
+
+def _texts(values: list) -> pa.Array:
+    return pa.array([v if v.__class__ is str else _text(v) for v in values], pa.string())
+
+
+def _as_number(v: Any) -> float | None:
+    """A finite-or-infinite float from a JSON number or numeric text; None otherwise."""
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, (int, float)):
+        f = float(v)
+    elif isinstance(v, str) and _NUMBER.match(v.strip()):
+        f = float(v.strip())
+    else:
+        return None
+    return None if math.isnan(f) else f
+
+
+def _null(typ: pa.DataType) -> pa.Scalar:
+    return pa.scalar(None, typ)
+
+
+def _blank_to_null(text: pa.Array) -> pa.Array:
+    s = pc.utf8_trim_whitespace(text)
+    return pc.if_else(pc.equal(s, ""), _null(pa.string()), s)
+
+
+def convert_column(values: list | pa.Array, typ: str) -> tuple[pa.Array, pa.Array | None, int]:
+    """Raw values -> (typed array, sidecar of unreadable raw text or None, error count).
+
+    Vectorised with Arrow compute; the raw values are first turned into text, so JSON
+    numbers, CSV text and Parquet values all follow the same rules.
+    """
+    text = values if isinstance(values, pa.Array) else _texts(values)
+    if typ == "categorical":
+        return pc.if_else(pc.equal(text, ""), _null(pa.string()), text), None, 0
+    s = _blank_to_null(text)
+    present = pc.is_valid(s)
+    if typ == "numeric":
+        ok = pc.fill_null(pc.match_substring_regex(s, _FLOAT_RE, ignore_case=True), False)
+        f = pc.cast(pc.if_else(ok, s, _null(pa.string())), pa.float64())
+        typed = pc.if_else(pc.fill_null(pc.is_nan(f), False), _null(pa.float64()), f)
+        error = pc.and_(present, pc.invert(ok))
+    elif typ == "integer":
+        is_int = pc.fill_null(pc.match_substring_regex(s, _INT_RE), False)
+        is_num = pc.fill_null(pc.match_substring_regex(s, _FLOAT_RE, ignore_case=True), False)
+        ints = pc.cast(pc.if_else(is_int, s, _null(pa.string())), pa.int64())
+        f = pc.cast(pc.if_else(pc.and_(is_num, pc.invert(is_int)), s, _null(pa.string())), pa.float64())
+        nan = pc.fill_null(pc.is_nan(f), False)
+        integral = pc.fill_null(pc.and_(pc.and_(pc.is_finite(f), pc.equal(pc.floor(f), f)),
+                                        pc.less(pc.abs(f), _INT64_LIMIT)), False)
+        from_float = pc.cast(pc.if_else(integral, f, _null(pa.float64())), pa.int64())
+        typed = pc.coalesce(ints, from_float)
+        error = pc.and_(present, pc.invert(pc.or_(pc.or_(is_int, integral), nan)))
+    elif typ == "boolean":
+        low = pc.utf8_lower(s)
+        yes = pc.is_in(low, value_set=pa.array(TRUE_WORDS))
+        no = pc.is_in(low, value_set=pa.array(FALSE_WORDS))
+        typed = pc.if_else(yes, True, pc.if_else(no, False, _null(pa.bool_())))
+        error = pc.and_(present, pc.invert(pc.or_(yes, no)))
+    elif typ == "datetime":
+        typed, error = _parse_datetimes(s)
+        error = pc.and_(present, error)
+    else:  # pragma: no cover - config validation allows only the types above
+        raise ValueError(f"unknown feature type {typ!r}")
+    error = pc.fill_null(error, False)
+    n_err = pc.sum(error).as_py() or 0
+    sidecar = pc.if_else(error, text, _null(pa.string())) if n_err else None
+    return typed, sidecar, n_err
+
+
+def _parse_datetimes(s: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """ISO 8601 text (naive = UTC) or Unix seconds -> timestamp[us, UTC]; and the failures."""
+    ser = pd.Series(s.to_pylist(), dtype=object)
+    ts = pd.to_datetime(ser, utc=True, format="ISO8601", errors="coerce").astype("datetime64[us, UTC]")
+    failed = ts.isna() & ser.notna()
+    if failed.any():
+        cand = ser[failed]
+        numeric = cand[cand.map(lambda v: bool(_NUMBER.match(v)))]
+        if len(numeric):
+            secs = pd.to_numeric(numeric, errors="coerce")
+            secs = secs[secs.abs() < 2.5e11]  # beyond year ~9900 is not a time
+            ts.loc[secs.index] = pd.to_datetime(secs, unit="s", utc=True).astype("datetime64[us, UTC]")
+    typed = pa.array(ts, type=TIMESTAMP, from_pandas=True)
+    error = pa.array((ts.isna() & ser.notna()).to_numpy(), pa.bool_())
+    return typed, error
+
+
+def _label_array(values: list) -> pa.Array:
+    """Classifier labels: int64 when every value is integral, else string."""
+    ints: list[int | None] = []
+    for v in values:
+        if v is None:
+            ints.append(None)
+        elif isinstance(v, bool):
+            ints.append(int(v))
+        elif isinstance(v, int):
+            ints.append(v)
+        elif isinstance(v, float) and v.is_integer():
+            ints.append(int(v))
+        elif isinstance(v, str):
+            t = v.strip()
+            if not t:
+                ints.append(None)
+                continue
+            f = _as_number(t)
+            if f is None or not f.is_integer():
+                break
+            ints.append(int(t) if re.fullmatch(r"[+-]?\d+", t) else int(f))
+        else:
+            break
+    else:
+        if all(i is None or -(2 ** 63) <= i < 2 ** 63 for i in ints):
+            return pa.array(ints, pa.int64())
+    return convert_column(values, "categorical")[0]
+
+
+# -- the collector: row-level checks, one place for every format ---------------------------
+class _Collector:
+    def __init__(self, cfg: ModelConfig, strict_output: bool):
+        self.cfg = cfg
+        self.id_col = cfg.inference_id
+        self.label = cfg.prediction.label
+        self.prob = cfg.prediction.probability
+        self.threshold = cfg.prediction.threshold
+        self.binary = cfg.problem_type == "binary_classification"
+        #: SageMaker output: an empty probability is "not a number", not a missing value.
+        self.strict_output = strict_output
+        self.rows: list[dict] = []
+        self.ids: list[str] = []
+        self.times: list[Any] = []
+        self.keys: dict[str, None] = {}
+        self._last_keys: Any = None
+        self.seen: dict[str, tuple[str, int | None]] = {}
+        self.quarantine: list[dict] = []
+        self.kinds: list[str] = []
+        self.records_seen = 0
+        self.lines_read = 0
+
+    def reject(self, source: str, line: int | None, kind: str, reason: str, raw: Any) -> None:
+        self.records_seen += 1
+        if callable(raw):
+            raw = raw()
+        self.quarantine.append({"source": source, "line": line, "reason": reason, "raw": raw})
+        self.kinds.append(kind)
+
+    def add(self, source: str, line: int | None, raw: Any, rid: Any, when: Any, row: dict,
+            where: str = "") -> None:
+        """Accept one row after the row-level checks, or quarantine it."""
+        rid = None if rid is None else _text(rid)
+        if rid is None or not rid.strip():
+            return self.reject(source, line, "missing_id",
+                               f"{where}record has no inference id ({self.id_col!r} is missing or empty)", raw)
+        prev = self.seen.get(rid)
+        if prev is not None:
+            at = f"{prev[0]} line {prev[1]}" if prev[1] is not None else prev[0]
+            return self.reject(source, line, "duplicate_id",
+                               f"{where}duplicate inference id {rid!r} (first seen in {at})", raw)
+        if self.prob is not None:
+            p = row.get(self.prob)
+            if isinstance(p, str) and not p.strip() and not self.strict_output:
+                p = None
+            if p is not None:
+                f = _as_number(p)
+                if f is None:
+                    return self.reject(source, line, "output_not_number",
+                                       f"{where}{self.prob} is {p!r}, not a number (a probability is expected)", raw)
+                if not 0.0 <= f <= 1.0:
+                    return self.reject(source, line, "probability_out_of_range",
+                                       f"{where}{self.prob} = {f!r} is outside [0, 1]", raw)
+                row[self.prob] = f
+                if self.binary:
+                    lab = row.get(self.label)
+                    if lab is None or (isinstance(lab, str) and not lab.strip()):
+                        row[self.label] = int(f >= self.threshold)
+            elif self.prob in row:
+                row[self.prob] = None
+        self.seen[rid] = (source, line)
+        self.rows.append(row)
+        self.ids.append(rid)
+        self.times.append(when)
+        keys = row.keys()
+        if keys != self._last_keys:
+            for k in keys:
+                if k not in self.keys:
+                    self.keys[k] = None
+            self._last_keys = keys
+
+
+# -- SageMaker data capture ---------------------------------------------------------------
+def _csv_rows(text: str) -> list[list[str]]:
+    if '"' not in text:
+        return [ln.rstrip("\r").split(",") for ln in text.split("\n") if ln.rstrip("\r")]
+    try:
+        return [r for r in csv.reader(io.StringIO(text, newline="")) if r]
+    except csv.Error as exc:
+        raise _Malformed("bad_payload", f"payload is not valid CSV ({exc})") from None
+
+
+def _decode_payload(part: dict, which: str) -> tuple[str, Any]:
+    """('csv', text) or ('json', parsed) from an endpointInput/endpointOutput object."""
+    data = part.get("data")
+    if data is None:
+        raise _Malformed("missing_field", f"captureData.{which} has no data")
+    enc = str(part.get("encoding") or "").upper()
+    ctype = str(part.get("observedContentType") or "").lower()
+    if enc == "BASE64":
+        if not isinstance(data, str):
+            raise _Malformed("bad_base64", f"captureData.{which}.data is not a BASE64 string")
+        try:
+            decoded = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise _Malformed("bad_base64", f"captureData.{which}.data is not valid BASE64 ({exc})") from None
+        try:
+            data = decoded.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _Malformed("bad_payload", f"captureData.{which}.data decodes from BASE64 to bytes that "
+                                            f"are not UTF-8 text (content type {ctype or 'unknown'!r})") from None
+    if enc == "JSON" or "json" in ctype:
+        if not isinstance(data, str):
+            return "json", data
+        if "jsonlines" in ctype or "jsonl" in ctype:
+            try:
+                return "json", {"instances": [json.loads(ln) for ln in data.split("\n") if ln.strip()]}
+            except ValueError as exc:
+                raise _Malformed("bad_payload", f"captureData.{which}.data is not valid JSON Lines ({exc})") from None
+        try:
+            return "json", json.loads(data)
+        except ValueError as exc:
+            raise _Malformed("bad_payload", f"captureData.{which}.data is not valid JSON ({exc})") from None
+    if "csv" in ctype or enc == "CSV" or (not ctype and enc in ("", "BASE64")):
+        if not isinstance(data, str):
+            raise _Malformed("bad_payload", f"captureData.{which}.data is not CSV text")
+        return "csv", data
+    raise _Malformed("bad_payload", f"captureData.{which} has unsupported content type {ctype!r} "
+                                    f"(encoding {enc or 'none'}); expected CSV or JSON")
+
+
+def _is_scalar(v: Any) -> bool:
+    return not isinstance(v, (dict, list))
+
+
+class _SageMaker:
+    """Turns SageMaker capture records into rows for one model."""
+
+    def __init__(self, cfg: ModelConfig):
+        self.cfg = cfg
+        self.fields = cfg.input_fields
+        self.out_fields = cfg.output_fields
+        self.label = cfg.prediction.label
+        self.prob = cfg.prediction.probability
+        self.reserved_in = {cfg.inference_id, TIME_COLUMN, self.label, self.prob} - {None}
+        self.reserved_out = {cfg.inference_id, TIME_COLUMN, *cfg.feature_names}
+        self.fields_desc = ", ".join(self.fields)
+        self.out_desc = ", ".join(self.out_fields)
+        regression = cfg.problem_type == "regression"
+        self.prob_keys = [k for k in (self.prob, "score", "probability") if k] if self.prob else []
+        self.label_keys = [self.label, "predicted_label", "label"] + (["score"] if regression else [])
+
+    # input ------------------------------------------------------------------------------
+    def inputs(self, kind: str, payload: Any) -> list[dict | _BadRow]:
+        if kind == "csv":
+            rows = _csv_rows(payload)
+            if not rows:
+                raise _Malformed("bad_payload", "captureData.endpointInput.data is empty")
+            n, fields = len(self.fields), self.fields
+            out: list[dict | _BadRow] = []
+            for r in rows:
+                if len(r) == n:
+                    out.append(dict(zip(fields, r)))
+                else:
+                    out.append(_BadRow("csv_field_count", f"CSV payload has {len(r)} fields, expected "
+                                                          f"{n} ({self.fields_desc})"))
+            return out
+        items = self._json_items(payload)
+        if not items:
+            raise _Malformed("bad_payload", "captureData.endpointInput.data holds no rows")
+        return [self._json_row(x) for x in items]
+
+    def _json_items(self, obj: Any) -> list:
+        if isinstance(obj, dict):
+            inst = obj.get("instances")
+            if isinstance(inst, list):
+                return [] if not inst else ([inst] if all(_is_scalar(v) for v in inst) else inst)
+            feats = obj.get("features")
+            if isinstance(feats, list) and "features" not in self.fields:
+                return [] if not feats else ([feats] if all(_is_scalar(v) for v in feats) else feats)
+            return [obj]
+        if isinstance(obj, list):
+            return [] if not obj else ([obj] if all(_is_scalar(v) for v in obj) else obj)
+        raise _Malformed("bad_payload", f"JSON input payload is a bare {type(obj).__name__}; expected an object, "
+                                        f"a list, or {{\"instances\": [...]}}")
+
+    def _json_row(self, item: Any) -> dict | _BadRow:
+        if isinstance(item, dict) and isinstance(item.get("features"), list) and "features" not in self.fields:
+            item = item["features"]
+        if isinstance(item, list):
+            if len(item) != len(self.fields):
+                return _BadRow("csv_field_count", f"JSON payload row has {len(item)} values, expected "
+                                                  f"{len(self.fields)} ({self.fields_desc})")
+            return dict(zip(self.fields, item))
+        if isinstance(item, dict):
+            if self.reserved_in.isdisjoint(item):
+                return item
+            return {("input_" + k if k in self.reserved_in else k): v for k, v in item.items()}
+        return _BadRow("bad_payload", f"JSON payload row is a bare {type(item).__name__}; expected an object or a list")
+
+    # output -----------------------------------------------------------------------------
+    def outputs(self, kind: str, payload: Any, n_in: int) -> list[dict | _BadRow]:
+        if kind == "csv":
+            rows = _csv_rows(payload)
+            m = len(self.out_fields)
+            if len(rows) == 1 and n_in > 1 and m == 1 and len(rows[0]) == n_in:
+                rows = [[v] for v in rows[0]]  # one line of comma-separated scores, one per input row
+            out: list[dict | _BadRow] = []
+            for r in rows:
+                if len(r) != m:
+                    out.append(_BadRow("csv_field_count", f"CSV output has {len(r)} fields, expected {m} "
+                                                          f"({self.out_desc})"))
+                    continue
+                row = {k: (v if (v or k == self.prob) else None) for k, v in zip(self.out_fields, r)}
+                out.append(row)
+            return out
+        if isinstance(payload, dict) and isinstance(payload.get("predictions"), list):
+            items = payload["predictions"]
+        elif isinstance(payload, list):
+            items = payload
+        else:
+            items = [payload]
+        return [self._json_output(x) for x in items]
+
+    def _json_output(self, x: Any) -> dict | _BadRow:
+        if isinstance(x, list) and len(x) == 1:
+            x = x[0]
+        if x is None:
+            return _BadRow("bad_output", "endpoint output is null")
+        if isinstance(x, bool):
+            return {self.label: int(x)}
+        if isinstance(x, (int, float, str)):
+            return {self.prob: x} if self.prob else {self.label: x}
+        if isinstance(x, dict):
+            row: dict = {}
+            rest = dict(x)
+            for keys, col in ((self.prob_keys, self.prob), (self.label_keys, self.label)):
+                for k in keys:
+                    if k in rest:
+                        row[col] = rest.pop(k)
+                        break
+            if not row:
+                wanted = list(dict.fromkeys(self.prob_keys + self.label_keys))
+                return _BadRow("bad_output", f"endpoint output object has none of the keys {wanted}")
+            if all(v is None for v in row.values()):
+                return _BadRow("bad_output", f"endpoint output holds no prediction ({json.dumps(x)[:200]})")
+            for k, v in rest.items():
+                row["output_" + k if k in self.reserved_out or k in row else k] = v
+            return row
+        return _BadRow("bad_output", f"endpoint output row is a list of {len(x)} values; expected a number "
+                                     f"or an object")
+
+    # a whole line -----------------------------------------------------------------------
+    def read(self, col: _Collector, source: str, lines: Iterator[tuple[int, str]], hour_text: str) -> None:
+        for lineno, text in lines:
+            col.lines_read += 1
+            try:
+                rec = json.loads(text)
+            except ValueError as exc:
+                col.reject(source, lineno, "invalid_json", f"not valid JSON ({exc})", text)
+                continue
+            if not isinstance(rec, dict):
+                col.reject(source, lineno, "not_object",
+                           f"capture record is a JSON {type(rec).__name__}, not an object", text)
+                continue
+            try:
+                cd = rec.get("captureData")
+                if not isinstance(cd, dict):
+                    raise _Malformed("missing_field", "record has no captureData object")
+                parts = []
+                for which in ("endpointInput", "endpointOutput"):
+                    part = cd.get(which)
+                    if not isinstance(part, dict):
+                        raise _Malformed("missing_field", f"captureData has no {which} object")
+                    parts.append(_decode_payload(part, which))
+                meta = rec.get("eventMetadata")
+                meta = meta if isinstance(meta, dict) else {}
+                base_id = meta.get("inferenceId")
+                if base_id is None or not _text(base_id).strip():
+                    base_id = meta.get("eventId")
+                if base_id is None or not _text(base_id).strip():
+                    raise _Malformed("missing_id", "record has no inference id (eventMetadata.inferenceId "
+                                                   "and eventMetadata.eventId are missing or empty)")
+                base_id = _text(base_id)
+                ins = self.inputs(*parts[0])
+                outs = self.outputs(*parts[1], n_in=len(ins))
+                if len(ins) != len(outs):
+                    raise _Malformed("row_count_mismatch", f"input payload has {len(ins)} rows but the output "
+                                                           f"has {len(outs)}")
+            except _Malformed as m:
+                col.reject(source, lineno, m.kind, m.reason, text)
+                continue
+            when = meta.get("inferenceTime") or hour_text
+            n = len(ins)
+            for i in range(n):
+                rid = base_id if n == 1 else f"{base_id}-{i}"
+                where = "" if n == 1 else f"payload row {i} of {n} (id {rid}): "
+                irow, orow = ins[i], outs[i]
+                bad = irow if isinstance(irow, _BadRow) else orow if isinstance(orow, _BadRow) else None
+                if bad is not None:
+                    col.reject(source, lineno, bad.kind, f"{where}{bad.reason}", text)
+                    continue
+                row = irow
+                for k, v in orow.items():
+                    row["output_" + k if k in row else k] = v
+                col.add(source, lineno, text, rid, when, row, where)
+
+
+# -- tabular formats (jsonl, csv, parquet) ------------------------------------------------
+class _Tabular:
+    def __init__(self, cfg: ModelConfig):
+        self.cfg = cfg
+        self.id_col = cfg.inference_id
+        self.time_key = cfg.capture.time_field or TIME_COLUMN
+        self.known = [cfg.inference_id, *cfg.feature_names, *cfg.prediction_columns, self.time_key]
+
+    def split(self, rec: dict) -> tuple[Any, Any, dict]:
+        rid = rec.pop(self.id_col, None)
+        when = rec.pop(self.time_key, None)
+        if TIME_COLUMN in rec:  # time_field names another column: keep this one as an extra
+            rec["input_" + TIME_COLUMN] = rec.pop(TIME_COLUMN)
+        return rid, when, rec
+
+    def jsonl(self, col: _Collector, source: str, lines: Iterator[tuple[int, str]], hour_text: str) -> None:
+        for lineno, text in lines:
+            col.lines_read += 1
+            try:
+                rec = json.loads(text)
+            except ValueError as exc:
+                col.reject(source, lineno, "invalid_json", f"not valid JSON ({exc})", text)
+                continue
+            if not isinstance(rec, dict):
+                col.reject(source, lineno, "not_object", f"record is a JSON {type(rec).__name__}, not an object", text)
+                continue
+            rid, when, row = self.split(rec)
+            col.add(source, lineno, text, rid, hour_text if when is None else when, row)
+
+    def csv(self, col: _Collector, source: str, text: str, hour_text: str) -> None:
+        physical = io.StringIO(text, newline="").readlines()
+        reader = csv.reader(physical)
+        try:
+            header = next(reader, None)
+            if header is None:
+                return
+            if set(self.known).isdisjoint(header):
+                col.reject(source, None, "unreadable_file",
+                           f"CSV file has no header row naming its columns (expected names such as "
+                           f"{', '.join(self.known[:4])}); first row: {','.join(header)[:200]}", None)
+                return
+            width, header_desc = len(header), ", ".join(header)
+            prev = reader.line_num
+            for r in reader:
+                start, prev = prev, reader.line_num
+                if not r:
+                    continue
+                col.lines_read += 1
+                raw = "".join(physical[start:prev]).rstrip("\r\n")
+                if len(r) != width:
+                    col.reject(source, start + 1, "csv_field_count",
+                               f"CSV row has {len(r)} fields, expected {width} ({header_desc})", raw)
+                    continue
+                rid, when, row = self.split(dict(zip(header, r)))
+                if isinstance(when, str) and not when.strip():
+                    when = None
+                col.add(source, start + 1, raw, rid, hour_text if when is None else when, row)
+        except csv.Error as exc:
+            col.reject(source, None, "unreadable_file", f"not a readable CSV file ({exc})", None)
+
+    def parquet(self, col: _Collector, source: str, data: bytes, hour_text: str) -> None:
+        try:
+            table = pq.read_table(io.BytesIO(data))
+            records = table.to_pylist()
+        except Exception as exc:  # noqa: BLE001 - any decoding failure means the same
+            col.reject(source, None, "unreadable_file",
+                       f"not a readable Parquet file ({type(exc).__name__}: {exc})", None)
+            return
+        for i, rec in enumerate(records):
+            col.lines_read += 1
+            raw = (lambda i=i: json.dumps(table.slice(i, 1).to_pylist()[0], default=str))
+            rid, when, row = self.split(rec)
+            col.add(source, i + 1, raw, rid, hour_text if when is None else when, row)
+
+
+# -- reading the capture location ---------------------------------------------------------
+def _lines(data: bytes) -> Iterator[tuple[int, str]]:
+    """(1-based line number, text) of the non-blank lines of a text object."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None:
+        for i, ln in enumerate(text.split("\n"), 1):
+            if ln.strip():
+                yield i, ln.rstrip("\r")
+        return
+    for i, bline in enumerate(data.split(b"\n"), 1):
+        try:
+            ln = bline.decode("utf-8")
+        except UnicodeDecodeError:
+            yield i, bline  # type: ignore[misc] - flagged by the caller
+            continue
+        if ln.strip():
+            yield i, ln.rstrip("\r")
+
+
+def _checked_lines(col: _Collector, source: str, data: bytes) -> Iterator[tuple[int, str]]:
+    for i, ln in _lines(data):
+        if isinstance(ln, bytes):
+            col.lines_read += 1
+            col.reject(source, i, "invalid_utf8", "line is not UTF-8 text",
+                       ln.decode("utf-8", errors="backslashreplace"))
+            continue
+        yield i, ln
+
+
+def _open_location(uri: str, resolver: Resolver | None):
+    try:
+        fs, root = (resolver or default_resolver)(uri)
+    except Exception as exc:  # noqa: BLE001
+        raise StoreError(f"capture location {uri}: cannot open ({type(exc).__name__}: {exc})") from exc
+    root = root.rstrip("/")
+    if isinstance(fs, LocalFileSystem):
+        p = Path(root)
+        while not p.exists() and p != p.parent:
+            p = p.parent
+        if not p.is_dir():
+            raise StoreError(f"capture location {uri}: cannot be reached ({p} is a file, not a folder)")
+    else:
+        bucket = root.split("/")[0]
+        if bucket:
+            try:
+                fs.info(bucket)
+            except FileNotFoundError:
+                raise StoreError(f"capture location {uri}: bucket {bucket!r} does not exist") from None
+            except Exception as exc:  # noqa: BLE001
+                raise StoreError(f"capture location {uri}: cannot be reached ({type(exc).__name__}: {exc})") from exc
+    return fs, root
+
+
+def _list_partition(fs: Any, prefix: str, uri: str) -> list[str]:
+    try:
+        found = fs.find(prefix)
+    except FileNotFoundError:
+        return []
+    except NotADirectoryError:
+        return []
+    except Exception as exc:  # noqa: BLE001
+        raise StoreError(f"capture location {uri}: listing {prefix} failed ({type(exc).__name__}: {exc})") from exc
+    return sorted(p for p in found if not posixpath.basename(p.rstrip("/")).startswith((".", "_")))
+
+
+def _fetch(fs: Any, paths: list[str], uri: str) -> dict[str, bytes]:
+    if not paths:
+        return {}
+    try:
+        if len(paths) == 1:
+            return {paths[0]: fs.cat_file(paths[0])}
+        got = fs.cat(paths)  # concurrent on object stores
+        return {p: got[p] if p in got else fs.cat_file(p) for p in paths}
+    except Exception as exc:  # noqa: BLE001
+        raise StoreError(f"capture location {uri}: reading objects failed ({type(exc).__name__}: {exc})") from exc
+
+
+def empty_batch(cfg: ModelConfig) -> pa.Table:
+    """The batch of an interval without data: every schema column, no rows."""
+    fields = [pa.field(cfg.inference_id, pa.string()), pa.field(TIME_COLUMN, TIMESTAMP)]
+    fields += [pa.field(f.name, ARROW_TYPES[f.type]) for f in cfg.features]
+    fields.append(pa.field(cfg.prediction.label,
+                           pa.float64() if cfg.problem_type == "regression" else pa.int64()))
+    if cfg.prediction.probability:
+        fields.append(pa.field(cfg.prediction.probability, pa.float64()))
+    return pa.schema(fields).empty_table()
+
+
+def _build_batch(cfg: ModelConfig, col: _Collector) -> tuple[pa.Table, dict[str, int], list[str], list[str]]:
+    if not col.rows:
+        return empty_batch(cfg), {}, [], []
+    rows, keys = col.rows, col.keys
+    names: list[str] = []
+    arrays: list[pa.Array] = []
+    sidecars: list[tuple[str, pa.Array]] = []
+    type_errors: dict[str, int] = {}
+
+    def put(name: str, typed: pa.Array, sidecar: pa.Array | None, n_err: int) -> None:
+        names.append(name)
+        arrays.append(typed)
+        if n_err:
+            type_errors[name] = n_err
+            sidecars.append((UNPARSED_PREFIX + name, sidecar))
+
+    names.append(cfg.inference_id)
+    arrays.append(pa.array(col.ids, pa.string()))
+    put(TIME_COLUMN, *convert_column(col.times, "datetime"))
+    missing = []
+    for f in cfg.features:
+        if f.name in keys:
+            put(f.name, *convert_column([r.get(f.name) for r in rows], f.type))
+        else:
+            missing.append(f.name)
+    label = cfg.prediction.label
+    if label in keys:
+        raw = [r.get(label) for r in rows]
+        if cfg.problem_type == "regression":
+            put(label, *convert_column(raw, "numeric"))
+        else:
+            put(label, _label_array(raw), None, 0)
+    else:
+        missing.append(label)
+    prob = cfg.prediction.probability
+    if prob:
+        if prob in keys:
+            put(prob, pa.array([r.get(prob) for r in rows], pa.float64()), None, 0)
+        else:
+            missing.append(prob)
+    schema_cols = {cfg.inference_id, TIME_COLUMN, *cfg.feature_names, *cfg.prediction_columns}
+    extras = [k for k in keys if k not in schema_cols]
+    for name, sc in sidecars:
+        names.append(name)
+        arrays.append(sc)
+    for k in extras:
+        names.append(k)
+        arrays.append(convert_column([r.get(k) for r in rows], "categorical")[0])
+    return pa.Table.from_arrays(arrays, names=names), type_errors, missing, extras
+
+
+def read_interval(cfg: ModelConfig, start: datetime, end: datetime, resolver: Resolver | None = None) -> IngestResult:
+    """Read the capture partitions of [start, end) into a normalised batch (see module doc)."""
+    uri = cfg.capture.uri.rstrip("/")
+    fs, root = _open_location(uri, resolver)
+    fmt = cfg.capture.format
+    col = _Collector(cfg, strict_output=fmt == "sagemaker_capture")
+    sagemaker = _SageMaker(cfg) if fmt == "sagemaker_capture" else None
+    tabular = _Tabular(cfg)
+    objects: list[str] = []
+    partitions: list[str] = []
+    for hour in partition_hours(start, end):
+        part = hour.strftime("%Y/%m/%d/%H")
+        partitions.append(part)
+        paths = _list_partition(fs, posixpath.join(root, part), uri)
+        hour_text = _iso(hour)
+        for path, data in _fetch(fs, paths, uri).items():
+            rel = path[len(root):].lstrip("/") if path.startswith(root) else path
+            source = f"{uri}/{rel}"
+            objects.append(source)
+            if path.endswith(".gz"):
+                try:
+                    data = gzip.decompress(data)
+                except (OSError, EOFError) as exc:
+                    col.reject(source, None, "unreadable_file", f"not a readable gzip file ({exc})", None)
+                    continue
+            if fmt == "sagemaker_capture":
+                sagemaker.read(col, source, _checked_lines(col, source, data), hour_text)
+            elif fmt == "jsonl":
+                tabular.jsonl(col, source, _checked_lines(col, source, data), hour_text)
+            elif fmt == "csv":
+                try:
+                    text = data.decode("utf-8-sig")
+                except UnicodeDecodeError as exc:
+                    col.reject(source, None, "unreadable_file", f"CSV file is not UTF-8 text ({exc})", None)
+                    continue
+                tabular.csv(col, source, text, hour_text)
+            else:
+                tabular.parquet(col, source, data, hour_text)
+    batch, type_errors, missing, extras = _build_batch(cfg, col)
+    return IngestResult(batch=batch, quarantine=col.quarantine, objects_read=objects,
+                        records_seen=col.records_seen, rows=batch.num_rows, type_errors=type_errors,
+                        missing_columns=missing, extra_columns=extras, quarantine_kinds=col.kinds,
+                        lines_read=col.lines_read, partitions=partitions)
+
+
+# -- the stage -------------------------------------------------------------------------------
+def group_reasons(result: IngestResult) -> dict[str, dict]:
+    """Quarantine entries grouped by kind: {kind: {count, description, example}}, largest first."""
+    counts = Counter(result.quarantine_kinds)
+    example = {}
+    for kind, entry in zip(result.quarantine_kinds, result.quarantine):
+        example.setdefault(kind, entry["reason"])
+    return {k: {"count": n, "description": QUARANTINE_KINDS.get(k, k), "example": example[k]}
+            for k, n in counts.most_common()}
+
+
+def summary_line(cfg: ModelConfig, start: datetime, result: IngestResult) -> str:
+    head = f"ingest {cfg.name} {interval_key(start)}"
+    if not result.objects_read:
+        return f"{head}: no captured data ({len(result.partitions)} hourly partitions, no objects)"
+    parts = [f"{result.rows} rows from {result.records_seen} records in {len(result.objects_read)} objects"]
+    if result.quarantine:
+        kinds = ", ".join(f"{k} {n}" for k, n in Counter(result.quarantine_kinds).most_common())
+        parts.append(f"{len(result.quarantine)} quarantined ({kinds})")
+    if result.type_errors:
+        cols = ", ".join(f"{k} {n}" for k, n in result.type_errors.items())
+        parts.append(f"{sum(result.type_errors.values())} type errors ({cols})")
+    if result.missing_columns:
+        parts.append(f"missing columns {result.missing_columns}")
+    if result.extra_columns:
+        parts.append(f"extra columns {result.extra_columns}")
+    return f"{head}: " + "; ".join(parts)
+
+
+def ingest_interval(cfg: ModelConfig, store: Store, start: datetime, end: datetime,
+                    resolver: Resolver | None = None) -> dict:
+    """Read [start, end) and write batch.parquet, quarantine.jsonl and ingest.json under the
+    run's prefix (replacing earlier ones). Returns a small JSON-safe summary (an XCom)."""
+    t0 = time.perf_counter()
+    result = read_interval(cfg, start, end, resolver=resolver)
+    prefix = store.run_prefix(cfg.name, start)
+    summary = summary_line(cfg, start, result)
+    batch_uri = store.write_parquet(posixpath.join(prefix, "batch.parquet"), result.batch)
+    text = "".join(json.dumps(e, ensure_ascii=False, default=str) + "\n" for e in result.quarantine)
+    quarantine_uri = store.write_text(posixpath.join(prefix, "quarantine.jsonl"), text)
+    report = {
+        "model": cfg.name,
+        "interval_start": _iso(start),
+        "interval_end": _iso(end),
+        "capture_uri": cfg.capture.uri,
+        "format": cfg.capture.format,
+        "partitions": result.partitions,
+        "objects_read": result.objects_read,
+        "lines_read": result.lines_read,
+        "records_seen": result.records_seen,
+        "rows": result.rows,
+        "quarantined": len(result.quarantine),
+        "quarantine_reasons": group_reasons(result),
+        "type_errors": result.type_errors,
+        "missing_columns": result.missing_columns,
+        "extra_columns": result.extra_columns,
+        "columns": {f.name: str(f.type) for f in result.batch.schema},
+        "batch": batch_uri,
+        "quarantine": quarantine_uri,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "summary": summary,
+    }
+    report_uri = store.write_json(posixpath.join(prefix, "ingest.json"), report)
+    return {
+        "model": cfg.name,
+        "interval_start": report["interval_start"],
+        "interval_end": report["interval_end"],
+        "batch_uri": batch_uri,
+        "quarantine_uri": quarantine_uri,
+        "report_uri": report_uri,
+        "objects_read": len(result.objects_read),
+        "records_seen": result.records_seen,
+        "rows": result.rows,
+        "quarantined": len(result.quarantine),
+        "type_errors": dict(result.type_errors),
+        "missing_columns": list(result.missing_columns),
+        "extra_columns": list(result.extra_columns),
+        "summary": summary,
+    }

@@ -1,0 +1,1 @@
+"""Airflow-side glue for driftline: the only package here that imports Airflow."""

@@ -1,0 +1,109 @@
+"""Airflow glue shared by driftline's DAG files and plugins.
+
+Everything Airflow-specific that the library must not know lives here: where the store is,
+which Airflow connection reaches it, how library errors become task failures, and how a
+broken model file becomes an import error without taking the other models down.
+
+Settings, all from the environment (docker-compose and the README set them):
+
+``DRIFTLINE_STORE_URL``      artifact store root (default: ``file://<project>/data/store``)
+``DRIFTLINE_STORE_CONN_ID``  Airflow ``aws`` connection for ``s3://`` URLs (default ``aws_default``);
+                             MinIO: put ``{"endpoint_url": "http://minio:9000"}`` in its extra
+``DRIFTLINE_MONITORS_DIR``   folder of model YAML files (default: ``<project>/include/monitors``)
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from airflow.sdk import DAG
+
+from driftline.config import ConfigError, LoadedConfigs, load_all
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
+log = logging.getLogger("driftline")
+
+
+def monitors_dir() -> Path:
+    return Path(os.environ.get("DRIFTLINE_MONITORS_DIR") or PROJECT_DIR / "include" / "monitors")
+
+
+def store_url() -> str:
+    return os.environ.get("DRIFTLINE_STORE_URL") or f"file://{PROJECT_DIR / 'data' / 'store'}"
+
+
+def store_conn_id() -> str:
+    return os.environ.get("DRIFTLINE_STORE_CONN_ID", "aws_default")
+
+
+def resolver(conn_id: str | None = None):
+    """url -> (fsspec filesystem, path), with s3:// credentials from an Airflow connection."""
+    conn = conn_id or store_conn_id()
+
+    def resolve(url: str):
+        import fsspec
+
+        if "://" not in url or url.startswith("file://"):
+            return fsspec.core.url_to_fs(url)
+        from airflow.sdk import ObjectStoragePath
+
+        path = ObjectStoragePath(url, conn_id=conn)
+        return path.fs, path.path
+
+    return resolve
+
+
+def get_store():
+    from driftline.store import Store
+
+    return Store(store_url(), resolver=resolver())
+
+
+def load_configs() -> LoadedConfigs:
+    return load_all(monitors_dir())
+
+
+@contextlib.contextmanager
+def fail_clearly() -> Iterator[None]:
+    """Errors a retry cannot fix (bad config, no baseline, unreadable training data) fail the
+    task at once with their message; store errors are left to the task's retries."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from driftline.baseline import BaselineError
+
+    try:
+        yield
+    except (ConfigError, BaselineError) as exc:
+        log.error("%s", exc)
+        raise AirflowFailException(str(exc)) from None
+
+
+def log_summary(title: str, lines: list[str], artifacts: str | None = None) -> None:
+    from driftline.monitor import summary_block
+
+    log.info("\n%s", summary_block(title, lines, artifacts))
+
+
+class ConfigErrorsDag(DAG):
+    """A DAG that never loads: its validation raises the model files' errors.
+
+    The DagBag records an import error for the factory file carrying this message (naming
+    each broken YAML file, field and problem) and still loads every other DAG of the file,
+    so one broken model file does not take the other models down.
+    """
+
+    def __init__(self, errors: dict[str, ConfigError], **kwargs):
+        self._config_errors = errors
+        super().__init__(dag_id="driftline_config_errors", schedule=None, **kwargs)
+
+    def validate(self) -> None:  # noqa: D102
+        raise ModelFilesError(
+            f"{len(self._config_errors)} driftline model file(s) could not be loaded; their DAGs are missing:\n"
+            + "\n".join(str(e) for e in self._config_errors.values()))
+
+
+class ModelFilesError(ValueError):
+    """One or more model YAML files are invalid (the message names each file and field)."""

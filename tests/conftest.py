@@ -1,0 +1,54 @@
+"""Test settings. Airflow reads its configuration when first imported, so the environment
+is set here, before any test module imports it: a throw-away AIRFLOW_HOME with a SQLite
+metadata DB, no example DAGs, and no deferral (a deferred sensor under dag.test() ignores
+its timeout)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="driftline-airflow-home-"))
+os.environ.update({
+    "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
+    "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "False",
+    "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+})
+os.environ.pop("DRIFTLINE_STORE_URL", None)
+os.environ.pop("DRIFTLINE_DEMO_ROOT", None)
+os.environ.pop("DRIFTLINE_MONITORS_DIR", None)
+ARTIFACTS = PROJECT / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated SQLite metadata DB, once per session (dag.test() needs one)."""
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True,
+                   capture_output=True, env=os.environ.copy())
+    return _AIRFLOW_HOME
+
+
+@pytest.fixture
+def make_config(tmp_path):
+    """Build a validated ModelConfig from a dict, relative locations under tmp_path."""
+    from driftline.config import parse_model_config
+
+    def make(**overrides):
+        doc = {
+            "name": "m", "problem_type": "binary_classification", "start_date": "2026-10-01",
+            "features": [{"name": "x", "type": "numeric"}, {"name": "k", "type": "integer"},
+                         {"name": "c", "type": "categorical"}, {"name": "b", "type": "boolean"}],
+            "prediction": {"label": "pred", "probability": "proba"},
+            "capture": {"uri": "capture"}, "baseline": {"training_data": "train.parquet"},
+        }
+        doc.update(overrides)
+        return parse_model_config(doc, "test.yaml", base_dir=tmp_path)
+
+    return make

@@ -1,0 +1,107 @@
+from datetime import timedelta
+
+import pytest
+
+from driftline.config import ConfigError, load_all, load_model_config, parse_duration
+
+PROJECT_MONITORS = __import__("pathlib").Path(__file__).resolve().parent.parent / "include" / "monitors"
+
+
+def _errors(tmp_path, text: str, name="bad.yaml") -> list[str]:
+    f = tmp_path / name
+    f.write_text(text)
+    with pytest.raises(ConfigError) as ei:
+        load_model_config(f)
+    assert all(str(f) in line for line in str(ei.value).splitlines())
+    return ei.value.problems
+
+
+def test_demo_model_file_is_valid():
+    cfg = load_model_config(PROJECT_MONITORS / "churn.yaml")
+    assert cfg.name == "churn" and cfg.problem_type == "binary_classification"
+    assert cfg.feature_types["contract"] == "categorical" and cfg.feature_types["tenure_months"] == "integer"
+    assert cfg.labels.delay == timedelta(days=2)
+    assert cfg.cron == "0 0 * * *"
+    assert cfg.capture.uri.startswith("file:///") and cfg.capture.uri.endswith("data/demo/capture/churn-endpoint/AllTraffic")
+
+
+BASE = """
+name: m
+problem_type: binary_classification
+start_date: 2026-10-01
+capture: {uri: cap}
+baseline: {training_data: t.parquet}
+features:
+  - {name: a, type: numeric}
+  - {name: b, type: categorical}
+"""
+
+
+def test_bad_feature_type_names_file_field_and_choices(tmp_path):
+    problems = _errors(tmp_path, BASE.replace("type: categorical", "type: flot"))
+    assert problems == ["features[1].type: 'flot' is not one of numeric, integer, categorical, boolean, datetime"]
+
+
+def test_missing_required_field(tmp_path):
+    problems = _errors(tmp_path, BASE.replace("problem_type: binary_classification\n", ""))
+    assert problems == ["problem_type: required field is missing"]
+
+
+def test_unknown_field_is_a_typo_not_ignored(tmp_path):
+    problems = _errors(tmp_path, BASE + "tresholds: {}\n")
+    assert problems == ["tresholds: unknown field (check its spelling)"]
+
+
+def test_several_problems_reported_together(tmp_path):
+    text = BASE.replace("type: numeric", "type: nope").replace("name: m", "name: 9bad")
+    problems = _errors(tmp_path, text)
+    assert len(problems) == 2 and any(p.startswith("name:") for p in problems)
+
+
+def test_invalid_yaml_points_at_line(tmp_path):
+    problems = _errors(tmp_path, "name: m\nfeatures: [\n")
+    assert "not valid YAML" in problems[0] and "line" in problems[0]
+
+
+def test_duplicate_feature_and_reserved_names(tmp_path):
+    assert "duplicate names ['a']" in _errors(tmp_path, BASE.replace("name: b,", "name: a,"))[0]
+    clash = BASE.replace("name: b,", "name: prediction,")
+    assert "clash" in _errors(tmp_path, clash)[0]
+
+
+def test_bad_schedule_and_duration(tmp_path):
+    assert "cron" in _errors(tmp_path, BASE + "schedule: every tuesday\n")[0]
+    problems = _errors(tmp_path, BASE + "labels: {uri: l, delay: soon}\n")
+    assert problems[0].startswith("labels.delay:") and "duration" in problems[0]
+
+
+def test_alert_route_needs_connection(tmp_path):
+    problems = _errors(tmp_path, BASE + "alerts: [{type: slack}]\n")
+    assert problems[0].startswith("alerts[0]:") and "conn_id" in problems[0]
+
+
+def test_env_interpolation_and_relative_paths(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAP_ROOT", "s3://bucket/cap")
+    f = tmp_path / "m.yaml"
+    f.write_text(BASE.replace("uri: cap", "uri: '${CAP_ROOT}/x'").replace("t.parquet", "'${NOPE:-data}/t.parquet'"))
+    cfg = load_model_config(f)
+    assert cfg.capture.uri == "s3://bucket/cap/x"
+    assert cfg.baseline.training_data == f"file://{tmp_path}/data/t.parquet"
+    monkeypatch.delenv("CAP_ROOT")
+    assert "CAP_ROOT is not set" in _errors(tmp_path, f.read_text(), "again.yaml")[0]
+
+
+def test_load_all_isolates_broken_files(tmp_path):
+    (tmp_path / "good.yaml").write_text(BASE)
+    (tmp_path / "bad.yaml").write_text(BASE.replace("type: numeric", "type: flot").replace("name: m", "name: m2"))
+    (tmp_path / "dupe.yml").write_text(BASE)
+    loaded = load_all(tmp_path)
+    assert list(loaded.models) == ["m"]
+    assert set(loaded.errors) == {str(tmp_path / "bad.yaml"), str(tmp_path / "good.yaml")} or \
+        set(loaded.errors) == {str(tmp_path / "bad.yaml"), str(tmp_path / "dupe.yml")}
+    assert any("already declared" in str(e) for e in loaded.errors.values())
+
+
+@pytest.mark.parametrize("text,seconds", [("36h", 129600), ("2d", 172800), ("90m", 5400), (60, 60), ("1w", 604800)])
+def test_parse_duration(text, seconds):
+    assert parse_duration(text).total_seconds() == seconds

@@ -1,0 +1,129 @@
+"""Data quality through real Great Expectations runs on hand-made batches."""
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from driftline import baseline, quality
+from driftline.store import Store
+
+START = datetime(2026, 10, 1, tzinfo=timezone.utc)
+PREFIX = Store.run_prefix("m", START)
+
+
+@pytest.fixture
+def setup(tmp_path, make_config):
+    rng = np.random.default_rng(0)
+    n = 3000
+    train = pd.DataFrame({"x": rng.normal(10, 2, n), "k": rng.integers(0, 5, n),
+                          "c": rng.choice(["a", "b", "c"], n), "b": rng.random(n) < 0.3})
+    train.to_parquet(tmp_path / "train.parquet")
+    cfg = make_config()
+    store = Store(f"file://{tmp_path}/store")
+    baseline.create_baseline(cfg, store)
+    return cfg, store, rng
+
+
+def clean_batch(rng, m=400) -> pd.DataFrame:
+    return pd.DataFrame({
+        "inference_id": [f"i{i}" for i in range(m)], "inference_time": pd.Timestamp("2026-10-01T01:00Z"),
+        "x": rng.normal(10, 2, m), "k": pd.array(rng.integers(0, 5, m), dtype="Int64"),
+        "c": rng.choice(["a", "b", "c"], m), "b": rng.random(m) < 0.3,
+        "pred": rng.integers(0, 2, m), "proba": rng.random(m)})
+
+
+def run(cfg, store, df, ingest=None):
+    store.write_parquet(f"{PREFIX}/batch.parquet", pa.Table.from_pandas(df, preserve_index=False))
+    if ingest is not None:
+        store.write_json(f"{PREFIX}/ingest.json", ingest)
+    out = quality.run_quality(cfg, store, START)
+    violations = store.read_json(f"{PREFIX}/constraint_violations.json")["violations"]
+    return out, {(v["constraint_check_type"], v["feature_name"]): v for v in violations}
+
+
+def test_clean_batch_has_no_violations(setup):
+    cfg, store, rng = setup
+    out, v = run(cfg, store, clean_batch(rng))
+    assert out["status"] == "ok" and v == {}
+    assert out["expectations"] >= 20
+    assert store.exists(f"{PREFIX}/gx_validation.json") and store.exists(f"{PREFIX}/data_docs/index.html")
+    assert store.read_json(f"{PREFIX}/gx_validation.json")["success"] is True
+
+
+def test_each_problem_becomes_one_sagemaker_violation(setup):
+    cfg, store, rng = setup
+    df = clean_batch(rng)
+    m = len(df)
+    df.loc[:99, "x"] = np.nan                      # 25% missing
+    df.loc[:39, "c"] = "zzz"                       # 10% outside the domain
+    df.loc[:59, "k"] = pd.NA                       # 15% ... that were the text 'n/a'
+    df["__unparsed__k"] = pd.Series([None] * m, dtype=object)
+    df.loc[:59, "__unparsed__k"] = "n/a"
+    df.loc[100:109, "x"] = 1e6                     # 2.5% far outside the baseline range
+    df["surprise"] = "q"
+    out, v = run(cfg, store, df.drop(columns=["b"]))
+    assert set(v) == {("completeness_check", "x"), ("categorical_values_check", "c"), ("data_type_check", "k"),
+                      ("range_check", "x"), ("extra_column_check", "*"), ("missing_column_check", "b")}
+    assert out["status"] == "violations" and out["violations"] == 6
+    d = v[("completeness_check", "x")]["details"]
+    assert d["observed_completeness"] == pytest.approx(0.75) and d["unexpected_count"] == 100
+    assert "Only 85.0% of data is Integral" in v[("data_type_check", "k")]["description"]
+    assert v[("data_type_check", "k")]["details"]["examples"] == ["n/a"] * 5
+    assert v[("categorical_values_check", "c")]["details"]["unknown_values"] == {"zzz": 40}
+    assert v[("range_check", "x")]["details"]["observed_outside"] == pytest.approx(10 / 300)
+    assert v[("extra_column_check", "*")]["details"]["extra_columns"] == ["surprise"]
+    # unparsed values count as present, so k has no completeness violation
+    assert ("completeness_check", "k") not in v
+    assert all(x["source"] == "data_quality" for x in v.values())
+
+
+def test_completeness_slack_absorbs_sampling_noise(setup):
+    cfg, store, rng = setup
+    df = clean_batch(rng)
+    df.loc[:5, "x"] = np.nan  # 1.5% missing vs 100% complete baseline, slack 2%
+    _, v = run(cfg, store, df)
+    assert v == {}
+
+
+def test_no_data_is_recorded_not_raised(setup):
+    cfg, store, rng = setup
+    out, v = run(cfg, store, clean_batch(rng).iloc[:0])
+    assert out["status"] == "no_data" and "NO DATA" in out["summary"] and v == {}
+    assert store.read_json(f"{PREFIX}/gx_validation.json") == {"status": "no_data"}
+    assert not store.exists(f"{PREFIX}/data_docs/index.html")
+
+
+def test_quarantine_share_over_threshold_is_a_violation(setup):
+    cfg, store, rng = setup
+    _, v = run(cfg, store, clean_batch(rng), ingest={"records_seen": 400, "quarantined": 2})
+    assert v == {}  # 0.5% <= 1%
+    _, v = run(cfg, store, clean_batch(rng), ingest={"records_seen": 400, "quarantined": 9})
+    assert "9 of 400" in v[("quarantine_check", "*")]["description"]
+
+
+def test_rerun_replaces_own_violations_keeps_other_stages(setup):
+    cfg, store, rng = setup
+    df = clean_batch(rng)
+    df.loc[:39, "c"] = "zzz"
+    run(cfg, store, df)
+    quality.write_violations(store, PREFIX, "drift", [{"feature_name": "x", "constraint_check_type": "baseline_drift_check",
+                                                       "description": "d"}])
+    _, v = run(cfg, store, df)
+    _, v = run(cfg, store, df)
+    assert sorted(v) == [("baseline_drift_check", "x"), ("categorical_values_check", "c")]
+
+
+def test_datetime_range_uses_real_timestamps(tmp_path, make_config):
+    cfg = make_config(features=[{"name": "t", "type": "datetime"}])
+    times = pd.date_range("2026-01-01", periods=100, freq="D", tz="UTC")
+    pd.DataFrame({"t": times}).to_parquet(tmp_path / "train.parquet")
+    store = Store(f"file://{tmp_path}/store")
+    baseline.create_baseline(cfg, store)
+    batch = pd.DataFrame({"inference_id": ["a", "b", "c"], "inference_time": pd.Timestamp("2026-10-01T01:00Z"),
+                          "t": pd.to_datetime(["2026-02-01", "2026-03-01", "2031-01-01"], utc=True),
+                          "pred": [0, 1, 0], "proba": [0.1, 0.9, 0.2]})
+    cfg2 = make_config(features=[{"name": "t", "type": "datetime"}], thresholds={"range_tolerance": 0.0})
+    _, v = run(cfg2, store, batch)
+    assert set(v) == {("range_check", "t")}

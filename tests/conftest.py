@@ -52,3 +52,22 @@ def make_config(tmp_path):
         return parse_model_config(doc, "test.yaml", base_dir=tmp_path)
 
     return make
+
+
+@pytest.fixture
+def s3_server():
+    """moto's standalone S3 server on a free loopback port, with one bucket. Yields
+    (endpoint_url, bucket)."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="x", aws_secret_access_key="y",
+                 region_name="us-east-1").create_bucket(Bucket="driftline-test")
+    try:
+        yield endpoint, "driftline-test"
+    finally:
+        server.stop()

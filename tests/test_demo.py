@@ -135,14 +135,18 @@ def test_layout_and_manifest(demo):
     assert inc["checks"] == {"age": "completeness_check", "region": "categorical_values_check",
                              "support_calls": "data_type_check"}
     assert manifest["label_delay_seconds"] == 2 * 86400
-    assert [d["captured"] > 0 for d in manifest["per_day"]] == [True] * 7
+    assert list(manifest["per_day"]) == [s[:10] for s in manifest["interval_starts"]]
+    assert all(d["captured_records"] > 0 for d in manifest["per_day"].values())
+    assert {(v["check"], v["feature"]) for v in inc["expected_violations"]} == {
+        ("completeness_check", "age"), ("categorical_values_check", "region"),
+        ("data_type_check", "support_calls")}
 
 
 def test_capture_lines_are_sagemaker_records(demo, parsed):
     root, manifest = demo
     records, bad, _ = parsed
-    assert len(records) == manifest["totals"]["valid"]
-    assert len(records) + len(bad) == manifest["totals"]["captured"]
+    assert len(records) == manifest["totals"]["valid_records"]
+    assert len(records) + len(bad) == manifest["totals"]["captured_records"]
     # Partition folders match the inference hour.
     part = records["partition"].map(lambda p: "/".join(p))
     assert (part == records["time"].map(lambda t: t.strftime("%Y/%m/%d/%H"))).all()
@@ -152,8 +156,8 @@ def test_capture_lines_are_sagemaker_records(demo, parsed):
     hours = records["time"].map(lambda t: t.replace(minute=0, second=0))
     assert hours.nunique() == 7 * 24
     by_day = records["time"].map(lambda t: t.date().isoformat()).value_counts()
-    for day in manifest["per_day"]:
-        assert by_day[day["date"]] == day["valid"]
+    for day, counts in manifest["per_day"].items():
+        assert by_day[day] == counts["valid_records"]
 
 
 def test_malformed_lines_are_exactly_the_listed_ones(demo, parsed):
@@ -164,7 +168,8 @@ def test_malformed_lines_are_exactly_the_listed_ones(demo, parsed):
     kinds = {(m["day_index"], m["kind"]) for m in manifest["malformed"]}
     assert kinds == {(1, "truncated_json"), (1, "wrong_field_count"), (1, "not_json"),
                      (5, "output_not_a_number"), (5, "missing_capture_data")}
-    assert [d["malformed"] for d in manifest["per_day"]] == [0, 3, 0, 0, 0, 2, 0]
+    assert [d["malformed_records"] for d in manifest["per_day"].values()] == [0, 3, 0, 0, 0, 2, 0]
+    assert {m["day"] for m in manifest["malformed"]} == {"2026-10-02", "2026-10-06"}
 
 
 def test_labels_arrive_late_and_some_never(demo, parsed):

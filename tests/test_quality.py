@@ -127,3 +127,13 @@ def test_datetime_range_uses_real_timestamps(tmp_path, make_config):
     cfg2 = make_config(features=[{"name": "t", "type": "datetime"}], thresholds={"range_tolerance": 0.0})
     _, v = run(cfg2, store, batch)
     assert set(v) == {("range_check", "t")}
+
+
+def test_unreadable_inference_time_is_a_type_violation_not_an_extra_column(setup):
+    cfg, store, rng = setup
+    df = clean_batch(rng)
+    df["__unparsed__inference_time"] = pd.Series([None] * len(df), dtype=object)
+    df.loc[:3, "__unparsed__inference_time"] = "yesterday"
+    _, v = run(cfg, store, df)
+    assert set(v) == {("data_type_check", "inference_time")}
+    assert v[("data_type_check", "inference_time")]["details"]["unexpected_count"] == 4

@@ -99,13 +99,12 @@ def interval_starts(cfg: ModelConfig, start: datetime, end: datetime) -> list[tu
     """The schedule's data intervals that lie within [start, end)."""
     from croniter import croniter  # the cron library Airflow itself schedules with
 
-    it = croniter(cfg.cron, start - timedelta(seconds=1))
-    ticks = []
-    t = it.get_next(datetime)
-    while t < end:
-        ticks.append(t)
-        t = it.get_next(datetime)
-    return [(a, b) for a, b in zip(ticks, ticks[1:] + [t]) if b <= end]
+    out = []
+    t = croniter(cfg.cron, start - timedelta(seconds=1)).get_next(datetime)
+    while (e := cfg.interval_end(t)) <= end:
+        out.append((t, e))
+        t = e
+    return out
 
 
 def cmd_monitor(args) -> int:

@@ -212,6 +212,15 @@ class ModelConfig(_Strict):
     def cron(self) -> str:
         return SCHEDULE_ALIASES.get(self.schedule, self.schedule)
 
+    def interval_end(self, start: datetime) -> datetime:
+        """End of the schedule's data interval that starts at start (which must be a tick)."""
+        from croniter import croniter  # the cron library Airflow itself schedules with
+
+        start = start.astimezone(timezone.utc)
+        if not croniter.match(self.cron, start):
+            raise ValueError(f"{start.isoformat()} is not the start of a {self.schedule!r} interval of {self.name}")
+        return croniter(self.cron, start).get_next(datetime)
+
     @property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]

@@ -11,8 +11,8 @@ The customers
     (integer 0-72, many new and many long-standing customers), ``monthly_charges`` (USD,
     about 18-120, set mostly by the internet service), ``total_charges`` (about tenure x
     monthly charges; missing for ~1% of rows, new accounts whose first bill is not out),
-    ``support_calls`` (Poisson, more for fiber), ``age`` (18-90), ``data_usage_gb``
-    (lognormal), ``contract`` (month-to-month / one-year / two-year, longer contracts for
+    ``support_calls`` (Poisson, more for fiber, "7 or more" reported as 7), ``age``
+    (18-90), ``data_usage_gb`` (lognormal), ``contract`` (month-to-month / one-year / two-year, longer contracts for
     longer tenure), ``payment_method``, ``internet_service`` (dsl / fiber / none),
     ``region`` (north / south / east / west) and ``paperless_billing`` (boolean).
     The true churn probability is a logistic function of them: month-to-month contracts,
@@ -42,7 +42,10 @@ What happens during the week (defaults: 7 days from 2026-10-01)
     mobile data use (``data_usage_gb`` x1.4) -- covariate drift -- and a competitor's
     fiber offer: about 70% of fiber customers now churn (43% before), almost whatever
     their tenure or contract -- concept drift, so the model's real accuracy (~0.80 ->
-    ~0.70) and ROC AUC (~0.84 -> ~0.79) fall.
+    ~0.71) and ROC AUC (~0.84 -> ~0.79) fall. ``total_charges`` (billed to date, at the
+    old prices) does not drift. The price increase lifts ~1.5% of bills above the
+    training maximum (120 USD) by more than a tenth of the training range, so a range
+    check on ``monthly_charges`` may fire from the drift day on as well.
     Day index 5 (2026-10-06), 09:00-12:59 UTC: a data-quality incident upstream of the
     endpoint: ``age`` is empty in ~60% of the rows (completeness_check), ``region`` takes
     the new value ``central`` in ~30% (categorical_values_check) and ``support_calls`` is
@@ -55,8 +58,10 @@ What happens during the week (defaults: 7 days from 2026-10-01)
 The manifest records the start, the daily interval starts, the drift day and drifted
 features, the incident (date, hours, features, expected checks, affected row counts),
 each malformed line (file URI, 1-based line number, kind), per-day counts of captured
-records, valid records and labels, the seed, the label delay and the model's holdout
-metrics.
+records, valid records and labels, keyed by date (labels of that day's inferences;
+``labels.arrivals_per_day`` counts them by arrival day), the seed, the label delay and
+the model's holdout metrics. A part that falls outside a shorter scenario (``days`` <= 5, ``drift_day`` >= ``days``)
+is left out and recorded as null/empty.
 
 Generation writes only through :class:`driftline.store.Store` (atomic writes through the
 given fsspec resolver), so it works the same on local folders and object stores. It
@@ -127,7 +132,8 @@ INCIDENT_DAY = 5
 INCIDENT_HOURS = [9, 10, 11, 12]
 INCIDENT_PROBLEMS = [
     {"feature": "age", "check": "completeness_check", "kind": "missing", "value": "", "share": 0.60},
-    {"feature": "region", "check": "categorical_values_check", "kind": "new_category", "value": "central", "share": 0.30},
+    {"feature": "region", "check": "categorical_values_check", "kind": "new_category", "value": "central",
+     "share": 0.30},
     {"feature": "support_calls", "check": "data_type_check", "kind": "wrong_type", "value": "n/a", "share": 0.25},
 ]
 
@@ -142,7 +148,7 @@ MALFORMED = {
 }
 
 # Stream ids for the seeded generators (one independent stream per part of the scenario).
-_S_TRAIN, _S_HOLDOUT, _S_MODEL, _S_DAY = 1, 2, 3, 100
+_S_TRAIN, _S_HOLDOUT, _S_DAY = 1, 2, 100
 
 
 def _rng(seed: int, stream: int) -> np.random.Generator:
@@ -178,17 +184,19 @@ def _sample_customers(rng: np.random.Generator, n: int, drifted: bool = False) -
     monthly = np.where(no_net, rng.uniform(18.0, 28.0, n),
                        np.where(fiber, rng.normal(88.0, 12.0, n), rng.normal(58.0, 9.0, n)) + addons)
     monthly = np.clip(monthly, 18.0, 120.0)
+    # Billed to date: mostly at the old prices, so total_charges does not drift.
+    total = np.round(np.maximum(tenure, 0.5) * np.round(monthly, 2) * rng.normal(1.0, 0.04, n), 2)
     if drifted:
         monthly = monthly * PRICE_INCREASE
     monthly = np.round(monthly, 2)
 
-    total = np.round(np.maximum(tenure, 0.5) * monthly * rng.normal(1.0, 0.04, n), 2)
     total = np.where((tenure == 0) & (rng.random(n) < 0.25), np.nan, total)
 
     age = (18 + np.floor(73 * rng.beta(2.2, 3.5, n))).astype(np.int64)
     age = np.minimum(age, 90)
 
-    support = rng.poisson(0.9 + 0.7 * fiber + 0.01 * (age - 45).clip(-20, 40), n).astype(np.int64)
+    # The CRM reports "7 or more" as 7, so live traffic never exceeds the training maximum.
+    support = np.minimum(rng.poisson(0.9 + 0.7 * fiber + 0.01 * (age - 45).clip(-20, 40), n), 7).astype(np.int64)
 
     usage = rng.lognormal(np.log(7.5) - 0.012 * (age - 45), 0.75, n)
     if drifted:
@@ -383,10 +391,6 @@ def generate_demo(root_url: str, *, days: int = 7,
     ``start`` must be a midnight (UTC; a naive datetime is taken as UTC): the scenario is
     laid out in days of 24 capture hours, matching the model's daily schedule.
     """
-    import joblib
-    import sklearn
-    from sklearn.metrics import accuracy_score, roc_auc_score
-
     if start.tzinfo is None:
         start = start.replace(tzinfo=timezone.utc)
     start = start.astimezone(timezone.utc)
@@ -398,6 +402,25 @@ def generate_demo(root_url: str, *, days: int = 7,
         raise ValueError("rows_per_hour must be at least 1")
     if training_rows < 100:
         raise ValueError("training_rows must be at least 100")
+    if drift_day < 0:
+        raise ValueError("drift_day must be >= 0 (a day index; >= days means no drift)")
+
+    from threadpoolctl import threadpool_limits
+
+    # One OpenMP thread for the gradient boosting: the data are small, and a busy worker
+    # (several Airflow tasks on one machine) makes a spinning thread pool many times slower.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return _write_scenario(root_url, days=days, start=start, rows_per_hour=rows_per_hour, seed=seed,
+                               label_delay=label_delay, drift_day=drift_day,
+                               training_rows=training_rows, resolver=resolver)
+
+
+def _write_scenario(root_url: str, *, days: int, start: datetime, rows_per_hour: int, seed: int,
+                    label_delay: timedelta, drift_day: int, training_rows: int,
+                    resolver: Resolver | None) -> dict:
+    import joblib
+    import sklearn
+    from sklearn.metrics import accuracy_score, roc_auc_score
 
     store = Store(root_url, resolver)
 
@@ -443,9 +466,10 @@ def generate_demo(root_url: str, *, days: int = 7,
     store.delete(CAPTURE_PREFIX)
     store.delete(LABELS_PREFIX)
 
+    charges_max = float(train["monthly_charges"].max())
     label_rows: list[pd.DataFrame] = []
     malformed_manifest: list[dict] = []
-    per_day: list[dict] = []
+    per_day: dict[str, dict] = {}
     incident: dict[str, Any] | None = None
 
     for d in range(days):
@@ -493,6 +517,7 @@ def generate_demo(root_url: str, *, days: int = 7,
                 "problems": [{**p, "rows": affected[p["feature"]]} for p in INCIDENT_PROBLEMS],
                 "features": [p["feature"] for p in INCIDENT_PROBLEMS],
                 "checks": {p["feature"]: p["check"] for p in INCIDENT_PROBLEMS},
+                "expected_violations": [{"check": p["check"], "feature": p["feature"]} for p in INCIDENT_PROBLEMS],
             }
 
         # What the endpoint received is what it scored.
@@ -535,7 +560,7 @@ def generate_demo(root_url: str, *, days: int = 7,
                 bad[idx] = True
                 malformed_manifest.append({
                     "day_index": d,
-                    "date": day_start.date().isoformat(),
+                    "day": day_start.date().isoformat(),
                     "file": store.uri(file_of_row[idx]),
                     "path": file_of_row[idx],
                     "line": int(line_of_row[idx]),
@@ -550,7 +575,7 @@ def generate_demo(root_url: str, *, days: int = 7,
 
         # Labels: drawn from the (possibly concept-drifted) truth; none for malformed records.
         labelled = has_label & ~bad
-        arrival = times + pd.to_timedelta(label_delay) + pd.to_timedelta(np.round(jitter), unit="s")
+        arrival = times + pd.to_timedelta(label_delay) + pd.to_timedelta(np.floor(jitter), unit="s")
         label_rows.append(pd.DataFrame({
             "event_id": ids[labelled].to_numpy(),
             "label": y_true[labelled].astype(str),
@@ -559,19 +584,22 @@ def generate_demo(root_url: str, *, days: int = 7,
         }))
 
         valid = ~bad
-        per_day.append({
+        per_day[day_start.date().isoformat()] = {
             "day_index": d,
-            "date": day_start.date().isoformat(),
             "interval_start": _iso(day_start),
             "drifted": bool(drifted),
-            "captured": n,
-            "valid": int(valid.sum()),
-            "malformed": int(bad.sum()),
+            "captured_records": n,
+            "valid_records": int(valid.sum()),
+            "malformed_records": int(bad.sum()),
             "labels": int(labelled.sum()),
             "capture_files": len(hour_files),
             "true_churn_rate": round(float(y_true[valid].mean()), 6),
+            "monthly_charges_mean": round(float(df["monthly_charges"][valid].mean()), 4),
+            "monthly_charges_above_training_max": round(float((df["monthly_charges"][valid] > charges_max).mean()), 6),
+            "data_usage_gb_mean": round(float(df["data_usage_gb"][valid].mean()), 4),
+            "month_to_month_share": round(float((df["contract"][valid] == "month-to-month").mean()), 6),
             "mean_churn_probability": round(float(proba[valid].mean()), 6),
-        })
+        }
 
     # -- label files, by arrival hour -----------------------------------------------------
     labels = pd.concat(label_rows, ignore_index=True)
@@ -631,11 +659,11 @@ def generate_demo(root_url: str, *, days: int = 7,
         "malformed": malformed_manifest,
         "per_day": per_day,
         "totals": {
-            "captured": sum(p["captured"] for p in per_day),
-            "valid": sum(p["valid"] for p in per_day),
-            "malformed": len(malformed_manifest),
+            "captured_records": sum(p["captured_records"] for p in per_day.values()),
+            "valid_records": sum(p["valid_records"] for p in per_day.values()),
+            "malformed_records": len(malformed_manifest),
             "labels": int(len(labels)),
-            "capture_files": sum(p["capture_files"] for p in per_day),
+            "capture_files": sum(p["capture_files"] for p in per_day.values()),
             "label_files": label_files,
         },
         "labels": {

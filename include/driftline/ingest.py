@@ -44,6 +44,29 @@ Inference time: SageMaker's ``eventMetadata.inferenceTime``; for the other forma
 ``capture.time_field`` column, else an ``inference_time`` column when the data has one.
 When a record has no time the partition hour is used. An unreadable time is a type error
 (null + ``__unparsed__inference_time``). Numbers in a datetime column are Unix seconds.
+
+Payloads (SageMaker capture). ``encoding`` BASE64 is decoded first; then JSON when the
+encoding is JSON or the content type mentions json (``application/jsonlines``: one JSON
+value per line), else CSV. CSV input: ``capture.input_fields`` order, one row per line.
+JSON input: an object (keys -> columns), a list (positional), ``{"instances": [...]}`` or
+``{"features": [...]}`` of those (a list of scalars is one positional row). CSV output:
+``prediction.output_fields`` order, one line per input row (a single line holding one
+score per input row is accepted too). JSON output: a number (the probability, or the label
+of a model without one), an object with the label/probability column names or the keys
+``score``/``probability`` (probability; regression: the prediction) and
+``predicted_label``/``label``, or ``{"predictions": [...]}`` / a list of those. Input keys
+that collide with the id/time/prediction columns are kept as ``input_<key>``; unused output
+keys are extra columns (``output_<key>`` when they collide with a batch column).
+
+Typing: text is trimmed for typed columns; an empty field is null. ``numeric`` accepts
+decimal/scientific numbers (``nan`` is null); ``integer`` also accepts integral floats
+(``3.0``); ``boolean`` accepts true/false/1/0/yes/no in any case; ``datetime`` accepts ISO
+8601 (a naive time is UTC). Categorical text is kept verbatim (only ``""`` becomes null).
+
+The common SageMaker record (single-row CSV input, one-field CSV output holding the
+probability) is checked inline and its features parsed column-wise with Arrow's CSV reader;
+every other record, and every record that fails a check, takes the general path, which
+words the quarantine reason. Both give the same batch.
 """
 from __future__ import annotations
 
@@ -58,7 +81,7 @@ import posixpath
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -68,6 +91,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
@@ -216,6 +240,10 @@ def convert_column(values: list | pa.Array, typ: str) -> tuple[pa.Array, pa.Arra
     Vectorised with Arrow compute; the raw values are first turned into text, so JSON
     numbers, CSV text and Parquet values all follow the same rules.
     """
+    if isinstance(values, list) and typ in ("numeric", "integer", "boolean"):
+        typed = _native(values, typ)
+        if typed is not None:
+            return typed, None, 0
     text = values if isinstance(values, pa.Array) else _texts(values)
     if typ == "categorical":
         return pc.if_else(pc.equal(text, ""), _null(pa.string()), text), None, 0
@@ -252,6 +280,25 @@ def convert_column(values: list | pa.Array, typ: str) -> tuple[pa.Array, pa.Arra
     n_err = pc.sum(error).as_py() or 0
     sidecar = pc.if_else(error, text, _null(pa.string())) if n_err else None
     return typed, sidecar, n_err
+
+
+def _native(values: list, typ: str) -> pa.Array | None:
+    """Fast path for JSON/Parquet values that are already all numbers (or all booleans)."""
+    try:
+        arr = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+        return None
+    t = arr.type
+    if pa.types.is_null(t):
+        return pa.nulls(len(values), ARROW_TYPES[typ])
+    if typ == "numeric" and (pa.types.is_integer(t) or pa.types.is_floating(t)):
+        f = pc.cast(arr, pa.float64())
+        return pc.if_else(pc.fill_null(pc.is_nan(f), False), _null(pa.float64()), f)
+    if typ == "integer" and pa.types.is_integer(t):
+        return pc.cast(arr, pa.int64())
+    if typ == "boolean" and pa.types.is_boolean(t):
+        return arr
+    return None
 
 
 def _parse_datetimes(s: pa.Array) -> tuple[pa.Array, pa.Array]:
@@ -311,9 +358,14 @@ class _Collector:
         self.binary = cfg.problem_type == "binary_classification"
         #: SageMaker output: an empty probability is "not a number", not a missing value.
         self.strict_output = strict_output
-        self.rows: list[dict] = []
+        #: Accepted rows: the row's features and extra columns as a dict of raw values, or
+        #: None for a row taken by the SageMaker fast path (its CSV text is in fast_texts).
+        self.rows: list[dict | None] = []
+        self.fast_texts: list[str] = []
         self.ids: list[str] = []
         self.times: list[Any] = []
+        self.labels: list[Any] = []
+        self.probs: list[float | None] = []
         self.keys: dict[str, None] = {}
         self._last_keys: Any = None
         self.seen: dict[str, tuple[str, int | None]] = {}
@@ -360,16 +412,34 @@ class _Collector:
                         row[self.label] = int(f >= self.threshold)
             elif self.prob in row:
                 row[self.prob] = None
+        self.records_seen += 1
         self.seen[rid] = (source, line)
-        self.rows.append(row)
         self.ids.append(rid)
         self.times.append(when)
-        keys = row.keys()
+        keys = tuple(row)
         if keys != self._last_keys:
             for k in keys:
                 if k not in self.keys:
                     self.keys[k] = None
             self._last_keys = keys
+        self.labels.append(row.pop(self.label, None))
+        if self.prob is not None:
+            self.probs.append(row.pop(self.prob, None))
+        self.rows.append(row)
+
+    def add_fast(self, source: str, line: int, rid: str, when: Any, text: str, p: float) -> None:
+        """Accept a single-row CSV record already checked by the SageMaker fast path."""
+        if not self.fast_texts:
+            for k in (*self.cfg.input_fields, self.prob, *((self.label,) if self.binary else ())):
+                self.keys.setdefault(k, None)
+        self.records_seen += 1
+        self.seen[rid] = (source, line)
+        self.ids.append(rid)
+        self.times.append(when)
+        self.probs.append(p)
+        self.labels.append(int(p >= self.threshold) if self.binary else None)
+        self.rows.append(None)
+        self.fast_texts.append(text)
 
 
 # -- SageMaker data capture ---------------------------------------------------------------
@@ -439,6 +509,11 @@ class _SageMaker:
         self.fields_desc = ", ".join(self.fields)
         self.out_desc = ", ".join(self.out_fields)
         regression = cfg.problem_type == "regression"
+        #: Fast path: single-row CSV input and a one-field CSV output holding the probability
+        #: (SageMaker's usual capture) are checked inline and parsed column-wise later.
+        self.fast = self.prob is not None and self.out_fields == [self.prob]
+        self.n_commas = len(self.fields) - 1
+        self._csv_ctypes: dict[Any, bool] = {}
         self.prob_keys = [k for k in (self.prob, "score", "probability") if k] if self.prob else []
         self.label_keys = [self.label, "predicted_label", "label"] + (["score"] if regression else [])
 
@@ -494,6 +569,8 @@ class _SageMaker:
     def outputs(self, kind: str, payload: Any, n_in: int) -> list[dict | _BadRow]:
         if kind == "csv":
             rows = _csv_rows(payload)
+            if not rows:
+                raise _Malformed("bad_output", "captureData.endpointOutput.data is empty")
             m = len(self.out_fields)
             if len(rows) == 1 and n_in > 1 and m == 1 and len(rows[0]) == n_in:
                 rows = [[v] for v in rows[0]]  # one line of comma-separated scores, one per input row
@@ -543,13 +620,53 @@ class _SageMaker:
                                      f"or an object")
 
     # a whole line -----------------------------------------------------------------------
+    def _is_csv(self, ctype: Any) -> bool:
+        ok = self._csv_ctypes.get(ctype)
+        if ok is None:
+            ok = self._csv_ctypes[ctype] = "json" not in str(ctype).lower()
+        return ok
+
+    def _fast(self, col: _Collector, source: str, lineno: int, rec: Any, hour_text: str) -> bool:
+        """Accept a plain single-row CSV record; False sends it down the general path, which
+        also words every error."""
+        try:
+            cd = rec["captureData"]
+            inp, out, meta = cd["endpointInput"], cd["endpointOutput"], rec["eventMetadata"]
+            idata, od = inp["data"], out["data"]
+            if not (inp["encoding"] == "CSV" and out["encoding"] == "CSV" and type(idata) is str
+                    and type(od) is str and self._is_csv(inp.get("observedContentType"))
+                    and self._is_csv(out.get("observedContentType"))):
+                return False
+            rid = meta.get("inferenceId")
+            if rid is None:
+                rid = meta.get("eventId")
+        except (KeyError, TypeError, AttributeError):
+            return False
+        if idata.endswith("\n"):
+            idata = idata.rstrip("\n")
+        if od.endswith("\n"):
+            od = od.rstrip("\n")
+        if not (type(rid) is str and rid.strip() and rid not in col.seen and idata and od
+                and idata.count(",") == self.n_commas and '"' not in idata and "\n" not in idata
+                and "\r" not in idata and "," not in od and "\n" not in od and "\r" not in od
+                and _NUMBER.match(od.strip())):
+            return False
+        p = float(od)
+        if not 0.0 <= p <= 1.0:
+            return False
+        col.add_fast(source, lineno, rid, meta.get("inferenceTime") or hour_text, idata, p)
+        return True
+
     def read(self, col: _Collector, source: str, lines: Iterator[tuple[int, str]], hour_text: str) -> None:
+        fast, loads = self.fast, json.loads
         for lineno, text in lines:
             col.lines_read += 1
             try:
-                rec = json.loads(text)
+                rec = loads(text)
             except ValueError as exc:
                 col.reject(source, lineno, "invalid_json", f"not valid JSON ({exc})", text)
+                continue
+            if fast and type(rec) is dict and self._fast(col, source, lineno, rec, hour_text):
                 continue
             if not isinstance(rec, dict):
                 col.reject(source, lineno, "not_object",
@@ -634,6 +751,7 @@ class _Tabular:
             header = next(reader, None)
             if header is None:
                 return
+            header = [h.strip() for h in header]
             if set(self.known).isdisjoint(header):
                 col.reject(source, None, "unreadable_file",
                            f"CSV file has no header row naming its columns (expected names such as "
@@ -764,10 +882,39 @@ def empty_batch(cfg: ModelConfig) -> pa.Table:
     return pa.schema(fields).empty_table()
 
 
+def _fast_columns(fields: list[str], texts: list[str]) -> dict[str, pa.Array]:
+    """Columns (as text) of single-line CSV rows that have exactly len(fields) fields and
+    no quotes (the fast path checked both)."""
+    data = "\n".join(texts).encode()
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(column_names=fields, block_size=max(1 << 20, len(data) + 1)),
+            parse_options=pacsv.ParseOptions(quote_char=False, ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(column_types={f: pa.string() for f in fields},
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False))
+        if table.num_rows == len(texts):
+            return {f: table.column(f).combine_chunks() for f in fields}
+    except Exception:  # noqa: BLE001 - e.g. a field name listed twice: the plain split below copes
+        pass
+    columns = list(zip(*(t.split(",") for t in texts)))
+    return {f: pa.array(list(c), pa.string()) for f, c in zip(fields, columns)}
+
+
 def _build_batch(cfg: ModelConfig, col: _Collector) -> tuple[pa.Table, dict[str, int], list[str], list[str]]:
     if not col.rows:
         return empty_batch(cfg), {}, [], []
     rows, keys = col.rows, col.keys
+    fast = _fast_columns(cfg.input_fields, col.fast_texts) if col.fast_texts else {}
+    all_fast = len(col.fast_texts) == len(rows)
+
+    def raw(name: str) -> list | pa.Array:
+        if all_fast:
+            return fast[name] if name in fast else pa.nulls(len(rows), pa.string())
+        if not fast:
+            return [r.get(name) for r in rows]
+        it = iter(fast[name].to_pylist() if name in fast else [None] * len(col.fast_texts))
+        return [next(it) if r is None else r.get(name) for r in rows]
     names: list[str] = []
     arrays: list[pa.Array] = []
     sidecars: list[tuple[str, pa.Array]] = []
@@ -786,22 +933,21 @@ def _build_batch(cfg: ModelConfig, col: _Collector) -> tuple[pa.Table, dict[str,
     missing = []
     for f in cfg.features:
         if f.name in keys:
-            put(f.name, *convert_column([r.get(f.name) for r in rows], f.type))
+            put(f.name, *convert_column(raw(f.name), f.type))
         else:
             missing.append(f.name)
     label = cfg.prediction.label
     if label in keys:
-        raw = [r.get(label) for r in rows]
         if cfg.problem_type == "regression":
-            put(label, *convert_column(raw, "numeric"))
+            put(label, *convert_column(col.labels, "numeric"))
         else:
-            put(label, _label_array(raw), None, 0)
+            put(label, _label_array(col.labels), None, 0)
     else:
         missing.append(label)
     prob = cfg.prediction.probability
     if prob:
         if prob in keys:
-            put(prob, pa.array([r.get(prob) for r in rows], pa.float64()), None, 0)
+            put(prob, pa.array(col.probs, pa.float64()), None, 0)
         else:
             missing.append(prob)
     schema_cols = {cfg.inference_id, TIME_COLUMN, *cfg.feature_names, *cfg.prediction_columns}
@@ -811,7 +957,7 @@ def _build_batch(cfg: ModelConfig, col: _Collector) -> tuple[pa.Table, dict[str,
         arrays.append(sc)
     for k in extras:
         names.append(k)
-        arrays.append(convert_column([r.get(k) for r in rows], "categorical")[0])
+        arrays.append(convert_column(raw(k), "categorical")[0])
     return pa.Table.from_arrays(arrays, names=names), type_errors, missing, extras
 
 

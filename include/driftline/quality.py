@@ -177,7 +177,8 @@ def violations_from_result(result: dict, cfg: ModelConfig, observed_columns: lis
             desc = (f"There are missing columns in current dataset: {feature!r} is expected but absent. "
                     f"Number of columns in current dataset: {n_observed}, expected: {n_expected}.")
         elif check == "extra_column_check":
-            extra = sorted(set(res.get("observed_value") or observed_columns) - set(kw["column_set"]))
+            extra = sorted(c for c in set(res.get("observed_value") or observed_columns) - set(kw["column_set"])
+                           if not c.startswith(UNPARSED_PREFIX))  # sidecars: see untyped_column_violations
             if not extra:
                 continue  # the mismatch is only missing columns, reported one by one
             details["extra_columns"] = extra
@@ -220,6 +221,27 @@ def violations_from_result(result: dict, cfg: ModelConfig, observed_columns: lis
         else:
             desc = f"{e['type']} failed on {feature}: {bad} of {n} values unexpected."
         out.append({"feature_name": feature, "constraint_check_type": check, "description": desc, "details": details})
+    return out
+
+
+def untyped_column_violations(cfg: ModelConfig, batch: pa.Table) -> list[dict]:
+    """data_type_check for the non-feature columns (inference time, prediction) that ingest
+    could not read; the suite checks the features' types itself."""
+    out = []
+    features = set(cfg.feature_names)
+    for side in batch.column_names:
+        col = side[len(UNPARSED_PREFIX):]
+        if not side.startswith(UNPARSED_PREFIX) or col in features:
+            continue
+        raw = batch.column(side)
+        bad = len(raw) - raw.null_count
+        if bad:
+            examples = [v for v in raw.drop_null().to_pylist()[:3]]
+            out.append({"feature_name": col, "constraint_check_type": "data_type_check",
+                        "description": (f"Data type match requirement is not met for {col!r}: {bad} of {len(raw)} "
+                                        f"values could not be read (e.g. {_examples(examples)})."),
+                        "details": {"unexpected_count": bad, "element_count": len(raw), "examples": examples,
+                                    "observed_match": 1 - bad / len(raw), "required": 1.0}})
     return out
 
 
@@ -288,6 +310,7 @@ def run_quality(cfg: ModelConfig, store: Store, interval_start: datetime,
             _copy_docs(store, tmp, docs_rel)
         store.write_json(posixpath.join(prefix, "gx_validation.json"), result)
         violations += violations_from_result(result, cfg, list(batch.column_names), frame=df)
+        violations += untyped_column_violations(cfg, batch)
         stats = result.get("statistics", {})
         out.update(status="violations" if violations else "ok",
                    expectations=stats.get("evaluated_expectations", len(base["expectations"]["expectations"])),

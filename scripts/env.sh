@@ -1,0 +1,22 @@
+# Sourced by the scripts: a project-local Airflow on SQLite and the embedded local store.
+PROJECT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export AIRFLOW_HOME="${AIRFLOW_HOME:-$PROJECT_DIR/airflow_home}"
+export AIRFLOW__CORE__DAGS_FOLDER="$PROJECT_DIR/dags"
+export AIRFLOW__CORE__PLUGINS_FOLDER="$PROJECT_DIR/plugins"
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export DRIFTLINE_STORE_URL="${DRIFTLINE_STORE_URL:-file://$PROJECT_DIR/data/store}"
+VENV="${DRIFTLINE_VENV:-$PROJECT_DIR/.venv}"
+PY="${PYTHON:-python3}"
+
+ensure_venv() {  # ensure_venv REQUIREMENTS_FILE
+  local req="$1" stamp="$VENV/.installed-$(basename "$1")"
+  if [ ! -x "$VENV/bin/python" ]; then
+    "$PY" -m venv "$VENV"
+  fi
+  # Reinstall only when the requirements changed since the last install.
+  if [ ! -f "$stamp" ] || [ "$req" -nt "$stamp" ] || [ "$PROJECT_DIR/pyproject.toml" -nt "$stamp" ]; then
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet -r "$req" -e "$PROJECT_DIR"
+    touch "$stamp"
+  fi
+}

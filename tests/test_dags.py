@@ -33,7 +33,7 @@ print("RESULT" + json.dumps({"dag_ids": sorted(bag.dag_ids), "errors": bag.impor
     return json.loads(line[len("RESULT"):])
 
 
-def test_dag_files_import_without_errors_or_heavy_imports():
+def test_dag_files_import_without_errors_or_heavy_imports(airflow_db):
     bag = _dagbag()
     assert bag["errors"] == {}
     assert {"driftline_monitor_churn", "driftline_baseline"} <= set(bag["dag_ids"])
@@ -44,7 +44,7 @@ def test_dag_files_import_without_errors_or_heavy_imports():
         assert bag["docs"][dag_id], f"{dag_id} has no doc_md"
 
 
-def test_broken_model_file_is_an_import_error_naming_it(tmp_path):
+def test_broken_model_file_is_an_import_error_naming_it(tmp_path, airflow_db):
     shutil.copy(PROJECT / "include/monitors/churn.yaml", tmp_path / "churn.yaml")
     text = (PROJECT / "include/monitors/churn.yaml").read_text()
     (tmp_path / "fraud.yaml").write_text(text.replace("name: churn", "name: fraud")
@@ -56,7 +56,7 @@ def test_broken_model_file_is_an_import_error_naming_it(tmp_path):
     assert f"{tmp_path / 'fraud.yaml'}: features[1].type: 'flot' is not one of numeric" in msg
 
 
-def test_monitoring_dag_shape():
+def test_monitoring_dag_shape(airflow_db):
     from driftline_airflow.local_runs import get_dag
 
     dag = get_dag("driftline_monitor_churn")

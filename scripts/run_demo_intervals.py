@@ -1,10 +1,12 @@
 """Run the demo model's monitoring DAG over every demo interval (see scripts/quickstart.sh)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 from datetime import datetime
+from pathlib import Path
 
 from driftline.cli import project_dir
 from driftline_airflow.runtime import load_configs
@@ -14,6 +16,25 @@ from driftline_airflow.local_runs import get_dag, run_interval
 DAG_ID = "driftline_monitor_churn"
 
 
+@contextlib.contextmanager
+def output_to(path: Path):
+    """Send everything written to stdout/stderr (Airflow's task logs included, whatever
+    handler holds them) to path, at the file-descriptor level."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush(), sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush(), sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0]), os.close(saved[1])
+
+
 def main() -> int:
     demo_root = os.environ.get("DRIFTLINE_DEMO_ROOT") or f"file://{project_dir() / 'data' / 'demo'}"
     manifest = json.loads(Store(demo_root).read_bytes("manifest.json"))
@@ -21,9 +42,13 @@ def main() -> int:
     dag = get_dag(DAG_ID)
     cfg = load_configs().models["churn"]
     rows = []
+    log_path = Path(os.environ.get("AIRFLOW_HOME", ".")) / "logs" / "demo_runs.log"
     for iso in manifest["interval_starts"]:
         start = datetime.fromisoformat(iso)
-        dr = run_interval(dag, start, cfg.interval_end(start))
+        print(f"  {iso[:10]} ...", end=" ", flush=True)
+        with output_to(log_path):
+            dr = run_interval(dag, start, cfg.interval_end(start))
+        print(dr.state, flush=True)
         key = Store.run_prefix("churn", start)
         run = store.read_json(f"{key}/run.json") if store.exists(f"{key}/run.json") else {}
         rows.append((iso[:10], dr.state, run.get("status", "?"), run.get("violations", "?"),
@@ -34,6 +59,7 @@ def main() -> int:
     print(f"\nartifacts: {store.uri('runs', 'churn')}/<interval>/  (batch.parquet, quarantine.jsonl, "
           f"constraint_violations.json, data_docs/index.html, run.json)")
     print(f"baselines: {store.uri('baselines', 'churn')}   metrics history: {store.uri('metrics', 'churn', 'history')}")
+    print(f"task logs (with each task's summary block): {log_path}")
     return 0 if all(str(r[1]).endswith("success") for r in rows) else 1
 
 

@@ -140,3 +140,16 @@ def test_unreachable_store_fails_with_its_url(tmp_path, monkeypatch, airflow_db)
     monkeypatch.setenv("DRIFTLINE_DEMO_ROOT", f"file://{tmp_path}/demo")
     dr = _run(datetime.fromisoformat("2026-10-01T00:00:00+00:00"), retries=0)
     assert str(dr.state).endswith("failed")
+
+
+@pytest.mark.e2e
+def test_baseline_dag_writes_a_new_version(tmp_path, monkeypatch, airflow_db):
+    from driftline_airflow.local_runs import get_dag
+
+    store, _ = _setup(monkeypatch, f"file://{tmp_path}/demo", f"file://{tmp_path}/store")  # makes v1
+    dr = get_dag("driftline_baseline").test(run_conf={"model": "churn", "training_data": ""})
+    assert str(dr.state).endswith("success")
+    from driftline.baseline import list_versions
+
+    assert list_versions(store, "churn") == ["v1", "v2"]
+    assert store.read_json("baselines/churn/v2/manifest.json")["rows"] == 6000

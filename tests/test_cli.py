@@ -1,0 +1,48 @@
+"""The driftline command, run in-process on a small demo."""
+import json
+
+import pytest
+
+from driftline.cli import main
+
+
+@pytest.fixture
+def demo_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("DRIFTLINE_DEMO_ROOT", f"file://{tmp_path}/demo")
+    store = f"file://{tmp_path}/store"
+    assert main(["--store", store, "demo", "--days", "3", "--rows-per-hour", "15"]) == 0
+    return tmp_path, store
+
+
+def test_validate_exit_codes(tmp_path, capsys):
+    assert main(["validate"]) == 0
+    assert "ok" in capsys.readouterr().out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\n")
+    assert main(["validate", str(bad)]) == 2
+    out = capsys.readouterr().out
+    assert f"ERROR {bad}: problem_type: required field is missing" in out
+
+
+def test_baseline_then_monitor(demo_env, capsys):
+    tmp_path, store = demo_env
+    assert main(["--store", store, "baseline", "--model", "churn"]) == 0
+    assert "baseline churn/v1" in capsys.readouterr().out
+    rc = main(["--store", store, "monitor", "--model", "churn", "--start", "2026-10-01", "--end", "2026-10-03"])
+    out = capsys.readouterr().out
+    assert rc == 0, out  # two clean days
+    assert out.count("churn 2026-10-0") >= 2 and "OK" in out
+    run = json.loads((tmp_path / "store/runs/churn/2026-10-02T0000Z/run.json").read_text())
+    assert run["status"] == "ok" and run["stages"]["ingest"]["quarantined"] == 3
+
+
+def test_errors_are_one_line_not_tracebacks(tmp_path, capsys):
+    store = f"file://{tmp_path}/store"
+    assert main(["--store", store, "baseline", "--model", "nope"]) == 2
+    assert "no valid model named 'nope'" in capsys.readouterr().err
+    rc = main(["--store", store, "monitor", "--model", "churn", "--start", "2026-10-01", "--end", "2026-10-02"])
+    assert rc == 2
+    assert "has no baseline" in capsys.readouterr().err
+    blocker = tmp_path / "f"
+    blocker.write_text("x")
+    assert main(["--store", f"file://{blocker}/s", "baseline", "--model", "churn"]) in (2, 3)

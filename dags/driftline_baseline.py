@@ -23,6 +23,7 @@ with DAG(
     schedule=None,
     start_date=datetime(2026, 1, 1),
     catchup=False,
+    max_active_runs=1,  # version numbers are taken in order; two runs at once could pick the same one
     tags=["baseline", "driftline"],
     doc_md=__doc__,
     params={

@@ -22,7 +22,7 @@ from datetime import timedelta
 from airflow.sdk import DAG, CronDataIntervalTimetable, task
 from driftline_airflow.runtime import ConfigErrorsDag, fail_clearly, get_store, load_configs, log_summary, resolver
 
-from driftline.config import ModelConfig
+from driftline.config import ConfigError, ModelConfig
 
 
 def build_monitoring_dag(cfg: ModelConfig) -> DAG:
@@ -79,7 +79,14 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
 
 
 _loaded = load_configs()
+_errors = dict(_loaded.errors)
 for _name, _cfg in _loaded.models.items():
-    globals()[f"driftline_monitor_{_name}"] = build_monitoring_dag(_cfg)
-if _loaded.errors:
-    config_errors = ConfigErrorsDag(_loaded.errors)
+    try:
+        _dag = build_monitoring_dag(_cfg)
+        _dag.validate()
+    except Exception as _exc:  # noqa: BLE001 - a model Airflow rejects must not hide the others
+        _errors[_cfg.source] = ConfigError(_cfg.source, [f"Airflow rejects the DAG built from it: {_exc}"])
+    else:
+        globals()[f"driftline_monitor_{_name}"] = _dag
+if _errors:
+    config_errors = ConfigErrorsDag(_errors)

@@ -14,7 +14,11 @@ ensure_venv() {  # ensure_venv REQUIREMENTS_FILE
     "$PY" -m venv "$VENV"
   fi
   # Reinstall only when the requirements changed since the last install.
-  if [ ! -f "$stamp" ] || [ "$req" -nt "$stamp" ] || [ "$PROJECT_DIR/pyproject.toml" -nt "$stamp" ]; then
+  local newer=""
+  for f in "$req" "$PROJECT_DIR/requirements.txt" "$PROJECT_DIR/pyproject.toml"; do
+    [ "$f" -nt "$stamp" ] && newer=1
+  done
+  if [ ! -f "$stamp" ] || [ -n "$newer" ]; then
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
     "$VENV/bin/python" -m pip install --quiet -r "$req" -e "$PROJECT_DIR"
     touch "$stamp"

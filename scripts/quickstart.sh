@@ -14,6 +14,6 @@ airflow db migrate >/dev/null
 echo "==> demo scenario"
 driftline demo
 echo "==> baseline"
-driftline baseline --model churn
+driftline baseline --model churn --if-missing
 echo "==> monitoring DAG over every demo interval"
 python scripts/run_demo_intervals.py

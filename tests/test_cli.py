@@ -43,6 +43,18 @@ def test_errors_are_one_line_not_tracebacks(tmp_path, capsys):
     rc = main(["--store", store, "monitor", "--model", "churn", "--start", "2026-10-01", "--end", "2026-10-02"])
     assert rc == 2
     assert "has no baseline" in capsys.readouterr().err
+
+
+def test_unreachable_store_exit_code(demo_env, capsys):
+    tmp_path, _ = demo_env
     blocker = tmp_path / "f"
     blocker.write_text("x")
-    assert main(["--store", f"file://{blocker}/s", "baseline", "--model", "churn"]) in (2, 3)
+    assert main(["--store", f"file://{blocker}/s", "baseline", "--model", "churn"]) == 3
+    assert f"store file://{blocker}/s" in capsys.readouterr().err
+
+
+def test_baseline_if_missing(demo_env, capsys):
+    _, store = demo_env
+    assert main(["--store", store, "baseline", "--model", "churn", "--if-missing"]) == 0
+    assert main(["--store", store, "baseline", "--model", "churn", "--if-missing"]) == 0
+    assert "churn/v1 exists; nothing to do" in capsys.readouterr().out

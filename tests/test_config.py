@@ -71,6 +71,7 @@ def test_duplicate_feature_and_reserved_names(tmp_path):
 
 def test_bad_schedule_and_duration(tmp_path):
     assert "cron" in _errors(tmp_path, BASE + "schedule: every tuesday\n")[0]
+    assert _errors(tmp_path, BASE + "schedule: '61 * * * *'\n")[0].startswith("schedule: '61 * * * *' is neither")
     problems = _errors(tmp_path, BASE + "labels: {uri: l, delay: soon}\n")
     assert problems[0].startswith("labels.delay:") and "duration" in problems[0]
 
@@ -95,13 +96,18 @@ def test_load_all_isolates_broken_files(tmp_path):
     (tmp_path / "good.yaml").write_text(BASE)
     (tmp_path / "bad.yaml").write_text(BASE.replace("type: numeric", "type: flot").replace("name: m", "name: m2"))
     (tmp_path / "dupe.yml").write_text(BASE)
+    (tmp_path / "latin1.yaml").write_bytes("name: caf\xe9\n".encode("latin-1"))
     loaded = load_all(tmp_path)
-    assert list(loaded.models) == ["m"]
-    assert set(loaded.errors) == {str(tmp_path / "bad.yaml"), str(tmp_path / "good.yaml")} or \
-        set(loaded.errors) == {str(tmp_path / "bad.yaml"), str(tmp_path / "dupe.yml")}
-    assert any("already declared" in str(e) for e in loaded.errors.values())
+    assert list(loaded.models) == ["m"] and loaded.models["m"].source == str(tmp_path / "dupe.yml")  # sorted order
+    assert set(loaded.errors) == {str(tmp_path / n) for n in ("bad.yaml", "good.yaml", "latin1.yaml")}
+    assert "already declared in " + str(tmp_path / "dupe.yml") in str(loaded.errors[str(tmp_path / "good.yaml")])
+    assert "not UTF-8" in str(loaded.errors[str(tmp_path / "latin1.yaml")])
 
 
 @pytest.mark.parametrize("text,seconds", [("36h", 129600), ("2d", 172800), ("90m", 5400), (60, 60), ("1w", 604800)])
 def test_parse_duration(text, seconds):
     assert parse_duration(text).total_seconds() == seconds
+
+
+def test_feature_names_cannot_break_csv_or_queries(tmp_path):
+    assert _errors(tmp_path, BASE.replace("name: a,", "name: 'a`b',"))[0].startswith("features[0].name:")

@@ -16,9 +16,10 @@ from driftline.monitor import read_history
 from driftline.store import Store
 
 CLEAN_DAYS = [0, 2]          # before the drift, no incident, no malformed lines
-MALFORMED_DAY = 1            # 3 malformed lines, below the quarantine threshold
+MALFORMED_DAY = 1            # 3 malformed lines, below the quarantine threshold: still clean
 INCIDENT_DAY = 5             # the data-quality incident (and 2 malformed lines)
-DAYS = sorted({*CLEAN_DAYS, MALFORMED_DAY, INCIDENT_DAY})
+DRIFT_DAYS = [3, 4, 5, 6]    # +18% monthly charges push values past the baseline's range
+DAYS = list(range(7))
 
 
 def _setup(monkeypatch, demo_root: str, store_url: str, resolver=None) -> tuple[Store, dict]:
@@ -59,7 +60,13 @@ def _checks(violations) -> set[tuple[str, str]]:
 
 
 def _assert_demo_findings(store: Store, manifest: dict, runs: dict[int, dict]) -> None:
-    for d in CLEAN_DAYS:
+    for d in set(runs) & set(DRIFT_DAYS):
+        checks = _checks(runs[d]["violations"])
+        assert ("range_check", "monthly_charges") in checks, f"drift day {d}: {checks}"
+        if d != INCIDENT_DAY:  # nothing but range findings on features the scenario drifted
+            drifted = set(manifest["drifted_features"]["covariate"])
+            assert {c for c, _ in checks} == {"range_check"} and {f for _, f in checks} <= drifted, f"day {d}: {checks}"
+    for d in set(runs) & {*CLEAN_DAYS, MALFORMED_DAY}:
         assert runs[d]["violations"] == [], f"clean day {d} reported {runs[d]['violations']}"
         assert runs[d]["run"]["status"] == "ok"
     # every injected data-quality problem is reported on the incident day
@@ -122,7 +129,7 @@ def test_demo_end_to_end_on_s3(tmp_path, monkeypatch, airflow_db, s3_server):
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(var, raising=False)
     store, manifest = _setup(monkeypatch, f"s3://{bucket}/demo", f"s3://{bucket}/store", resolver=resolver("aws_default"))
-    runs = _run_days(store, manifest, DAYS)
+    runs = _run_days(store, manifest, [0, 1, 5])
     _assert_demo_findings(store, manifest, runs)
     # the artifacts really are objects in the bucket, read back over HTTP with boto3
     import boto3

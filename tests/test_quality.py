@@ -137,3 +137,20 @@ def test_unreadable_inference_time_is_a_type_violation_not_an_extra_column(setup
     _, v = run(cfg, store, df)
     assert set(v) == {("data_type_check", "inference_time")}
     assert v[("data_type_check", "inference_time")]["details"]["unexpected_count"] == 4
+
+
+def test_unreadable_boolean_is_only_a_type_violation(setup):
+    cfg, store, rng = setup
+    df = clean_batch(rng)
+    df["b"] = df["b"].astype("boolean")
+    df.loc[:3, "b"] = pd.NA
+    df["__unparsed__b"] = pd.Series([None] * len(df), dtype=object)
+    df.loc[:3, "__unparsed__b"] = "maybe"
+    _, v = run(cfg, store, df)
+    assert set(v) == {("data_type_check", "b")}
+
+
+def test_all_records_quarantined_is_a_violation_not_no_data(setup):
+    cfg, store, rng = setup
+    out, v = run(cfg, store, clean_batch(rng).iloc[:0], ingest={"records_seen": 50, "quarantined": 50})
+    assert out["status"] == "violations" and set(v) == {("quarantine_check", "*")}

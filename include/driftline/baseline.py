@@ -6,11 +6,12 @@ A baseline version holds, under ``baselines/<model>/<version>/``:
     SageMaker Model Monitor's data-quality statistics format: ``dataset.item_count`` and
     per feature ``numerical_statistics`` (``common.num_present/num_missing``, ``mean``,
     ``sum``, ``std_dev`` (population, as Deequ computes it), ``min``, ``max``,
-    ``distribution.kll.buckets``: 10 equal-width buckets over [min, max]) or
+    ``distribution.kll.buckets``: 10 equal-width buckets over [min, max]; the serialised KLL
+    ``sketch`` itself comes with the mergeable profiles of the drift engine) or
     ``string_statistics`` (``common``, ``distinct_count``, ``distribution.categorical.buckets``).
 ``constraints.json``
     SageMaker's constraints format: per feature ``inferred_type`` (Integral, Fractional,
-    String, Boolean), ``completeness``, ``num_constraints.is_non_negative``,
+    String), ``completeness``, ``num_constraints.is_non_negative``,
     ``string_constraints.domains``; top-level ``monitoring_config``. driftline's additions
     sit under a ``driftline`` key per feature (declared type, observed range), which
     SageMaker's tooling ignores.
@@ -43,8 +44,10 @@ import pyarrow.parquet as pq
 from driftline.config import ModelConfig
 from driftline.store import Resolver, Store, StoreError, default_resolver
 
+#: SageMaker's inferred types are Integral, Fractional, String and Unknown: booleans and
+#: datetimes are String there; driftline's own type sits under each feature's "driftline" key.
 INFERRED_TYPE = {"numeric": "Fractional", "integer": "Integral", "categorical": "String",
-                 "boolean": "Boolean", "datetime": "String"}
+                 "boolean": "String", "datetime": "String"}
 DRIFTLINE_TYPE = {"Fractional": "numeric", "Integral": "integer", "String": "categorical",
                   "Boolean": "boolean"}
 #: Above this many distinct values a categorical feature gets no domain constraint
@@ -296,8 +299,10 @@ def build_suite(cfg: ModelConfig, constraints: dict, name: str) -> dict:
         domains = c.get("string_constraints", {}).get("domains")
         if domains and typ in ("categorical", "boolean"):
             value_set = [d == "true" for d in domains] if typ == "boolean" else list(domains)
-            add("expect_column_values_to_be_in_set",
-                {"column": name_, "value_set": value_set, "mostly": domain_threshold},
+            in_set = {"column": name_, "value_set": value_set, "mostly": domain_threshold}
+            if typ == "boolean":  # an unreadable value is a type error, not also an unknown category
+                in_set.update(unparsed_filter)
+            add("expect_column_values_to_be_in_set", in_set,
                 "categorical_values_check", name_)
     return {"name": name, "expectations": exps, "meta": {"driftline_model": cfg.name}}
 

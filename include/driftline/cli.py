@@ -2,7 +2,7 @@
 
     driftline validate [FILE ...]                 check model files (default: every file in the monitors folder)
     driftline demo [--root URL] [--days N]        write the demo scenario (training data, model, capture, labels)
-    driftline baseline --model NAME               build a new baseline version from the training data
+    driftline baseline --model NAME [--if-missing] build a new baseline version from the training data
     driftline baseline-import --model NAME --statistics URI --constraints URI
                                                   import a SageMaker Model Monitor baseline
     driftline monitor --model NAME --start T --end T
@@ -80,9 +80,13 @@ def cmd_demo(args) -> int:
 
 
 def cmd_baseline(args) -> int:
-    from driftline.baseline import create_baseline
+    from driftline.baseline import create_baseline, list_versions
 
-    out = create_baseline(_model(args), Store(args.store), training_data=args.training_data)
+    cfg, store = _model(args), Store(args.store)
+    if args.if_missing and (versions := list_versions(store, cfg.name)):
+        print(f"baseline {cfg.name}/{versions[-1]} exists; nothing to do (drop --if-missing for a new version)")
+        return 0
+    out = create_baseline(cfg, store, training_data=args.training_data)
     print(out["summary"])
     return 0
 
@@ -153,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("baseline", help="build a new baseline version")
     model_args(b)
     b.add_argument("--training-data", help="override the model file's baseline.training_data")
+    b.add_argument("--if-missing", action="store_true", help="do nothing when the model already has a baseline")
     b.set_defaults(fn=cmd_baseline)
 
     bi = sub.add_parser("baseline-import", help="import a SageMaker Model Monitor baseline")

@@ -64,7 +64,8 @@ class _Strict(BaseModel):
 
 
 class Feature(_Strict):
-    name: str = Field(pattern=r"^[^\s,]+$")
+    #: No whitespace, commas (CSV payloads) or backticks (GX row conditions quote names with them).
+    name: str = Field(pattern=r"^[^\s,`]+$")
     type: Literal["numeric", "integer", "categorical", "boolean", "datetime"]
     description: str = ""
     #: Overrides of the drift method/threshold for this feature (used by the drift engine).
@@ -177,9 +178,11 @@ class ModelConfig(_Strict):
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, v: str) -> str:
+        from croniter import croniter
+
         cron = SCHEDULE_ALIASES.get(v, v)
-        if len(cron.split()) != 5:
-            raise ValueError(f"{v!r} is neither hourly/daily/weekly nor a 5-field cron expression")
+        if len(cron.split()) != 5 or not croniter.is_valid(cron):
+            raise ValueError(f"{v!r} is neither hourly/daily/weekly nor a valid 5-field cron expression")
         return v
 
     @field_validator("start_date")
@@ -337,7 +340,9 @@ def load_model_config(path: str | os.PathLike) -> ModelConfig:
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, [f"not UTF-8 text (byte {exc.start}): save the file as UTF-8"]) from None
     except OSError as exc:
         raise ConfigError(source, [f"cannot read the file: {exc.strerror or exc}"]) from None
     try:
@@ -360,6 +365,9 @@ def load_all(folder: str | os.PathLike) -> LoadedConfigs:
             cfg = load_model_config(path)
         except ConfigError as exc:
             errors[str(path)] = exc
+            continue
+        except Exception as exc:  # noqa: BLE001 - one odd file must not take the others down
+            errors[str(path)] = ConfigError(str(path), [f"cannot load ({type(exc).__name__}: {exc})"])
             continue
         if cfg.name in seen:
             errors[str(path)] = ConfigError(str(path), [f"name: model {cfg.name!r} is already declared in {seen[cfg.name]}"])

@@ -48,9 +48,18 @@ def read_history(store: Store, model: str) -> pd.DataFrame:
     return pa.concat_tables(tables).to_pandas().sort_values(["interval_start", "metric", "segment"]).reset_index(drop=True)
 
 
+#: What a run concludes from its batch. A re-run removes them before it ingests, so a stage
+#: that fails on the re-run leaves no verdict of the previous batch behind.
+VERDICT_ARTIFACTS = ("run.json", "quality.json", "gx_validation.json", "constraint_violations.json", "data_docs")
+
+
 def run_ingest(cfg: ModelConfig, store: Store, start: datetime, end: datetime, resolver: Resolver | None = None) -> dict:
     from driftline.ingest import ingest_interval  # noqa: PLC0415 - keeps `import driftline.monitor` light
 
+    store.check_reachable()
+    prefix = Store.run_prefix(cfg.name, start)
+    for name in VERDICT_ARTIFACTS:
+        store.delete(posixpath.join(prefix, name))
     return ingest_interval(cfg, store, start, end, resolver=resolver)
 
 

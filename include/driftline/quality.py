@@ -299,7 +299,9 @@ def run_quality(cfg: ModelConfig, store: Store, interval_start: datetime,
     if batch.num_rows < cfg.thresholds.min_rows:
         store.delete(docs_rel)
         store.write_json(posixpath.join(prefix, "gx_validation.json"), {"status": "no_data"})
-        out.update(status="no_data", expectations=0, violations=len(violations), data_docs=None)
+        # Every record malformed is an outage of bad data, not an interval without traffic.
+        out.update(status="violations" if violations else "no_data", expectations=0,
+                   violations=len(violations), data_docs=None)
         out["summary"] = (f"data_quality {cfg.name} {key}: NO DATA — {batch.num_rows} rows "
                           f"(minimum {cfg.thresholds.min_rows}); checks skipped")
     else:

@@ -128,7 +128,7 @@ class Store:
         try:
             return fn()
         except FileNotFoundError:
-            raise
+            raise StoreError(f"store {self.url}: {what} failed: no such object") from None
         except StoreError:
             raise
         except Exception as exc:  # noqa: BLE001

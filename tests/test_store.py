@@ -56,3 +56,24 @@ def test_put_tree_replaces(tmp_path):
     store.write_text("docs/stale.html", "old")
     store.put_tree(str(src), "docs")
     assert store.listdir("docs") == ["sub"] and store.read_bytes("docs/sub/a.html") == b"a"
+
+
+def test_s3_store_with_endpoint_down_names_the_url():
+    import socket
+
+    import s3fs
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def resolver(url):
+        fs = s3fs.S3FileSystem(key="k", secret="s", endpoint_url=f"http://127.0.0.1:{port}", skip_instance_cache=True,
+                               config_kwargs={"retries": {"max_attempts": 1}, "connect_timeout": 1, "read_timeout": 1})
+        return fs, url.removeprefix("s3://")
+
+    store = Store("s3://driftline/store", resolver=resolver)
+    with pytest.raises(StoreError, match="store s3://driftline/store: reaching the store failed"):
+        store.check_reachable()
+    with pytest.raises(StoreError, match="store s3://driftline/store: writing runs/x.json failed"):
+        store.write_json("runs/x.json", {"a": 1})

@@ -1,0 +1,220 @@
+"""Mergeable column profiles: computed once per partition, merged into the profile of the union.
+
+Numeric: count, missing, min, max, mean and M2 (sum of squared deviations; merged with
+Chan, Golub & LeVeque's pairwise formula, exact up to float rounding), a KLL quantile sketch
+(Apache DataSketches, as SageMaker/Deequ use; rank error ``kll_rank_error()``), and counts on
+fixed bin edges (taken from the baseline's quantiles, so every partition bins alike).
+
+Categorical: exact value counts while the number of distinct values stays within
+``max_exact``; past it, a frequent-items sketch (DataSketches) whose estimates carry a
+stated error bound. Reported as top-K plus "other".
+
+``profile_parquet`` streams a Parquet file by record batch, so memory follows the batch size,
+not the file size.
+"""
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from datasketches import frequent_items_error_type, frequent_strings_sketch, kll_doubles_sketch
+
+KLL_K = 200
+MAX_EXACT_CATEGORIES = 10_000
+FREQUENT_LG_MAX_K = 12  # frequent-items sketch: up to 2^12 * 0.75 tracked items
+
+
+def kll_rank_error(k: int = KLL_K) -> float:
+    """Normalised rank error of a single KLL quantile (99% confidence)."""
+    return float(kll_doubles_sketch.get_normalized_rank_error(k, False))
+
+
+def combine_moments(na: int, mean_a: float, m2_a: float, nb: int, mean_b: float, m2_b: float) -> tuple[float, float]:
+    """Mean and M2 of the union of two samples from theirs (Chan, Golub & LeVeque 1979)."""
+    n = na + nb
+    if n == 0:
+        return 0.0, 0.0
+    delta = mean_b - mean_a
+    return mean_a + delta * nb / n, m2_a + m2_b + delta * delta * na * nb / n
+
+
+def _b64(b: bytes) -> str:
+    return base64.b64encode(b).decode()
+
+
+@dataclass
+class NumericProfile:
+    count: int = 0
+    missing: int = 0
+    min: float = float("inf")
+    max: float = float("-inf")
+    mean: float = 0.0
+    m2: float = 0.0
+    sketch: kll_doubles_sketch = field(default_factory=lambda: kll_doubles_sketch(KLL_K))
+    edges: np.ndarray | None = None
+    bin_counts: np.ndarray | None = None
+
+    @property
+    def present(self) -> int:
+        return self.count - self.missing
+
+    @property
+    def variance(self) -> float:
+        """Population variance (ddof=0)."""
+        return self.m2 / self.present if self.present else float("nan")
+
+    def _add_moments(self, n: int, mean: float, m2: float, lo: float, hi: float) -> None:
+        """Fold n present values (their mean, M2, min, max) into self; self.count/missing
+        must not include them yet."""
+        if n == 0:
+            return
+        self.mean, self.m2 = combine_moments(self.present, self.mean, self.m2, n, mean, m2)
+        self.min, self.max = min(self.min, lo), max(self.max, hi)
+
+    def update(self, values: np.ndarray) -> NumericProfile:
+        v = np.asarray(values, dtype="float64").ravel()
+        present = v[~np.isnan(v)]
+        if present.size:
+            mean = float(present.mean())
+            self._add_moments(present.size, mean, float(((present - mean) ** 2).sum()),
+                              float(present.min()), float(present.max()))
+            self.sketch.update(present)
+        self.count += v.size
+        self.missing += v.size - present.size
+        if self.edges is not None:
+            counts = np.bincount(np.clip(np.searchsorted(self.edges, present, side="right") - 1, 0, len(self.edges) - 2),
+                                 minlength=len(self.edges) - 1).astype("float64")
+            self.bin_counts = counts if self.bin_counts is None else self.bin_counts + counts
+        return self
+
+    def merge(self, other: NumericProfile) -> NumericProfile:
+        """The profile of both partitions' rows (neither input changes)."""
+        if (self.edges is None) != (other.edges is None) or (
+                self.edges is not None and not np.array_equal(self.edges, other.edges)):
+            raise ValueError("cannot merge numeric profiles binned on different edges")
+        out = NumericProfile(edges=self.edges)
+        for p in (self, other):
+            out._add_moments(p.present, p.mean, p.m2, p.min, p.max)
+            out.count += p.count
+            out.missing += p.missing
+            out.sketch.merge(p.sketch)
+            if p.bin_counts is not None:
+                out.bin_counts = p.bin_counts.copy() if out.bin_counts is None else out.bin_counts + p.bin_counts
+        return out
+
+    def quantile(self, q: float) -> float:
+        return float(self.sketch.get_quantile(q))
+
+    def to_dict(self) -> dict:
+        return {"type": "numeric", "count": self.count, "missing": self.missing,
+                "min": self.min if self.present else None, "max": self.max if self.present else None,
+                "mean": self.mean, "m2": self.m2, "kll_k": self.sketch.k,
+                "kll": _b64(self.sketch.serialize()),
+                "edges": None if self.edges is None else [float(e) for e in self.edges],
+                "bin_counts": None if self.bin_counts is None else [float(c) for c in self.bin_counts]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> NumericProfile:
+        p = cls(count=d["count"], missing=d["missing"],
+                min=d["min"] if d["min"] is not None else float("inf"),
+                max=d["max"] if d["max"] is not None else float("-inf"), mean=d["mean"], m2=d["m2"],
+                sketch=kll_doubles_sketch.deserialize(base64.b64decode(d["kll"])),
+                edges=None if d["edges"] is None else np.array(d["edges"], dtype="float64"),
+                bin_counts=None if d["bin_counts"] is None else np.array(d["bin_counts"], dtype="float64"))
+        return p
+
+
+@dataclass
+class CategoricalProfile:
+    count: int = 0
+    missing: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    #: Once there are more than max_exact distinct values, counts move into this sketch.
+    sketch: frequent_strings_sketch | None = None
+    max_exact: int = MAX_EXACT_CATEGORIES
+
+    @property
+    def exact(self) -> bool:
+        return self.sketch is None
+
+    def _add(self, value: str, n: int) -> None:
+        if self.sketch is not None:
+            self.sketch.update(value, int(n))
+            return
+        self.counts[value] = self.counts.get(value, 0) + int(n)
+        if len(self.counts) > self.max_exact:
+            self.sketch = frequent_strings_sketch(FREQUENT_LG_MAX_K)
+            for k, c in self.counts.items():
+                self.sketch.update(k, int(c))
+            self.counts = {}
+
+    def update(self, values: pa.Array | list) -> CategoricalProfile:
+        arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values, type=pa.string())
+        arr = pc.cast(arr, pa.string()) if arr.type != pa.string() else arr
+        self.count += len(arr)
+        self.missing += arr.null_count
+        vc = pc.value_counts(arr.drop_null() if hasattr(arr, "drop_null") else pc.drop_null(arr))
+        for item in vc.to_pylist():
+            self._add(item["values"], item["counts"])
+        return self
+
+    def merge(self, other: CategoricalProfile) -> CategoricalProfile:
+        out = CategoricalProfile(count=self.count + other.count, missing=self.missing + other.missing,
+                                 max_exact=self.max_exact)
+        for p in (self, other):
+            if p.sketch is not None:
+                if out.sketch is None:
+                    out.sketch = frequent_strings_sketch(FREQUENT_LG_MAX_K)
+                    for k, c in out.counts.items():
+                        out.sketch.update(k, int(c))
+                    out.counts = {}
+                out.sketch.merge(p.sketch)
+            else:
+                for k, c in p.counts.items():
+                    out._add(k, c)
+        return out
+
+    def top(self, k: int = 50) -> tuple[dict[str, int], int]:
+        """The k most frequent values with their counts, and the count of all other values."""
+        present = self.count - self.missing
+        if self.sketch is None:
+            ranked = sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+        else:
+            items = self.sketch.get_frequent_items(frequent_items_error_type.NO_FALSE_NEGATIVES)
+            ranked = [(it[0], int(it[1])) for it in items[:k]]
+        top = dict(ranked)
+        return top, present - sum(top.values())
+
+    def to_dict(self) -> dict:
+        return {"type": "categorical", "count": self.count, "missing": self.missing, "max_exact": self.max_exact,
+                "counts": self.counts, "sketch": None if self.sketch is None else _b64(self.sketch.serialize())}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CategoricalProfile:
+        return cls(count=d["count"], missing=d["missing"], counts=dict(d["counts"]), max_exact=d["max_exact"],
+                   sketch=None if d["sketch"] is None else frequent_strings_sketch.deserialize(base64.b64decode(d["sketch"])))
+
+
+def profile_parquet(source, numeric: dict[str, np.ndarray | None], categorical: list[str],
+                    batch_rows: int = 65_536) -> dict[str, NumericProfile | CategoricalProfile]:
+    """Profile the named columns of a Parquet file (a path or an open binary file), one
+    record batch at a time. ``numeric`` maps each numeric column to its fixed bin edges (or
+    None)."""
+    profiles: dict[str, NumericProfile | CategoricalProfile] = {
+        **{c: NumericProfile(edges=e) for c, e in numeric.items()},
+        **{c: CategoricalProfile() for c in categorical}}
+    pf = pq.ParquetFile(source)
+    for batch in pf.iter_batches(batch_size=batch_rows, columns=[*numeric, *categorical]):
+        for name in numeric:
+            col = batch.column(name)
+            profiles[name].update(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False))
+        for name in categorical:
+            col = batch.column(name)
+            if pa.types.is_dictionary(col.type):
+                col = col.dictionary_decode()
+            profiles[name].update(col)
+    return profiles

@@ -1,0 +1,86 @@
+"""Profiles of partitions merge into the profile of the whole: exact fields exactly,
+moments to float rounding, quantiles within the KLL sketch's stated rank error."""
+import io
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from driftline.profile import CategoricalProfile, NumericProfile, kll_rank_error, profile_parquet
+from driftline.drift import quantile_edges
+
+RNG = np.random.default_rng(2024)
+VALUES = np.where(RNG.random(50_000) < 0.03, np.nan, RNG.lognormal(1.0, 0.75, 50_000))
+EDGES = quantile_edges(VALUES[:5000], bins=10)
+
+
+def _partitions(values, cuts):
+    return np.split(values, sorted(cuts))
+
+
+@pytest.mark.parametrize("cuts", [[], [25_000], [1, 2, 3, 49_999], list(range(1000, 50_000, 7001))])
+def test_numeric_merge_equals_whole(cuts):
+    whole = NumericProfile(edges=EDGES).update(VALUES)
+    parts = [NumericProfile(edges=EDGES).update(p) for p in _partitions(VALUES, cuts)]
+    merged = parts[0]
+    for p in parts[1:]:
+        merged = merged.merge(p)
+    present = VALUES[~np.isnan(VALUES)]
+    assert (merged.count, merged.missing) == (whole.count, whole.missing) == (50_000, int(np.isnan(VALUES).sum()))
+    assert (merged.min, merged.max) == (present.min(), present.max())
+    assert merged.mean == pytest.approx(present.mean(), rel=1e-12)
+    assert merged.variance == pytest.approx(present.var(), rel=1e-10)   # numpy, population
+    np.testing.assert_array_equal(merged.bin_counts, whole.bin_counts)
+    assert merged.bin_counts.sum() == present.size
+    eps = kll_rank_error()
+    for q in (0.01, 0.1, 0.5, 0.9, 0.99):
+        # the sketch's answer sits within eps of q in the true empirical rank
+        rank = (present <= merged.quantile(q)).mean()
+        assert abs(rank - q) <= eps, (q, rank, eps)
+
+
+def test_numeric_merge_rejects_other_edges():
+    with pytest.raises(ValueError, match="different edges"):
+        NumericProfile(edges=EDGES).merge(NumericProfile(edges=EDGES + 1))
+
+
+def test_numeric_round_trip_and_empty_partition():
+    p = NumericProfile(edges=EDGES).update(VALUES[:1000]).merge(NumericProfile(edges=EDGES).update([np.nan, np.nan]))
+    q = NumericProfile.from_dict(json.loads(json.dumps(p.to_dict())))
+    assert (q.count, q.missing, q.mean, q.m2, q.min, q.max) == (p.count, p.missing, p.mean, p.m2, p.min, p.max)
+    assert q.quantile(0.5) == p.quantile(0.5)
+    np.testing.assert_array_equal(q.bin_counts, p.bin_counts)
+
+
+def test_categorical_merge_exact_and_sketched():
+    vals = RNG.choice(["a", "b", "c", None], 10_000, p=[0.5, 0.3, 0.15, 0.05]).tolist()
+    whole = CategoricalProfile().update(vals)
+    merged = CategoricalProfile().update(vals[:3333]).merge(CategoricalProfile().update(vals[3333:]))
+    assert merged.counts == whole.counts == {k: vals.count(k) for k in ("a", "b", "c")}
+    assert merged.missing == vals.count(None)
+    top, other = merged.top(2)
+    assert list(top) == ["a", "b"] and other == vals.count("c")
+    # past the cardinality bound the counts move into a frequent-items sketch; heavy hitters survive
+    many = [f"id{i}" for i in range(3000)] + ["hot"] * 5000
+    small = CategoricalProfile(max_exact=1000)
+    for chunk in np.array_split(np.array(many, dtype=object), 4):
+        small = small.merge(CategoricalProfile(max_exact=1000).update(list(chunk)))
+    assert not small.exact and small.count == 8000
+    top, _ = small.top(1)
+    assert list(top) == ["hot"] and abs(top["hot"] - 5000) <= 3000 * 0.01 + 50
+    rt = CategoricalProfile.from_dict(json.loads(json.dumps(small.to_dict())))
+    assert rt.top(1) == small.top(1)
+
+
+def test_profile_parquet_streams_by_batch():
+    table = pa.table({"x": VALUES, "c": pa.array(RNG.choice(["u", "v"], VALUES.size)).dictionary_encode()})
+    buf = io.BytesIO()
+    pq.write_table(table, buf, row_group_size=7000)
+    buf.seek(0)
+    profiles = profile_parquet(buf, {"x": EDGES}, ["c"], batch_rows=4096)
+    whole = NumericProfile(edges=EDGES).update(VALUES)
+    assert profiles["x"].count == 50_000 and profiles["x"].mean == pytest.approx(whole.mean, rel=1e-12)
+    np.testing.assert_array_equal(profiles["x"].bin_counts, whole.bin_counts)
+    assert sum(profiles["c"].counts.values()) == 50_000

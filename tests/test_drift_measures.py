@@ -116,3 +116,29 @@ def test_bad_input_is_a_clear_error():
         drift.psi([0, 0], [1, 1])
     with pytest.raises(ValueError, match="same bins"):
         drift.psi([1, 2], [1, 2, 3])
+
+
+def test_sketch_ks_within_error_bound_of_exact():
+    from driftline.profile import NumericProfile, kll_rank_error
+
+    rng = np.random.default_rng(9)
+    for shift in (0.0, 0.1, 0.5):
+        a, b = rng.normal(0, 1, 40_000), rng.normal(shift, 1, 30_000)
+        exact = stats.ks_2samp(a, b).statistic
+        res = drift.linf_cdf_sketch(NumericProfile().update(a), NumericProfile().update(b), method="Simple")
+        assert abs(res.statistic - exact) <= 2 * kll_rank_error() + 1 / 1000, (shift, res.statistic, exact)
+
+
+def test_sketch_robust_subtracts_ks_critical_value():
+    from driftline.profile import NumericProfile
+
+    rng = np.random.default_rng(10)
+    a, b = rng.normal(0, 1, 300), rng.normal(0, 1, 200)
+    pa_, pb = NumericProfile().update(a), NumericProfile().update(b)
+    simple = drift.linf_cdf_sketch(pa_, pb, method="Simple", threshold=0.1)
+    robust = drift.linf_cdf_sketch(pa_, pb, method="Robust", threshold=0.1)
+    crit = 1.3581 * math.sqrt((300 + 200) / (300 * 200))  # c(0.05) by hand
+    assert drift.ks_critical_value(300, 200) == pytest.approx(crit, rel=1e-4)
+    assert robust.statistic == pytest.approx(max(0.0, simple.statistic - drift.ks_critical_value(300, 200)))
+    # same distribution, small samples: Simple calls the sampling noise drift, Robust does not
+    assert simple.drifted and not robust.drifted

@@ -8,7 +8,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from driftline.cli import project_dir
+from driftline.config import default_demo_root, default_store_url
 from driftline_airflow.runtime import load_configs
 from driftline.store import Store
 from driftline_airflow.local_runs import get_dag, run_interval
@@ -36,9 +36,9 @@ def output_to(path: Path):
 
 
 def main() -> int:
-    demo_root = os.environ.get("DRIFTLINE_DEMO_ROOT") or f"file://{project_dir() / 'data' / 'demo'}"
+    demo_root = default_demo_root()
     manifest = json.loads(Store(demo_root).read_bytes("manifest.json"))
-    store = Store(os.environ.get("DRIFTLINE_STORE_URL") or f"file://{project_dir() / 'data' / 'store'}")
+    store = Store(default_store_url())
     dag = get_dag(DAG_ID)
     cfg = load_configs().models["churn"]
     rows = []

@@ -1,10 +1,11 @@
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from driftline.config import ConfigError, load_all, load_model_config, parse_duration
 
-PROJECT_MONITORS = __import__("pathlib").Path(__file__).resolve().parent.parent / "include" / "monitors"
+PROJECT_MONITORS = Path(__file__).resolve().parent.parent / "include" / "monitors"
 
 
 def _errors(tmp_path, text: str, name="bad.yaml") -> list[str]:

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
 ALLOWED_TAGS = {"driftline", "monitoring", "baseline", "demo", "classification", "regression"}

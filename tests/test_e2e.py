@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
-import pandas as pd
 import pytest
 
 from driftline.baseline import create_baseline
-from driftline.config import load_all
+from driftline.config import default_monitors_dir, load_all
 from driftline.demo import generate_demo
 from driftline.monitor import read_history
 from driftline.store import Store
@@ -26,7 +25,7 @@ def _setup(monkeypatch, demo_root: str, store_url: str, resolver=None) -> tuple[
     monkeypatch.setenv("DRIFTLINE_DEMO_ROOT", demo_root)
     monkeypatch.setenv("DRIFTLINE_STORE_URL", store_url)
     manifest = generate_demo(demo_root, rows_per_hour=40, training_rows=6000, resolver=resolver)
-    cfg = load_all(__import__("driftline_airflow.runtime", fromlist=["x"]).monitors_dir()).models["churn"]
+    cfg = load_all(default_monitors_dir()).models["churn"]
     store = Store(store_url, resolver=resolver)
     create_baseline(cfg, store, resolver=resolver)
     return store, manifest

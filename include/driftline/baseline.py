@@ -29,6 +29,7 @@ version; the suite is then derived from its constraints.
 from __future__ import annotations
 
 import io
+import json
 import posixpath
 import re
 from dataclasses import dataclass
@@ -128,10 +129,6 @@ def frame_for(cfg: ModelConfig, table: pa.Table, source: str) -> pd.DataFrame:
 
 
 # -- statistics ---------------------------------------------------------------------------
-def _num(x: float) -> float | None:
-    return None if x is None or not np.isfinite(x) else float(x)
-
-
 def numeric_statistics(values: np.ndarray) -> dict:
     """SageMaker numerical_statistics of a float array with NaN for missing."""
     present = values[~np.isnan(values)]
@@ -398,7 +395,7 @@ def import_sagemaker_baseline(cfg: ModelConfig, store: Store, statistics_uri: st
         fs, path = (resolver or default_resolver)(uri)
         try:
             with fs.open(path, "rb") as f:
-                docs[what] = __import__("json").load(f)
+                docs[what] = json.load(f)
         except FileNotFoundError:
             raise BaselineError(f"{uri}: no such file") from None
         except ValueError as exc:

@@ -16,21 +16,13 @@ The store is ``--store`` or ``DRIFTLINE_STORE_URL`` (default ``file://<project>/
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from driftline.config import ConfigError, ModelConfig, default_monitors_dir, load_all, load_model_config
+from driftline.config import (ConfigError, ModelConfig, default_demo_root, default_monitors_dir, default_store_url,
+                              load_all, load_model_config)
 from driftline.store import Store, StoreError
-
-
-def project_dir() -> Path:
-    return default_monitors_dir().parent.parent
-
-
-def default_store_url() -> str:
-    return os.environ.get("DRIFTLINE_STORE_URL") or f"file://{project_dir() / 'data' / 'store'}"
 
 
 def _parse_time(s: str) -> datetime:
@@ -70,7 +62,7 @@ def cmd_validate(args) -> int:
 def cmd_demo(args) -> int:
     from driftline.demo import generate_demo
 
-    root = args.root or os.environ.get("DRIFTLINE_DEMO_ROOT") or f"file://{project_dir() / 'data' / 'demo'}"
+    root = args.root or default_demo_root()
     manifest = generate_demo(root, days=args.days, seed=args.seed, rows_per_hour=args.rows_per_hour,
                              label_delay=timedelta(hours=args.label_delay_hours))
     starts = manifest.get("interval_starts", [])

@@ -24,10 +24,6 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-FEATURE_TYPES = ("numeric", "integer", "categorical", "boolean", "datetime")
-CAPTURE_FORMATS = ("sagemaker_capture", "jsonl", "csv", "parquet")
-LABEL_FORMATS = ("sagemaker_ground_truth", "jsonl", "csv", "parquet")
-PROBLEM_TYPES = ("binary_classification", "multiclass_classification", "regression")
 SCHEDULE_ALIASES = {"hourly": "0 * * * *", "daily": "0 0 * * *", "weekly": "0 0 * * 1"}
 _NAME_RE = r"^[A-Za-z][A-Za-z0-9_\-]{0,62}$"
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -250,14 +246,6 @@ class ModelConfig(_Strict):
     def input_fields(self) -> list[str]:
         return list(self.capture.input_fields or self.feature_names)
 
-    def column_types(self) -> dict[str, str]:
-        """Every batch column the schema knows, with its driftline type."""
-        types = dict(self.feature_types)
-        types[self.prediction.label] = "numeric" if self.problem_type == "regression" else "categorical"
-        if self.prediction.probability:
-            types[self.prediction.probability] = "numeric"
-        return types
-
 
 @dataclass(frozen=True)
 class LoadedConfigs:
@@ -377,9 +365,21 @@ def load_all(folder: str | os.PathLike) -> LoadedConfigs:
     return LoadedConfigs(models, errors)
 
 
+def project_dir() -> Path:
+    """The project holding this package's source tree (include/driftline -> project)."""
+    return Path(__file__).resolve().parent.parent.parent
+
+
 def default_monitors_dir() -> Path:
-    """include/monitors next to this package's source tree, or DRIFTLINE_MONITORS_DIR."""
-    env = os.environ.get("DRIFTLINE_MONITORS_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent / "monitors"
+    """DRIFTLINE_MONITORS_DIR, or the project's include/monitors."""
+    return Path(os.environ.get("DRIFTLINE_MONITORS_DIR") or project_dir() / "include" / "monitors")
+
+
+def default_store_url() -> str:
+    """DRIFTLINE_STORE_URL, or the embedded default: a folder in the project."""
+    return os.environ.get("DRIFTLINE_STORE_URL") or f"file://{project_dir() / 'data' / 'store'}"
+
+
+def default_demo_root() -> str:
+    """DRIFTLINE_DEMO_ROOT, or the project's data/demo."""
+    return os.environ.get("DRIFTLINE_DEMO_ROOT") or f"file://{project_dir() / 'data' / 'demo'}"

@@ -90,11 +90,16 @@ def quantile_edges(reference, bins: int = 10) -> np.ndarray:
     return np.concatenate([[-np.inf], inner, [np.inf]])
 
 
-def bin_counts(values, edges: np.ndarray) -> np.ndarray:
-    """Counts per bin [e_i, e_{i+1}) (last bin closed)."""
-    v = _clean(values)
-    idx = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, len(edges) - 2)
+def counts_on_edges(present: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts of (non-missing) values per bin [e_i, e_{i+1}); values beyond the outer edges
+    count in the first/last bin. Empty input gives zeros."""
+    idx = np.clip(np.searchsorted(edges, present, side="right") - 1, 0, len(edges) - 2)
     return np.bincount(idx, minlength=len(edges) - 1).astype("float64")
+
+
+def bin_counts(values, edges: np.ndarray) -> np.ndarray:
+    """Counts per bin of values (missing ignored; at least one must be present)."""
+    return counts_on_edges(_clean(values), edges)
 
 
 # -- on binned / categorical counts ------------------------------------------------------

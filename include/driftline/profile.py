@@ -23,6 +23,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datasketches import frequent_items_error_type, frequent_strings_sketch, kll_doubles_sketch
 
+from driftline.drift import counts_on_edges
+
 KLL_K = 200
 MAX_EXACT_CATEGORIES = 10_000
 FREQUENT_LG_MAX_K = 12  # frequent-items sketch: up to 2^12 * 0.75 tracked items
@@ -86,8 +88,7 @@ class NumericProfile:
         self.count += v.size
         self.missing += v.size - present.size
         if self.edges is not None:
-            counts = np.bincount(np.clip(np.searchsorted(self.edges, present, side="right") - 1, 0, len(self.edges) - 2),
-                                 minlength=len(self.edges) - 1).astype("float64")
+            counts = counts_on_edges(present, self.edges)
             self.bin_counts = counts if self.bin_counts is None else self.bin_counts + counts
         return self
 

@@ -17,9 +17,7 @@ An interval with fewer rows than ``thresholds.min_rows`` is recorded as ``no_dat
 from __future__ import annotations
 
 import logging
-import os
 import posixpath
-import shutil
 import tempfile
 import time
 from datetime import datetime
@@ -309,7 +307,7 @@ def run_quality(cfg: ModelConfig, store: Store, interval_start: datetime,
         with tempfile.TemporaryDirectory(prefix="driftline-docs-") as tmp:
             result = validate_frame(cfg, df, base["expectations"], run_name=key,
                                     run_time=interval_start, docs_dir=tmp)
-            _copy_docs(store, tmp, docs_rel)
+            store.put_tree(tmp, docs_rel, suffixes=_DOCS_SUFFIXES)
         store.write_json(posixpath.join(prefix, "gx_validation.json"), result)
         violations += violations_from_result(result, cfg, list(batch.column_names), frame=df)
         violations += untyped_column_violations(cfg, batch)
@@ -325,19 +323,4 @@ def run_quality(cfg: ModelConfig, store: Store, interval_start: datetime,
     out["seconds"] = round(time.perf_counter() - t0, 2)
     store.write_json(posixpath.join(prefix, "quality.json"), {**out, "violation_list": violations})
     return out
-
-
-def _copy_docs(store: Store, local: str, rel: str) -> None:
-    keep = tempfile.mkdtemp(prefix="driftline-docs-slim-")
-    try:
-        for dirpath, _, files in os.walk(local):
-            for name in files:
-                if name.endswith(_DOCS_SUFFIXES):
-                    src = os.path.join(dirpath, name)
-                    dst = os.path.join(keep, os.path.relpath(src, local))
-                    os.makedirs(os.path.dirname(dst), exist_ok=True)
-                    shutil.copyfile(src, dst)
-        store.put_tree(keep, rel)
-    finally:
-        shutil.rmtree(keep, ignore_errors=True)
 

@@ -25,7 +25,7 @@ import json
 import os
 import posixpath
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -178,11 +178,14 @@ class Store:
         if self._guard(f"checking {rel}", lambda: self.fs.exists(p)):
             self._guard(f"deleting {rel}", lambda: self.fs.rm(p, recursive=True))
 
-    def put_tree(self, local_dir: str, rel: str) -> str:
-        """Copy a local folder (e.g. built Data Docs) into the store, replacing what was there."""
+    def put_tree(self, local_dir: str, rel: str, suffixes: tuple[str, ...] | None = None) -> str:
+        """Copy a local folder (e.g. built Data Docs) into the store, replacing what was there;
+        with suffixes, only the files whose names end with one of them."""
         self.delete(rel)
         for dirpath, _, files in os.walk(local_dir):
             for name in files:
+                if suffixes and not name.endswith(suffixes):
+                    continue
                 src = os.path.join(dirpath, name)
                 sub = os.path.relpath(src, local_dir).replace(os.sep, "/")
                 with open(src, "rb") as f:
@@ -198,9 +201,3 @@ class Store:
                 self.fs.ls(self.root.split("/")[0], detail=False)
         self._guard("reaching the store", probe)
 
-
-def iter_files(fs: fsspec.AbstractFileSystem, root: str) -> Iterator[str]:
-    """Every file under root (recursively), sorted; nothing when root does not exist."""
-    if not fs.exists(root):
-        return iter(())
-    return iter(sorted(fs.find(root)))

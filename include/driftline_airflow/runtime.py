@@ -10,6 +10,7 @@ Settings, all from the environment (docker-compose and the README set them):
 ``DRIFTLINE_STORE_CONN_ID``  Airflow ``aws`` connection for ``s3://`` URLs (default ``aws_default``);
                              MinIO: put ``{"endpoint_url": "http://minio:9000"}`` in its extra
 ``DRIFTLINE_MONITORS_DIR``   folder of model YAML files (default: ``<project>/include/monitors``)
+(defaults: driftline.config.default_store_url / default_monitors_dir, shared with the CLI)
 """
 from __future__ import annotations
 
@@ -17,22 +18,13 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 from airflow.sdk import DAG
 
-from driftline.config import ConfigError, LoadedConfigs, load_all
+from driftline.config import ConfigError, LoadedConfigs, default_monitors_dir, default_store_url, load_all, project_dir
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
+PROJECT_DIR = project_dir()
 log = logging.getLogger("driftline")
-
-
-def monitors_dir() -> Path:
-    return Path(os.environ.get("DRIFTLINE_MONITORS_DIR") or PROJECT_DIR / "include" / "monitors")
-
-
-def store_url() -> str:
-    return os.environ.get("DRIFTLINE_STORE_URL") or f"file://{PROJECT_DIR / 'data' / 'store'}"
 
 
 def store_conn_id() -> str:
@@ -59,11 +51,11 @@ def resolver(conn_id: str | None = None):
 def get_store():
     from driftline.store import Store
 
-    return Store(store_url(), resolver=resolver())
+    return Store(default_store_url(), resolver=resolver())
 
 
 def load_configs() -> LoadedConfigs:
-    return load_all(monitors_dir())
+    return load_all(default_monitors_dir())
 
 
 @contextlib.contextmanager

@@ -8,7 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from driftline.profile import CategoricalProfile, NumericProfile, kll_rank_error, profile_parquet
+from driftline.profile import (CategoricalProfile, ColumnSpec, DatasetProfile, NumericProfile, kll_rank_error, merge_all,
+                               profile_parquet)
 from driftline.drift import quantile_edges
 
 RNG = np.random.default_rng(2024)
@@ -74,13 +75,27 @@ def test_categorical_merge_exact_and_sketched():
     assert rt.top(1) == small.top(1)
 
 
-def test_profile_parquet_streams_by_batch():
+def test_profile_parquet_streams_by_batch_and_partitions_merge_to_the_whole():
     table = pa.table({"x": VALUES, "c": pa.array(RNG.choice(["u", "v"], VALUES.size)).dictionary_encode()})
     buf = io.BytesIO()
     pq.write_table(table, buf, row_group_size=7000)
-    buf.seek(0)
-    profiles = profile_parquet(buf, {"x": EDGES}, ["c"], batch_rows=4096)
+    specs = {"x": ColumnSpec("numeric", EDGES), "c": ColumnSpec("categorical")}
     whole = NumericProfile(edges=EDGES).update(VALUES)
-    assert profiles["x"].count == 50_000 and profiles["x"].mean == pytest.approx(whole.mean, rel=1e-12)
-    np.testing.assert_array_equal(profiles["x"].bin_counts, whole.bin_counts)
-    assert sum(profiles["c"].counts.values()) == 50_000
+    seen = []
+    prof = profile_parquet(io.BytesIO(buf.getvalue()), specs, batch_rows=4096, on_batch=lambda b: seen.append(b.num_rows))
+    assert prof.rows == 50_000 and sum(seen) == 50_000
+    assert prof.columns["x"].count == 50_000 and prof.columns["x"].mean == pytest.approx(whole.mean, rel=1e-12)
+    np.testing.assert_array_equal(prof.columns["x"].bin_counts, whole.bin_counts)
+    assert prof.columns["c"].counts == {k: int(v) for k, v in zip(*np.unique(table["c"].to_numpy(), return_counts=True))}
+    # partitions by row range (cutting through row groups and batches) merge to the whole
+    cuts = [0, 3000, 7000, 7001, 31_234, 50_000]
+    parts = [profile_parquet(io.BytesIO(buf.getvalue()), specs, rows=(a, b), batch_rows=4096)
+             for a, b in zip(cuts, cuts[1:])]
+    assert [p.rows for p in parts] == [3000, 4000, 1, 24_233, 18_766]
+    merged = merge_all(parts)
+    rt = DatasetProfile.from_dict(json.loads(json.dumps(merged.to_dict())))
+    assert rt.rows == 50_000 and rt.columns["c"].counts == prof.columns["c"].counts
+    np.testing.assert_array_equal(rt.columns["x"].bin_counts, whole.bin_counts)
+    assert rt.columns["x"].m2 == pytest.approx(whole.m2, rel=1e-9)
+    with pytest.raises(ValueError, match="lacks columns"):
+        profile_parquet(io.BytesIO(buf.getvalue()), {"nope": ColumnSpec("numeric")})

@@ -59,13 +59,79 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: Drift methods by name (see driftline.drift and driftline.drift_engine): numeric-only,
+#: categorical-only, and those that work on both (numeric ones on the baseline's bins).
+NUMERIC_METHODS = ("ks", "wasserstein", "linf_cdf_simple", "linf_cdf_robust")
+CATEGORICAL_METHODS = ("chi_square", "linf", "z_test")
+BINNED_METHODS = ("psi", "jensen_shannon", "hellinger")
+DriftMethod = Literal["auto", "ks", "wasserstein", "linf_cdf_simple", "linf_cdf_robust", "chi_square", "linf",
+                      "z_test", "psi", "jensen_shannon", "hellinger"]
+#: Tests flag drift when p < alpha; the distances when statistic >= threshold.
+TEST_METHODS = ("ks", "chi_square", "z_test")
+DEFAULT_THRESHOLDS = {"wasserstein": 0.1, "psi": 0.2, "jensen_shannon": 0.1, "hellinger": 0.1, "linf": 0.1,
+                      "linf_cdf_simple": 0.1, "linf_cdf_robust": 0.1}
+
+
+class FeatureDrift(_Strict):
+    """Per-feature drift overrides (``features[i].drift`` in the model file)."""
+    #: 'auto' = the engine's documented choice by type and sample size.
+    method: DriftMethod = "auto"
+    #: Threshold on the statistic (distances) or significance level (tests); default per method.
+    threshold: float | None = Field(default=None, gt=0)
+    #: false: the feature is not checked for drift (still profiled and shown).
+    enabled: bool = True
+
+
+class DriftSettings(_Strict):
+    """How drift is decided (``drift:`` in the model file). The defaults are documented in
+    driftline.drift_engine and chosen so that neither a 100-row nor a million-row batch is
+    flagged for noise."""
+    enabled: bool = True
+    #: Dataset drift: at least this share of the checked features drifted.
+    drift_share: float = Field(default=0.5, gt=0.0, le=1.0)
+    #: Batches (or baselines) with at most this many values are judged by tests with
+    #: p-values; larger ones by effect-size distances with thresholds.
+    small_sample: int = Field(default=1000, ge=1)
+    #: Significance level of the tests (KS, chi-square, z-test).
+    alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
+    #: Multiple testing: with 20 features tested at 5% each, a batch from the very same
+    #: distribution is flagged 64% of the time. 'holm' (Holm-Bonferroni) keeps the chance of
+    #: any false alarm in a run at alpha; 'none' tests each feature alone.
+    correction: Literal["holm", "none"] = "holm"
+    #: Defaults for every numeric/categorical feature ('auto' unless set).
+    numeric_method: DriftMethod = "auto"
+    categorical_method: DriftMethod = "auto"
+    #: Thresholds per distance method, overriding DEFAULT_THRESHOLDS.
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    #: Missing-value share: an absolute change of at least this much is drift (large batches).
+    missing_share: float = Field(default=0.05, gt=0.0, le=1.0)
+    #: Quantile bins of numeric features (PSI, Jensen-Shannon, Hellinger on numbers).
+    bins: int = Field(default=10, ge=2, le=1000)
+    #: PCA reconstruction error and a domain classifier on the joint distribution.
+    multivariate: bool = True
+    #: Rows of an interval's batch per profiling task (dynamic task mapping fans out over them).
+    partition_rows: int = Field(default=1_000_000, ge=1)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(v) - set(DEFAULT_THRESHOLDS))
+        if unknown:
+            raise ValueError(f"{unknown} take no threshold here (distances only: {sorted(DEFAULT_THRESHOLDS)}; "
+                             f"tests use alpha)")
+        bad = sorted(k for k, x in v.items() if not x > 0)
+        if bad:
+            raise ValueError(f"{bad}: a threshold must be > 0")
+        return v
+
+
 class Feature(_Strict):
     #: No whitespace, commas (CSV payloads) or backticks (GX row conditions quote names with them).
     name: str = Field(pattern=r"^[^\s,`]+$")
     type: Literal["numeric", "integer", "categorical", "boolean", "datetime"]
     description: str = ""
     #: Overrides of the drift method/threshold for this feature (used by the drift engine).
-    drift: dict[str, Any] = Field(default_factory=dict)
+    drift: FeatureDrift = FeatureDrift()
     #: Known importance of the feature to the model (optional; drift attribution uses it).
     importance: float | None = None
 
@@ -115,6 +181,14 @@ class Baseline(_Strict):
     version: str = Field(default="latest", pattern=r"^(latest|v\d+)$")
     #: Rows kept in the baseline as a raw reference sample (for exact tests on small batches).
     sample_rows: int = Field(default=10_000, ge=0)
+    #: The deployed model (a joblib/pickle file of a scikit-learn-style estimator taking a
+    #: DataFrame of the features). Optional; with it the baseline stores the model's
+    #: reference predictions (prediction drift) and permutation importance (drift
+    #: attribution). Loading a pickle runs code: point this only at your own model files.
+    model: str | None = None
+    #: Labelled data the model did not train on (holdout), for the reference predictions and
+    #: permutation importance; default: training_data. Needs the labels.column.
+    evaluation_data: str | None = None
 
 
 class Thresholds(_Strict):
@@ -167,6 +241,7 @@ class ModelConfig(_Strict):
     start_date: datetime
     tags: list[str] = Field(default_factory=list)
     thresholds: Thresholds = Thresholds()
+    drift: DriftSettings = DriftSettings()
     alerts: list[AlertRoute] = Field(default_factory=lambda: [AlertRoute(type="log")])
     #: Where this file was loaded from (set by load_model_config).
     source: str = ""
@@ -199,6 +274,14 @@ class ModelConfig(_Strict):
             raise ValueError(f"features: {clash} clash with the inference-id/prediction/time columns")
         if self.problem_type == "regression" and self.prediction.probability:
             raise ValueError("prediction.probability: a regression model has no probability output")
+        for i, f in enumerate(self.features):
+            problem = _method_problem(f.drift.method, f.type)
+            if problem:
+                raise ValueError(f"features[{i}].drift.method: {problem}")
+        for fld, typ in (("numeric_method", "numeric"), ("categorical_method", "categorical")):
+            problem = _method_problem(getattr(self.drift, fld), typ)
+            if problem:
+                raise ValueError(f"drift.{fld}: {problem}")
         for fld, allowed in (("capture.input_fields", self.capture.input_fields),):
             if allowed is not None:
                 unknown = sorted(set(allowed) - set(names))
@@ -245,6 +328,20 @@ class ModelConfig(_Strict):
     @property
     def input_fields(self) -> list[str]:
         return list(self.capture.input_fields or self.feature_names)
+
+
+def _method_problem(method: str, ftype: str) -> str | None:
+    """Why a drift method cannot apply to a feature type (None if it can)."""
+    if method == "auto" or method in BINNED_METHODS:
+        return None
+    if ftype == "datetime":
+        return "datetime features are not checked for drift; set drift.enabled: false or leave method auto"
+    numeric = ftype in ("numeric", "integer")
+    if method in NUMERIC_METHODS and not numeric:
+        return f"{method!r} applies to numeric features, not {ftype}"
+    if method in CATEGORICAL_METHODS and numeric:
+        return f"{method!r} applies to categorical or boolean features, not {ftype}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -314,7 +411,8 @@ def parse_model_config(data: Any, source: str, base_dir: Path | None = None) -> 
         raise ConfigError(source, ["the file must hold a mapping of fields (name, features, capture, ...)"])
     data = _expand_env(data, source)
     base = Path(base_dir or Path.cwd())
-    for section, key in (("capture", "uri"), ("labels", "uri"), ("baseline", "training_data")):
+    for section, key in (("capture", "uri"), ("labels", "uri"), ("baseline", "training_data"),
+                         ("baseline", "model"), ("baseline", "evaluation_data")):
         sec = data.get(section)
         if isinstance(sec, dict) and isinstance(sec.get(key), str):
             data[section] = {**sec, key: resolve_location(sec[key], base)}

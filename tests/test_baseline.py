@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from scipy import stats as sps
 
@@ -143,9 +144,40 @@ SAGEMAKER_CONSTRAINTS = {
 }
 
 
+def sagemaker_statistics(rng) -> dict:
+    """A statistics.json as SageMaker writes it: x with a KLL sketch (compactor levels: an item
+    of level i stands for 2^i values), k with buckets only, c and b as string statistics."""
+    x = rng.normal(50, 10, 4000)
+    level0, level1 = np.sort(x[:1000]), np.sort(x[1000:])[::2]  # 1000 + 1500 items x 2 = 4000 values
+    k = rng.poisson(3, 900)
+    counts, edges = np.histogram(k, bins=10)
+
+    def num(values, kll):
+        return {"common": {"num_present": len(values), "num_missing": 0}, "mean": float(values.mean()),
+                "sum": float(values.sum()), "std_dev": float(values.std()), "min": float(values.min()),
+                "max": float(values.max()), "distribution": {"kll": kll}}
+
+    return {"version": 0.0, "dataset": {"item_count": 4000}, "features": [
+        {"name": "x", "inferred_type": "Fractional", "numerical_statistics": num(x, {
+            "buckets": [], "sketch": {"parameters": {"c": 0.64, "k": 2048.0},
+                                      "data": [level0.tolist(), level1.tolist()]}})},
+        {"name": "k", "inferred_type": "Integral", "numerical_statistics": {
+            **num(k.astype(float), {"buckets": [{"lower_bound": float(edges[i]), "upper_bound": float(edges[i + 1]),
+                                                  "count": float(counts[i])} for i in range(10)]}),
+            "common": {"num_present": 900, "num_missing": 100}}},
+        {"name": "c", "inferred_type": "String", "string_statistics": {
+            "common": {"num_present": 4000, "num_missing": 0}, "distinct_count": 2.0,
+            "distribution": {"categorical": {"buckets": [{"value": "a", "count": 3000.0}, {"value": "b", "count": 1000.0}]}}}},
+        {"name": "b", "inferred_type": "String", "string_statistics": {
+            "common": {"num_present": 4000, "num_missing": 0}, "distinct_count": 2.0,
+            "distribution": {"categorical": {"buckets": [{"value": "false", "count": 2000.0}, {"value": "true", "count": 2000.0}]}}}},
+    ]}, x
+
+
 def test_import_sagemaker_baseline(tmp_path, make_config):
     (tmp_path / "constraints.json").write_text(json.dumps(SAGEMAKER_CONSTRAINTS))
-    (tmp_path / "statistics.json").write_text(json.dumps({"version": 0.0, "dataset": {"item_count": 10}, "features": []}))
+    stats_doc, x = sagemaker_statistics(np.random.default_rng(3))
+    (tmp_path / "statistics.json").write_text(json.dumps(stats_doc))
     store = Store(f"file://{tmp_path}/store")
     out = baseline.import_sagemaker_baseline(make_config(), store, f"file://{tmp_path}/statistics.json",
                                              f"file://{tmp_path}/constraints.json")
@@ -157,6 +189,30 @@ def test_import_sagemaker_baseline(tmp_path, make_config):
     assert by[("categorical_values_check", "c")]["kwargs"] == {"column": "c", "value_set": ["a", "b"], "mostly": 0.9}
     assert by[("range_check", "x")]["kwargs"]["min_value"] == 0
     assert store.read_json("baselines/m/v1/manifest.json")["origin"] == "sagemaker_import"
+    # its statistics become the drift profile: exact counts and moments, the KLL rebuilt with
+    # its levels' weights, and its distribution_constraints choose the drift methods
+    cfg = make_config()
+    ref = baseline.load_reference(cfg, store, baseline.resolve_baseline(cfg, store))
+    px = ref.profile.columns["x"]
+    assert (px.count, px.missing) == (4000, 0) and px.mean == pytest.approx(x.mean())
+    assert px.variance == pytest.approx(x.var())
+    values, weights = px.weighted_items()
+    assert weights.sum() == pytest.approx(4000, rel=0.01)
+    assert px.quantile(0.5) == pytest.approx(np.median(x), abs=0.02 * x.std())
+    assert ref.profile.columns["k"].missing == 100 and ref.profile.columns["c"].counts == {"a": 3000, "b": 1000}
+    assert ref.distribution["comparison_method"] == "Simple"
+    from driftline.drift_engine import compare, specs_from
+    from driftline.profile import profile_table
+
+    rng = np.random.default_rng(4)
+    cur = pa.table({"x": rng.normal(56, 10, 5000), "k": rng.poisson(3, 5000), "c": rng.choice(["a", "b"], 5000, p=[0.75, 0.25]),
+                    "b": rng.choice([True, False], 5000)})
+    out = compare(ref, profile_table(cur, specs_from(ref.profile, list(ref.kinds))), cfg.drift,
+                  current_sample=cur.to_pandas())
+    assert out["features"]["x"]["method"] == "linf_cdf_simple" and out["features"]["x"]["threshold"] == 0.2
+    assert out["features"]["x"]["drifted"]  # 0.6 sd moves the CDF by ~0.24 > 0.2
+    assert out["features"]["c"]["method"] == "linf" and not out["features"]["c"]["drifted"]
+    assert out["multivariate"] == {"checked": False, "why": "the baseline keeps no reference sample (e.g. an imported SageMaker baseline)"}
     (tmp_path / "c2.json").write_text(json.dumps({**SAGEMAKER_CONSTRAINTS, "features": SAGEMAKER_CONSTRAINTS["features"][:2]}))
     with pytest.raises(BaselineError, match="lack declared features \\['c', 'b'\\]"):
         baseline.import_sagemaker_baseline(make_config(), store, f"file://{tmp_path}/statistics.json", f"file://{tmp_path}/c2.json")

@@ -18,7 +18,17 @@ A baseline version holds, under ``baselines/<model>/<version>/``:
 ``expectations.json``
     The Great Expectations suite derived from the constraints (GX 1.x JSON).
 ``reference_sample.parquet``
-    A seeded random sample of the training rows, for exact tests on small batches.
+    A seeded random sample of the training rows, for exact tests on small batches and the
+    multivariate checks.
+``profile.json``
+    The mergeable profile of the training data (``driftline.profile``: moments, KLL
+    sketches, counts on fixed bin edges, category counts) plus, where the model is known,
+    of its reference predictions: the drift engine compares batches with it and never
+    re-reads the training data.
+``importance.json``
+    Permutation importance of the features (when ``baseline.model`` is set).
+``multivariate.json``
+    The PCA reconstruction model and its leave-chunk-out thresholds.
 ``manifest.json``
     Written last: a version without it is incomplete and is never used.
 
@@ -343,7 +353,7 @@ def load_baseline(store: Store, ref: BaselineRef) -> dict:
 
 
 def _write_version(store: Store, cfg: ModelConfig, statistics: dict, constraints: dict,
-                   sample: pa.Table | None, origin: dict) -> dict:
+                   sample: pa.Table | None, origin: dict, extras: dict[str, dict] | None = None) -> dict:
     version = _next_version(store, cfg.name)
     prefix = Store.baseline_prefix(cfg.name, version)
     suite = build_suite(cfg, constraints, name=f"{cfg.name}-{version}")
@@ -352,11 +362,14 @@ def _write_version(store: Store, cfg: ModelConfig, statistics: dict, constraints
     store.write_json(posixpath.join(prefix, "expectations.json"), suite)
     if sample is not None:
         store.write_parquet(posixpath.join(prefix, "reference_sample.parquet"), sample)
+    for name, doc in (extras or {}).items():
+        store.write_json(posixpath.join(prefix, f"{name}.json"), doc)
     manifest = {
         "model": cfg.name, "version": version,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "rows": statistics.get("dataset", {}).get("item_count"),
         "features": cfg.feature_names, "expectations": len(suite["expectations"]),
+        "files": sorted(["statistics", "constraints", "expectations", *(extras or {})]),
         **origin,
     }
     # The manifest goes last: a version is complete once it exists.
@@ -380,11 +393,86 @@ def create_baseline(cfg: ModelConfig, store: Store, resolver: Resolver | None = 
         n = min(cfg.baseline.sample_rows, table.num_rows)
         idx = np.sort(np.random.default_rng(seed).choice(table.num_rows, size=n, replace=False))
         sample = table.select(cfg.feature_names).take(pa.array(idx))
+    extras, notes = drift_artifacts(cfg, df, table, sample, resolver, seed)
     out = _write_version(store, cfg, statistics, constraints, sample,
-                         {"origin": "training_data", "training_data": source})
+                         {"origin": "training_data", "training_data": source, "drift": notes}, extras)
     out["summary"] = (f"baseline {cfg.name}/{out['version']}: {out['rows']} training rows, "
-                      f"{len(cfg.features)} features, {out['expectations']} expectations -> {out['uri']}")
+                      f"{len(cfg.features)} features, {out['expectations']} expectations; "
+                      f"predictions: {notes['predictions']}; importance: {notes['importance']}; "
+                      f"multivariate: {notes['multivariate']} -> {out['uri']}")
     return out
+
+
+# -- what the drift engine keeps of a baseline --------------------------------------------
+def profiled_kinds(cfg: ModelConfig) -> dict[str, str]:
+    """Features the drift engine profiles (datetimes are not compared)."""
+    return {f.name: f.type for f in cfg.features if f.type != "datetime"}
+
+
+def prediction_kinds(cfg: ModelConfig) -> dict[str, str]:
+    p = cfg.prediction
+    kinds = {p.label: "numeric" if cfg.problem_type == "regression" else "categorical"}
+    if p.probability:
+        kinds[p.probability] = "numeric"
+    return kinds
+
+
+def drift_artifacts(cfg: ModelConfig, df: pd.DataFrame, table: pa.Table, sample: pa.Table | None,
+                    resolver: Resolver | None, seed: int = 0) -> tuple[dict[str, dict], dict]:
+    """profile.json, importance.json and multivariate.json of a new baseline, and a note of
+    where its reference predictions and importance came from."""
+    from driftline.drift_engine import model_frame, reference_profile
+
+    kinds = profiled_kinds(cfg)
+    profile = reference_profile(df[list(kinds)], kinds, bins=cfg.drift.bins)
+    notes = {"predictions": "none", "importance": "none", "multivariate": "none"}
+    extras: dict[str, dict] = {}
+    pkinds = prediction_kinds(cfg)
+    predictions = None
+    if cfg.baseline.model:
+        predictions, importance, notes_model = _model_reference(cfg, resolver, seed)
+        notes.update(notes_model)
+        if importance:
+            extras["importance"] = importance
+    elif all(c in table.column_names for c in pkinds):
+        predictions = table.select(list(pkinds)).to_pandas()
+        notes["predictions"] = "training data's prediction columns"
+    if predictions is not None:
+        preds = reference_profile(predictions, pkinds, bins=cfg.drift.bins)
+        profile.columns.update(preds.columns)
+    extras["profile"] = {"kinds": kinds, "prediction_kinds": pkinds if predictions is not None else {},
+                         **profile.to_dict()}
+    if sample is not None and sample.num_rows >= 100 and cfg.drift.multivariate and kinds:
+        from driftline.multivariate import fit_reconstruction
+
+        frame = model_frame(sample.to_pandas(), kinds)
+        numeric = [c for c, t in kinds.items() if t in ("numeric", "integer")]
+        categorical = [c for c in kinds if c not in numeric]
+        extras["multivariate"] = fit_reconstruction(frame, numeric, categorical, seed=seed).to_dict()
+        notes["multivariate"] = f"PCA reconstruction fitted on {sample.num_rows} sampled rows"
+    return extras, notes
+
+
+def _model_reference(cfg: ModelConfig, resolver: Resolver | None, seed: int) -> tuple[pd.DataFrame, dict | None, dict]:
+    from driftline.model import load_model, model_input, permutation_importance, predict
+
+    model = load_model(cfg.baseline.model, resolver)
+    source = cfg.baseline.evaluation_data or cfg.baseline.training_data
+    table = read_table(source, resolver)
+    if table.num_rows == 0:
+        raise BaselineError(f"{source}: evaluation data has no rows")
+    eval_df = frame_for(cfg, table, source)
+    x = model_input(cfg, eval_df)
+    predictions = pd.DataFrame(predict(cfg, model, x))
+    notes = {"predictions": f"model scored on {len(x)} rows of {source}"}
+    label = cfg.labels.column if cfg.labels else None
+    if label and label in table.column_names:
+        y = table.column(label).to_numpy(zero_copy_only=False)
+        importance = permutation_importance(cfg, model, x, y, seed=seed)
+        notes["importance"] = f"permutation ({importance['scoring']}, {importance['rows']} rows)"
+        return predictions, importance, notes
+    notes["importance"] = f"none: {source} has no label column {label!r}"
+    return predictions, None, notes
 
 
 def import_sagemaker_baseline(cfg: ModelConfig, store: Store, statistics_uri: str, constraints_uri: str,
@@ -408,8 +496,131 @@ def import_sagemaker_baseline(cfg: ModelConfig, store: Store, statistics_uri: st
     missing = [f for f in cfg.feature_names if f not in names]
     if missing:
         raise BaselineError(f"{constraints_uri}: constraints lack declared features {missing}")
+    kinds = profiled_kinds(cfg)
+    profile = profile_from_statistics(docs["statistics"], kinds, bins=cfg.drift.bins, source=statistics_uri)
+    extras = {"profile": {"kinds": kinds, "prediction_kinds": {}, **profile.to_dict()}}
     out = _write_version(store, cfg, docs["statistics"], docs["constraints"], None,
                          {"origin": "sagemaker_import", "statistics_uri": statistics_uri,
-                          "constraints_uri": constraints_uri})
+                          "constraints_uri": constraints_uri,
+                          "drift": {"predictions": "none", "importance": "none", "multivariate": "none"}}, extras)
     out["summary"] = f"imported SageMaker baseline as {cfg.name}/{out['version']} -> {out['uri']}"
     return out
+
+
+# -- profiles from SageMaker statistics ----------------------------------------------------
+#: A KLL sketch rebuilt from SageMaker's compactor levels holds at most this many values.
+_REBUILT_SKETCH_VALUES = 200_000
+
+
+def _weighted_values(body: dict) -> tuple[np.ndarray, np.ndarray]:
+    """SageMaker's KLL sketch as values and weights: the item of compactor level i stands for
+    2^i values (Deequ's KLL). Without a sketch, the 10 buckets, each spread evenly."""
+    kll = body.get("distribution", {}).get("kll", {})
+    levels = kll.get("sketch", {}).get("data") or []
+    if any(levels):
+        values = np.concatenate([np.asarray(lv, dtype="float64") for lv in levels if lv])
+        weights = np.concatenate([np.full(len(lv), 2.0 ** i) for i, lv in enumerate(levels) if lv])
+        return values, weights
+    vals, wts = [], []
+    for b in kll.get("buckets", []):
+        c = float(b.get("count", 0))
+        if c <= 0:
+            continue
+        k = int(min(c, 50))
+        vals.append(np.linspace(float(b["lower_bound"]), float(b["upper_bound"]), k))
+        wts.append(np.full(k, c / k))
+    return (np.concatenate(vals), np.concatenate(wts)) if vals else (np.empty(0), np.empty(0))
+
+
+def profile_from_statistics(statistics: dict, kinds: dict[str, str], bins: int = 10, source: str = "statistics.json"):
+    """A driftline profile from a SageMaker statistics.json: exact counts and moments, the
+    KLL sketch rebuilt from SageMaker's (or from its buckets), category counts from the
+    categorical buckets; bin counts from the rebuilt sketch's CDF."""
+    from datasketches import kll_doubles_sketch
+
+    from driftline.drift_engine import edges_for
+    from driftline.profile import KLL_K, CategoricalProfile, DatasetProfile, NumericProfile
+
+    by_name = {f.get("name"): f for f in statistics.get("features", [])}
+    missing = [c for c in kinds if c not in by_name]
+    if missing:
+        raise BaselineError(f"{source}: statistics lack features {missing}")
+    out = DatasetProfile(rows=int(statistics.get("dataset", {}).get("item_count", 0)))
+    for name, kind in kinds.items():
+        f = by_name[name]
+        if kind in ("numeric", "integer"):
+            body = f.get("numerical_statistics")
+            if body is None:
+                raise BaselineError(f"{source}: feature {name!r} is declared {kind} but has no numerical_statistics")
+            common = body.get("common", {})
+            present, miss = int(common.get("num_present", 0)), int(common.get("num_missing", 0))
+            prof = NumericProfile(count=present + miss, missing=miss)
+            if present:
+                sd = float(body.get("std_dev", 0.0))
+                prof.mean, prof.m2 = float(body.get("mean", 0.0)), sd * sd * present
+                prof.min, prof.max = float(body.get("min", np.nan)), float(body.get("max", np.nan))
+                values, weights = _weighted_values(body)
+                if values.size:
+                    scale = min(1.0, _REBUILT_SKETCH_VALUES / weights.sum())
+                    reps = np.maximum(1, np.round(weights * scale)).astype(np.int64)
+                    sketch = kll_doubles_sketch(KLL_K)
+                    sketch.update(np.repeat(values, reps))
+                    prof.sketch = sketch
+                    prof.edges = edges_for(prof, bins)
+                    if prof.edges is not None:
+                        cdf = np.array(sketch.get_cdf(list(prof.edges[1:-1]), False))
+                        shares = np.diff(np.concatenate([[0.0], cdf[:-1], [1.0]]))
+                        prof.bin_counts = np.clip(shares, 0, None) * present
+            out.columns[name] = prof
+        else:
+            body = f.get("string_statistics")
+            if body is None:
+                raise BaselineError(f"{source}: feature {name!r} is declared {kind} but has no string_statistics")
+            common = body.get("common", {})
+            present, miss = int(common.get("num_present", 0)), int(common.get("num_missing", 0))
+            counts = {str(b["value"]): int(b["count"]) for b in body.get("distribution", {}).get("categorical", {})
+                      .get("buckets", [])}
+            out.columns[name] = CategoricalProfile(count=present + miss, missing=miss, counts=counts)
+    return out
+
+
+def load_reference(cfg: ModelConfig, store: Store, ref: BaselineRef):
+    """What the drift engine needs of a baseline version (driftline.drift_engine.Reference)."""
+    from driftline.drift_engine import Reference, distinct_counts
+    from driftline.profile import DatasetProfile
+
+    manifest = store.read_json(posixpath.join(ref.prefix, "manifest.json"))
+    rel = posixpath.join(ref.prefix, "profile.json")
+    kinds = profiled_kinds(cfg)
+    if store.exists(rel):
+        doc = store.read_json(rel)
+        profile = DatasetProfile.from_dict(doc)
+        pkinds = doc.get("prediction_kinds", {})
+    else:  # a version made before profiles existed: its statistics.json serves, less exactly
+        profile = profile_from_statistics(store.read_json(posixpath.join(ref.prefix, "statistics.json")), kinds,
+                                          bins=cfg.drift.bins, source=store.uri(ref.prefix, "statistics.json"))
+        pkinds = {}
+    lacking = [c for c in kinds if c not in profile.columns]
+    if lacking:
+        raise BaselineError(f"baseline {cfg.name}/{ref.version} has no profile of features {lacking}: "
+                            f"build a new baseline (`driftline baseline --model {cfg.name}`)")
+    sample = None
+    if store.exists(posixpath.join(ref.prefix, "reference_sample.parquet")):
+        sample = store.read_parquet(posixpath.join(ref.prefix, "reference_sample.parquet")).to_pandas()
+    importance, source = None, "none"
+    configured = {f.name: f.importance for f in cfg.features if f.importance is not None}
+    if configured:
+        importance, source = configured, "model file"
+    elif store.exists(posixpath.join(ref.prefix, "importance.json")):
+        importance = store.read_json(posixpath.join(ref.prefix, "importance.json"))["importance"]
+        source = "permutation importance (baseline)"
+    multivariate = None
+    if store.exists(posixpath.join(ref.prefix, "multivariate.json")):
+        multivariate = store.read_json(posixpath.join(ref.prefix, "multivariate.json"))
+    distribution = None
+    if manifest.get("origin") == "sagemaker_import":
+        constraints = store.read_json(posixpath.join(ref.prefix, "constraints.json"))
+        distribution = constraints.get("monitoring_config", {}).get("distribution_constraints")
+    return Reference(profile=profile, kinds=kinds, prediction_kinds=pkinds, sample=sample, importance=importance,
+                     importance_source=source, multivariate=multivariate, distribution=distribution,
+                     version=ref.version, distinct=distinct_counts(profile))

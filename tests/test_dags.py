@@ -62,4 +62,8 @@ def test_monitoring_dag_shape(airflow_db):
     assert dag.catchup is False
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
     assert {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks} == {
-        "ingest": ["data_quality", "record_run"], "data_quality": ["record_run"], "record_run": []}
+        "ingest": ["data_quality", "plan_partitions", "record_run"], "data_quality": ["drift", "record_run"],
+        "plan_partitions": ["profile_partition"], "profile_partition": ["drift"], "drift": ["record_run"],
+        "record_run": []}
+    # the partitions are profiled by a mapped task: one task instance per row range at run time
+    assert type(dag.get_task("profile_partition")).__name__.endswith("MappedOperator")

@@ -50,7 +50,8 @@ def _run_days(store: Store, manifest: dict, days: list[int]) -> dict[int, dict]:
         assert str(dr.state).endswith("success"), f"day {d}: {dr.state}"
         prefix = Store.run_prefix("churn", start)
         out[d] = {"prefix": prefix, "run": store.read_json(f"{prefix}/run.json"),
-                  "violations": store.read_json(f"{prefix}/constraint_violations.json")["violations"]}
+                  "violations": store.read_json(f"{prefix}/constraint_violations.json")["violations"],
+                  "drift": store.read_json(f"{prefix}/drift.json")}
     return out
 
 
@@ -58,16 +59,31 @@ def _checks(violations) -> set[tuple[str, str]]:
     return {(v["constraint_check_type"], v["feature_name"]) for v in violations}
 
 
+DRIFT_CHECKS = {"baseline_drift_check", "multivariate_drift_check"}
+
+
 def _assert_demo_findings(store: Store, manifest: dict, runs: dict[int, dict]) -> None:
+    covariate = set(manifest["drifted_features"]["covariate"])
+    incident = set(manifest["dq_incident"]["features"])
     for d in set(runs) & set(DRIFT_DAYS):
         checks = _checks(runs[d]["violations"])
         assert ("range_check", "monthly_charges") in checks, f"drift day {d}: {checks}"
-        if d != INCIDENT_DAY:  # nothing but range findings on features the scenario drifted
-            drifted = set(manifest["drifted_features"]["covariate"])
-            assert {c for c, _ in checks} == {"range_check"} and {f for _, f in checks} <= drifted, f"day {d}: {checks}"
+        drifted = set(runs[d]["drift"]["dataset"]["drifted_features"])
+        assert {f for c, f in checks if c == "baseline_drift_check"} >= covariate
+        if d != INCIDENT_DAY:  # exactly the features the scenario drifted, nothing else
+            assert drifted == covariate, f"day {d}: drift flagged {drifted}"
+            quality = {(c, f) for c, f in checks if c not in DRIFT_CHECKS}
+            assert {c for c, _ in quality} == {"range_check"} and {f for _, f in quality} <= covariate, f"day {d}: {checks}"
+        else:  # plus what the incident broke: 60% of a 4-hour window without age, a new region
+            assert covariate | {"age", "region"} <= drifted <= covariate | incident, f"day {d}: drift flagged {drifted}"
+        # attribution: the lead feature is a drifted one, and the summary says so
+        lead = next(r for r in runs[d]["drift"]["attribution"] if r["drifted"])
+        assert lead["feature"] in drifted and f"`{lead['feature']}`" in runs[d]["drift"]["summary"]
     for d in set(runs) & {*CLEAN_DAYS, MALFORMED_DAY}:
         assert runs[d]["violations"] == [], f"clean day {d} reported {runs[d]['violations']}"
         assert runs[d]["run"]["status"] == "ok"
+        assert runs[d]["drift"]["dataset"]["drifted_features"] == [], f"clean day {d}: {runs[d]['drift']['summary']}"
+        assert runs[d]["drift"]["summary"].startswith("0 of 11 features drifted")
     # every injected data-quality problem is reported on the incident day
     expected = {(c["check"], c["feature"]) for c in manifest["dq_incident"]["expected_violations"]}
     assert expected <= _checks(runs[INCIDENT_DAY]["violations"])
@@ -94,7 +110,8 @@ def test_demo_end_to_end_local(tmp_path, monkeypatch, airflow_db):
     _assert_demo_findings(store, manifest, runs)
     prefix = runs[INCIDENT_DAY]["prefix"]
     for name in ("batch.parquet", "quarantine.jsonl", "ingest.json", "gx_validation.json", "quality.json",
-                 "data_docs/index.html", "constraint_violations.json", "run.json"):
+                 "data_docs/index.html", "constraint_violations.json", "run.json", "drift.json",
+                 "current_profile.json", "profiles/part-00000.json"):
         assert store.exists(f"{prefix}/{name}"), name
     history = read_history(store, "churn")
     assert set(history["interval_start"].dt.strftime("%Y-%m-%d")) == {manifest["interval_starts"][d][:10] for d in DAYS}

@@ -1035,6 +1035,10 @@ def summary_line(cfg: ModelConfig, start: datetime, result: IngestResult) -> str
     return f"{head}: " + "; ".join(parts)
 
 
+#: Row groups of batch.parquet: the unit a drift profiling partition reads.
+BATCH_ROW_GROUP = 131_072
+
+
 def ingest_interval(cfg: ModelConfig, store: Store, start: datetime, end: datetime,
                     resolver: Resolver | None = None) -> dict:
     """Read [start, end) and write batch.parquet, quarantine.jsonl and ingest.json under the
@@ -1043,7 +1047,8 @@ def ingest_interval(cfg: ModelConfig, store: Store, start: datetime, end: dateti
     result = read_interval(cfg, start, end, resolver=resolver)
     prefix = store.run_prefix(cfg.name, start)
     summary = summary_line(cfg, start, result)
-    batch_uri = store.write_parquet(posixpath.join(prefix, "batch.parquet"), result.batch)
+    batch_uri = store.write_parquet(posixpath.join(prefix, "batch.parquet"), result.batch,
+                                    row_group_size=BATCH_ROW_GROUP)
     text = "".join(json.dumps(e, ensure_ascii=False, default=str) + "\n" for e in result.quarantine)
     quarantine_uri = store.write_text(posixpath.join(prefix, "quarantine.jsonl"), text)
     report = {

@@ -50,7 +50,10 @@ def read_history(store: Store, model: str) -> pd.DataFrame:
 
 #: What a run concludes from its batch. A re-run removes them before it ingests, so a stage
 #: that fails on the re-run leaves no verdict of the previous batch behind.
-VERDICT_ARTIFACTS = ("run.json", "quality.json", "gx_validation.json", "constraint_violations.json", "data_docs")
+VERDICT_ARTIFACTS = ("run.json", "quality.json", "gx_validation.json", "constraint_violations.json", "data_docs",
+                     "drift.json", "current_profile.json", "profiles")
+#: Rows of the batch kept (sampled across partitions) for the multivariate checks.
+MULTIVARIATE_ROWS = 5_000
 
 
 def run_ingest(cfg: ModelConfig, store: Store, start: datetime, end: datetime, resolver: Resolver | None = None) -> dict:
@@ -67,6 +70,132 @@ def run_data_quality(cfg: ModelConfig, store: Store, start: datetime) -> dict:
     return run_quality(cfg, store, start, baseline=resolve_baseline(cfg, store))
 
 
+# -- drift: partitions profiled in parallel, merged, compared with the baseline ---------------
+def plan_partitions(cfg: ModelConfig, store: Store, start: datetime) -> list[dict]:
+    """Row ranges of the interval's batch, ``drift.partition_rows`` each (at least one, so an
+    empty batch still flows through the profiling and reaches a verdict)."""
+    import pyarrow.parquet as pq
+
+    prefix = Store.run_prefix(cfg.name, start)
+    with store.fs.open(store.path(posixpath.join(prefix, "batch.parquet")), "rb") as f:
+        rows = pq.ParquetFile(f).metadata.num_rows
+    size = cfg.drift.partition_rows
+    cuts = list(range(0, rows, size)) + [rows] if rows else [0, 0]
+    return [{"index": i, "start": a, "stop": b, "rows": rows} for i, (a, b) in enumerate(zip(cuts, cuts[1:]))]
+
+
+def _profiled_columns(cfg: ModelConfig, reference_profile: dict, batch_columns: list[str]) -> dict:
+    from driftline.drift_engine import specs_from
+    from driftline.profile import DatasetProfile
+
+    prof = DatasetProfile.from_dict(reference_profile)
+    wanted = [*reference_profile["kinds"], *[c for c in reference_profile.get("prediction_kinds", {}) if c in batch_columns]]
+    return specs_from(prof, wanted)
+
+
+def profile_partition(cfg: ModelConfig, store: Store, start: datetime, part: dict) -> str:
+    """Profile one row range of the batch like the baseline (same kinds, same bin edges) and
+    draw its share of the multivariate sample. Returns the partition profile's path."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from driftline.profile import profile_parquet
+
+    ref = resolve_baseline(cfg, store)
+    ref_profile = store.read_json(posixpath.join(ref.prefix, "profile.json")) if store.exists(
+        posixpath.join(ref.prefix, "profile.json")) else None
+    prefix = Store.run_prefix(cfg.name, start)
+    rng = np.random.default_rng([int(start.timestamp()), part["index"]])
+    keep = min(1.0, MULTIVARIATE_ROWS / part["rows"]) if part["rows"] else 1.0
+    sampled: list[pa.Table] = []
+
+    def sample(batch) -> None:
+        mask = rng.random(batch.num_rows) < keep
+        if mask.any():
+            sampled.append(pa.Table.from_batches([batch]).filter(pa.array(mask)))
+
+    with store.fs.open(store.path(posixpath.join(prefix, "batch.parquet")), "rb") as f:
+        columns = pq.ParquetFile(f).schema_arrow.names
+        if ref_profile is None:  # an old or imported baseline: profile.json is derived on load
+            from driftline.baseline import load_reference
+            from driftline.drift_engine import specs_from
+
+            reference = load_reference(cfg, store, ref)
+            specs = specs_from(reference.profile, list(reference.kinds))
+        else:
+            specs = _profiled_columns(cfg, ref_profile, columns)
+        f.seek(0)
+        prof = profile_parquet(f, specs, rows=(part["start"], part["stop"]), on_batch=sample)
+    rel = posixpath.join(prefix, "profiles", f"part-{part['index']:05d}.json")
+    store.write_json(rel, prof.to_dict())
+    if sampled:
+        store.write_parquet(rel.replace(".json", ".sample.parquet"), pa.concat_tables(sampled))
+    return rel
+
+
+def run_drift(cfg: ModelConfig, store: Store, start: datetime, end: datetime, parts: list[str]) -> dict:
+    """Merge the partitions' profiles and compare the batch with the baseline: writes
+    drift.json, current_profile.json, the drift violations and the drift metrics history."""
+    from driftline.baseline import load_reference
+    from driftline.drift_engine import compare, findings, violations
+    from driftline.profile import DatasetProfile, merge_all
+    from driftline.quality import write_violations
+
+    prefix = Store.run_prefix(cfg.name, start)
+    ref = resolve_baseline(cfg, store)
+    current = merge_all([DatasetProfile.from_dict(store.read_json(p)) for p in sorted(parts)])
+    store.write_json(posixpath.join(prefix, "current_profile.json"), current.to_dict())
+    identity = {"model": cfg.name, "interval_start": start.isoformat(), "interval_end": end.isoformat(),
+                "baseline": ref.version, "rows": current.rows, "partitions": len(parts)}
+    drift_uri = store.uri(prefix, "drift.json")
+    if not cfg.drift.enabled or current.rows < cfg.thresholds.min_rows:
+        why = "drift.enabled is false" if not cfg.drift.enabled else (
+            f"{current.rows} rows (minimum {cfg.thresholds.min_rows})")
+        store.write_json(posixpath.join(prefix, "drift.json"), {**identity, "checked": False, "why": why})
+        write_violations(store, prefix, "drift", [])
+        return {"status": "no_data" if cfg.drift.enabled else "disabled", "summary": f"drift not checked: {why}",
+                "findings": [], "drift_uri": drift_uri, "baseline": ref.version, "drifted": []}
+    reference = load_reference(cfg, store, ref)
+    frame = None
+    if current.rows <= cfg.drift.small_sample:
+        frame = store.read_parquet(posixpath.join(prefix, "batch.parquet")).to_pandas()
+    samples = [posixpath.join(prefix, "profiles", n) for n in store.listdir(posixpath.join(prefix, "profiles"))
+               if n.endswith(".sample.parquet")]
+    sample = pa.concat_tables([store.read_parquet(p) for p in sorted(samples)]).to_pandas() if samples else None
+    result = compare(reference, current, cfg.drift, overrides={f.name: f.drift for f in cfg.features},
+                     current_frame=frame, current_sample=sample)
+    store.write_json(posixpath.join(prefix, "drift.json"), {**identity, **result})
+    found = violations(result)
+    write_violations(store, prefix, "drift", found)
+    _drift_history(cfg, store, start, end, ref.version, result)
+    ds = result.get("dataset") or {}
+    return {"status": "drift" if found else "ok", "summary": result["summary"], "findings": findings(result),
+            "drift_uri": drift_uri, "baseline": ref.version, "violations": len(found),
+            "drifted": ds.get("drifted_features", []), "dataset_drift": ds.get("dataset_drift", False),
+            "rows": current.rows}
+
+
+def _drift_history(cfg: ModelConfig, store: Store, start: datetime, end: datetime, version: str, result: dict) -> None:
+    base = {"model": cfg.name, "interval_start": start, "interval_end": end, "kind": "realized",
+            "baseline_version": version, "computed_at": datetime.now(timezone.utc)}
+    rows = []
+    ds = result.get("dataset") or {}
+    if ds:
+        rows += [{**base, "metric": "drift.share", "segment": "", "value": float(ds["share"])},
+                 {**base, "metric": "drift.drifted_features", "segment": "", "value": float(ds["drifted"])}]
+    for group in ("features", "prediction"):
+        for name, r in result.get(group, {}).items():
+            if r.get("checked"):
+                rows += [{**base, "metric": "drift.statistic", "segment": name, "value": float(r["statistic"])},
+                         {**base, "metric": "drift.score", "segment": name, "value": float(r["score"])},
+                         {**base, "metric": "missing_share", "segment": name,
+                          "value": float(r["missing"]["current_share"])}]
+    for k, v in (result.get("multivariate") or {}).items():
+        if isinstance(v, dict) and "statistic" in v:
+            rows.append({**base, "metric": f"drift.{k}", "segment": "", "value": float(v["statistic"])})
+    write_history_rows(store, cfg.name, start, "drift", rows)
+
+
 def record_run(cfg: ModelConfig, store: Store, start: datetime, end: datetime, stages: dict[str, dict]) -> dict:
     """Write run.json and the interval's data-quality metrics; return the run's verdict."""
     prefix = Store.run_prefix(cfg.name, start)
@@ -75,6 +204,8 @@ def record_run(cfg: ModelConfig, store: Store, start: datetime, end: datetime, s
     status = quality.get("status", "unknown")
     violations_rel = posixpath.join(prefix, "constraint_violations.json")
     violations = store.read_json(violations_rel).get("violations", []) if store.exists(violations_rel) else []
+    if status == "ok" and violations:  # another stage (drift) found something
+        status = "violations"
     now = datetime.now(timezone.utc)
     base = {"model": cfg.name, "interval_start": start, "interval_end": end, "segment": "",
             "kind": "realized", "baseline_version": quality.get("baseline"), "computed_at": now}
@@ -94,11 +225,14 @@ def record_run(cfg: ModelConfig, store: Store, start: datetime, end: datetime, s
         "model": cfg.name, "interval_start": start.isoformat(), "interval_end": end.isoformat(),
         "interval": interval_key(start), "status": status, "baseline": quality.get("baseline"),
         "violations": len(violations), "violation_checks": sorted({v["constraint_check_type"] for v in violations}),
+        "drifted_features": stages.get("drift", {}).get("drifted", []),
+        "drift": stages.get("drift", {}).get("summary"),
         "recorded_at": now.isoformat(timespec="seconds"), "stages": stages,
         "artifacts": store.uri(prefix),
     }
     store.write_json(posixpath.join(prefix, "run.json"), run)
-    return {k: run[k] for k in ("model", "interval", "status", "baseline", "violations", "violation_checks", "artifacts")}
+    return {k: run[k] for k in ("model", "interval", "status", "baseline", "violations", "violation_checks",
+                                "drifted_features", "drift", "artifacts")}
 
 
 def monitor_interval(cfg: ModelConfig, store: Store, start: datetime, end: datetime,
@@ -107,6 +241,8 @@ def monitor_interval(cfg: ModelConfig, store: Store, start: datetime, end: datet
     t0 = time.perf_counter()
     stages = {"ingest": run_ingest(cfg, store, start, end, resolver)}
     stages["data_quality"] = run_data_quality(cfg, store, start)
+    parts = [profile_partition(cfg, store, start, p) for p in plan_partitions(cfg, store, start)]
+    stages["drift"] = run_drift(cfg, store, start, end, parts)
     out = record_run(cfg, store, start, end, stages)
     out["seconds"] = round(time.perf_counter() - t0, 2)
     out["stages"] = stages

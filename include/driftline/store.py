@@ -150,9 +150,9 @@ class Store:
     def write_text(self, rel: str, text: str) -> str:
         return self.write_bytes(rel, text.encode())
 
-    def write_parquet(self, rel: str, table: pa.Table) -> str:
+    def write_parquet(self, rel: str, table: pa.Table, row_group_size: int | None = None) -> str:
         buf = io.BytesIO()
-        pq.write_table(table, buf, compression="zstd")
+        pq.write_table(table, buf, compression="zstd", row_group_size=row_group_size)
         return self.write_bytes(rel, buf.getvalue())
 
     def read_parquet(self, rel: str, columns: list[str] | None = None) -> pa.Table:

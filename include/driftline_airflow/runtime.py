@@ -65,10 +65,11 @@ def fail_clearly() -> Iterator[None]:
     from airflow.sdk.exceptions import AirflowFailException
 
     from driftline.baseline import BaselineError
+    from driftline.model import ModelError
 
     try:
         yield
-    except (ConfigError, BaselineError) as exc:
+    except (ConfigError, BaselineError, ModelError) as exc:
         log.error("%s", exc)
         raise AirflowFailException(str(exc)) from None
 

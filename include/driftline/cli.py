@@ -6,12 +6,14 @@
     driftline baseline-import --model NAME --statistics URI --constraints URI
                                                   import a SageMaker Model Monitor baseline
     driftline monitor --model NAME --start T --end T
-                                                  run ingest + data quality over every interval in [start, end)
+                                                  run ingest, data quality and drift over every interval in [start, end)
+    driftline profile --data FILE --out FILE       profile a dataset once (a reference for `drift`)
+    driftline drift --baseline REF --current FILE  drift between two datasets: JSON out
 
 The store is ``--store`` or ``DRIFTLINE_STORE_URL`` (default ``file://<project>/data/store``);
 ``s3://`` locations take credentials from the environment, as boto does (AWS_* variables,
 ``AWS_ENDPOINT_URL`` for MinIO). Exit status: 0 ok, 1 findings (``monitor`` with violations),
-2 bad input or configuration, 3 store unreachable.
+2 bad input or configuration, 3 store unreachable. ``drift`` exits 1 when it finds drift.
 """
 from __future__ import annotations
 
@@ -123,6 +125,106 @@ def cmd_monitor(args) -> int:
     return worst
 
 
+def _columns(args, schema_kinds: dict[str, str]) -> dict[str, str]:
+    """Column -> feature type: the model file's features, else the data's schema, then
+    --features/--exclude."""
+    if args.config or args.model:
+        cfg = _model(args)
+        kinds = cfg.feature_types
+    else:
+        kinds = schema_kinds
+    if args.features:
+        wanted = [c.strip() for c in args.features.split(",") if c.strip()]
+        unknown = [c for c in wanted if c not in kinds]
+        if unknown:
+            raise ConfigError("--features", [f"{unknown} are not columns of the data (it has {sorted(kinds)})"])
+        kinds = {c: kinds[c] for c in wanted}
+    if args.exclude:
+        drop = {c.strip() for c in args.exclude.split(",")}
+        kinds = {c: t for c, t in kinds.items() if c not in drop}
+    if not kinds:
+        raise ConfigError("--features", ["no columns left to compare"])
+    return kinds
+
+
+def _settings(args):
+    from driftline.config import DriftSettings
+
+    base = _model(args).drift if (args.config or args.model) else DriftSettings()
+    changes = {k: v for k, v in (("small_sample", getattr(args, "small_sample", None)),
+                                 ("drift_share", getattr(args, "drift_share", None)),
+                                 ("multivariate", False if getattr(args, "no_multivariate", False) else None))
+               if v is not None}
+    return base.model_copy(update=changes) if changes else base
+
+
+def _write_out(doc: dict, out: str | None) -> None:
+    from driftline.store import dumps
+
+    data = dumps(doc)
+    if out:
+        Path(out).write_bytes(data)
+    else:
+        sys.stdout.write(data.decode() + "\n")
+
+
+def cmd_profile(args) -> int:
+    from driftline.drift_engine import _open_table_source, _schema, infer_kinds, reference_document, reference_from_source
+
+    kinds = _columns(args, infer_kinds(_schema(*_open_table_source(args.data))))
+    settings = _settings(args)
+    ref = reference_from_source(args.data, kinds, bins=settings.bins, sample_rows=0)
+    _write_out(reference_document(ref), args.out)
+    if args.out:
+        print(f"profiled {ref.profile.rows} rows x {len(kinds)} columns of {args.data} -> {args.out}", file=sys.stderr)
+    return 0
+
+
+def _load_reference(path: str, kinds_hint):
+    """--baseline: a `driftline profile` JSON, a baseline version folder, or a data file."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from driftline.drift_engine import reference_from_document
+
+    p = Path(path)
+    if p.is_dir() and (p / "profile.json").exists():
+        sample = pq.read_table(p / "reference_sample.parquet").to_pandas() if (p / "reference_sample.parquet").exists() else None
+        ref = reference_from_document(json.loads((p / "profile.json").read_text()), sample)
+        for name, attr in (("importance.json", "importance"), ("multivariate.json", "multivariate")):
+            if (p / name).exists():
+                doc = json.loads((p / name).read_text())
+                setattr(ref, attr, doc["importance"] if attr == "importance" else doc)
+        if ref.importance:
+            ref.importance_source = "permutation importance (baseline)"
+        return ref
+    if p.suffix == ".json":
+        return reference_from_document(json.loads(p.read_text()))
+    return None
+
+
+def cmd_drift(args) -> int:
+    from driftline.drift_engine import _open_table_source, _schema, detect_drift, findings, infer_kinds
+
+    settings = _settings(args)
+    ref = _load_reference(args.baseline, None)
+    if ref is not None:
+        kinds = _columns(args, ref.kinds)
+        ref.kinds = kinds
+    else:
+        kinds = _columns(args, infer_kinds(_schema(*_open_table_source(args.baseline))))
+        ref = args.baseline
+    overrides = {f.name: f.drift for f in _model(args).features} if (args.config or args.model) else None
+    result = detect_drift(ref, args.current, kinds=kinds, settings=settings, overrides=overrides, workers=args.workers)
+    _write_out({"baseline": args.baseline, "current": args.current, **result}, args.out)
+    if args.out:
+        print(result["summary"], file=sys.stderr)
+        for line in findings(result):
+            print(f"  - {line}", file=sys.stderr)
+    return 1 if result.get("dataset", {}) and result["dataset"]["drifted"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="driftline", description=__doc__.split("\n\n")[0])
     p.add_argument("--store", default=default_store_url(), help="artifact store root URL (default: %(default)s)")
@@ -163,6 +265,31 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--start", required=True)
     m.add_argument("--end", required=True)
     m.set_defaults(fn=cmd_monitor)
+
+    def column_args(sp):
+        g = sp.add_mutually_exclusive_group()
+        g.add_argument("--model", help="take column types and drift settings from this model (monitors folder)")
+        g.add_argument("--config", help="take column types and drift settings from this model file")
+        sp.add_argument("--features", help="comma-separated columns to compare (default: all)")
+        sp.add_argument("--exclude", help="comma-separated columns to leave out (e.g. label,pred_proba)")
+
+    pr = sub.add_parser("profile", help="profile a dataset once, as a reference for `drift`")
+    pr.add_argument("--data", required=True, help="Parquet or CSV file (path or URL)")
+    pr.add_argument("--out", help="where to write the profile JSON (default: stdout)")
+    column_args(pr)
+    pr.set_defaults(fn=cmd_profile)
+
+    dr = sub.add_parser("drift", help="drift between a reference and a current dataset")
+    dr.add_argument("--baseline", required=True,
+                    help="reference: a `driftline profile` JSON, a baseline version folder, or a Parquet/CSV file")
+    dr.add_argument("--current", required=True, help="current data: Parquet or CSV file (path or URL)")
+    dr.add_argument("--out", help="where to write drift JSON (default: stdout)")
+    dr.add_argument("--workers", type=int, default=1, help="processes profiling a large Parquet file (default 1)")
+    dr.add_argument("--small-sample", type=int, help="tests at or below this many values, distances above (1000)")
+    dr.add_argument("--drift-share", type=float, help="share of drifted features that is dataset drift (0.5)")
+    dr.add_argument("--no-multivariate", action="store_true", help="skip the multivariate checks")
+    column_args(dr)
+    dr.set_defaults(fn=cmd_drift)
     return p
 
 
@@ -179,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - one readable line, not a traceback, for known failures
         from driftline.baseline import BaselineError
 
-        if isinstance(exc, BaselineError):
+        if isinstance(exc, (BaselineError, FileNotFoundError, ValueError)):
             print(f"driftline: {exc}", file=sys.stderr)
             return 2
         raise

@@ -52,12 +52,15 @@ def main() -> int:
         key = Store.run_prefix("churn", start)
         run = store.read_json(f"{key}/run.json") if store.exists(f"{key}/run.json") else {}
         rows.append((iso[:10], dr.state, run.get("status", "?"), run.get("violations", "?"),
-                     ", ".join(run.get("violation_checks", [])) or "-"))
+                     ", ".join(run.get("violation_checks", [])) or "-", run.get("drift") or "-"))
     print("\ninterval     dag run   verdict      violations  checks")
     for r in rows:
         print(f"{r[0]:<12} {str(r[1]):<9} {r[2]:<12} {r[3]!s:<11} {r[4]}")
+    print("\ninterval     drift")
+    for r in rows:
+        print(f"{r[0]:<12} {r[5]}")
     print(f"\nartifacts: {store.uri('runs', 'churn')}/<interval>/  (batch.parquet, quarantine.jsonl, "
-          f"constraint_violations.json, data_docs/index.html, run.json)")
+          f"constraint_violations.json, data_docs/index.html, drift.json, run.json)")
     print(f"baselines: {store.uri('baselines', 'churn')}   metrics history: {store.uri('metrics', 'churn', 'history')}")
     print(f"task logs (with each task's summary block): {log_path}")
     return 0 if all(str(r[1]).endswith("success") for r in rows) else 1

@@ -176,3 +176,32 @@ def test_baseline_dag_writes_a_new_version(tmp_path, monkeypatch, airflow_db):
 
     assert list_versions(store, "churn") == ["v1", "v2"]
     assert store.read_json("baselines/churn/v2/manifest.json")["rows"] == 6000
+
+
+@pytest.mark.e2e
+def test_drift_fans_out_over_partitions_and_merges(tmp_path, monkeypatch, airflow_db):
+    """With drift.partition_rows small, one interval is profiled by several mapped task
+    instances; their merged profile gives the verdicts one partition gives."""
+    store, manifest = _setup(monkeypatch, f"file://{tmp_path}/demo", f"file://{tmp_path}/store")
+    day = DRIFT_DAYS[1]
+    one = _run_days(store, manifest, [day])[day]["drift"]
+    monitors = tmp_path / "monitors"
+    monitors.mkdir()
+    text = (default_monitors_dir() / "churn.yaml").read_text()
+    base = default_monitors_dir().resolve()
+    text = text.replace("../../data/demo", str(base.parent.parent / "data" / "demo"))
+    (monitors / "churn.yaml").write_text(text + "\ndrift:\n  partition_rows: 300\n")
+    monkeypatch.setenv("DRIFTLINE_MONITORS_DIR", str(monitors))
+    start = datetime.fromisoformat(manifest["interval_starts"][day])
+    dr = _run(start)
+    assert str(dr.state).endswith("success")
+    mapped = [ti for ti in dr.get_task_instances() if ti.task_id == "profile_partition"]
+    many = store.read_json(f"{Store.run_prefix('churn', start)}/drift.json")
+    rows = many["rows"]
+    assert len(mapped) == many["partitions"] == -(-rows // 300) > 1
+    assert all(str(ti.state).endswith("success") for ti in mapped)
+    assert many["rows"] == one["rows"] and many["dataset"]["drifted_features"] == one["dataset"]["drifted_features"]
+    for f, r in one["features"].items():  # exact parts of the profiles merge exactly
+        assert many["features"][f]["reference"] == r["reference"]
+        assert many["features"][f]["current"]["count"] == r["current"]["count"]
+        assert many["features"][f]["missing"] == r["missing"]

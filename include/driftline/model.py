@@ -88,9 +88,14 @@ def permutation_importance(cfg: ModelConfig, model: Any, x: pd.DataFrame, y: np.
                "regression": "r2"}[cfg.problem_type]
     if scoring == "roc_auc" and not hasattr(model, "predict_proba"):
         scoring = "accuracy"
+    from threadpoolctl import threadpool_limits
+
     try:
-        res = sk_permutation_importance(model, x, y, scoring=scoring, n_repeats=IMPORTANCE_REPEATS,
-                                        random_state=seed, n_jobs=1)
+        # One OpenMP/BLAS thread: tree ensembles' predict oversubscribes a worker that runs
+        # other tasks too, and then runs ten times slower, not faster.
+        with threadpool_limits(1):
+            res = sk_permutation_importance(model, x, y, scoring=scoring, n_repeats=IMPORTANCE_REPEATS,
+                                            random_state=seed, n_jobs=1)
     except Exception as exc:  # noqa: BLE001
         raise ModelError(f"permutation importance failed ({type(exc).__name__}: {exc})") from exc
     return {"method": "permutation", "scoring": scoring, "rows": int(len(x)), "repeats": IMPORTANCE_REPEATS,

@@ -34,6 +34,14 @@ def test_baseline_then_monitor(demo_env, capsys):
     assert out.count("churn 2026-10-0") >= 2 and "OK" in out
     run = json.loads((tmp_path / "store/runs/churn/2026-10-02T0000Z/run.json").read_text())
     assert run["status"] == "ok" and run["stages"]["ingest"]["quarantined"] == 3
+    assert run["stages"]["drift"]["drifted"] == [] and (tmp_path / "store/runs/churn/2026-10-02T0000Z/drift.json").exists()
+    # the stored baseline version folder works as a reference for `driftline drift` too
+    rc = main(["drift", "--baseline", str(tmp_path / "store/baselines/churn/v1"), "--model", "churn",
+               "--current", str(tmp_path / "store/runs/churn/2026-10-02T0000Z/batch.parquet"),
+               "--out", str(tmp_path / "d.json")])
+    doc = json.loads((tmp_path / "d.json").read_text())
+    assert rc == 0 and doc["dataset"]["features"] == 11 and doc["importance_source"].startswith("permutation")
+    assert doc["multivariate"]["checked"] and set(doc["prediction"]) == {"predicted_churn", "churn_probability"}
 
 
 def test_errors_are_one_line_not_tracebacks(tmp_path, capsys):

@@ -112,3 +112,27 @@ def test_parse_duration(text, seconds):
 
 def test_feature_names_cannot_break_csv_or_queries(tmp_path):
     assert _errors(tmp_path, BASE.replace("name: a,", "name: 'a`b',"))[0].startswith("features[0].name:")
+
+
+def test_drift_settings_and_overrides_are_checked(tmp_path):
+    ok = load_model_config(_write(tmp_path, BASE.replace("{name: a, type: numeric}",
+                                                         "{name: a, type: numeric, drift: {method: psi, threshold: 0.15}}")
+                                  + "drift: {drift_share: 0.3, thresholds: {wasserstein: 0.2}, partition_rows: 5000}\n"))
+    assert ok.features[0].drift.method == "psi" and ok.features[0].drift.threshold == 0.15
+    assert ok.drift.drift_share == 0.3 and ok.drift.thresholds == {"wasserstein": 0.2} and ok.drift.correction == "holm"
+    assert _errors(tmp_path, BASE.replace("{name: b, type: categorical}",
+                                          "{name: b, type: categorical, drift: {method: ks}}")) == [
+        "features[1].drift.method: 'ks' applies to numeric features, not categorical"]
+    assert _errors(tmp_path, BASE.replace("{name: a, type: numeric}", "{name: a, type: numeric, drift: {method: kss}}"))[0] \
+        .startswith("features[0].drift.method: 'kss' is not one of auto, ks, wasserstein")
+    assert _errors(tmp_path, BASE + "drift: {thresholds: {ks: 0.1}}\n") == [
+        "drift.thresholds: ['ks'] take no threshold here (distances only: ['hellinger', 'jensen_shannon', 'linf', "
+        "'linf_cdf_robust', 'linf_cdf_simple', 'psi', 'wasserstein']; tests use alpha)"]
+    assert _errors(tmp_path, BASE + "drift: {categorical_method: wasserstein}\n") == [
+        "drift.categorical_method: 'wasserstein' applies to numeric features, not categorical"]
+
+
+def _write(tmp_path, text: str) -> Path:
+    f = tmp_path / "ok.yaml"
+    f.write_text(text)
+    return f

@@ -402,6 +402,8 @@ def _problem(err: dict) -> str:
     if typ == "extra_forbidden":
         return f"{where}: unknown field (check its spelling)"
     msg = err["msg"].removeprefix("Value error, ")
+    if not err["loc"] and re.match(r"^[\w\[\]\.]+: ", msg):  # a model-level check that names its field
+        return msg
     return f"{where}: {msg}"
 
 

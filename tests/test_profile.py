@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from driftline.profile import (CategoricalProfile, ColumnSpec, DatasetProfile, NumericProfile, kll_rank_error, merge_all,
-                               profile_parquet)
+                               profile_parquet, sample_parquet)
 from driftline.drift import quantile_edges
 
 RNG = np.random.default_rng(2024)
@@ -81,9 +81,8 @@ def test_profile_parquet_streams_by_batch_and_partitions_merge_to_the_whole():
     pq.write_table(table, buf, row_group_size=7000)
     specs = {"x": ColumnSpec("numeric", EDGES), "c": ColumnSpec("categorical")}
     whole = NumericProfile(edges=EDGES).update(VALUES)
-    seen = []
-    prof = profile_parquet(io.BytesIO(buf.getvalue()), specs, batch_rows=4096, on_batch=lambda b: seen.append(b.num_rows))
-    assert prof.rows == 50_000 and sum(seen) == 50_000
+    prof = profile_parquet(io.BytesIO(buf.getvalue()), specs, batch_rows=4096)
+    assert prof.rows == 50_000
     assert prof.columns["x"].count == 50_000 and prof.columns["x"].mean == pytest.approx(whole.mean, rel=1e-12)
     np.testing.assert_array_equal(prof.columns["x"].bin_counts, whole.bin_counts)
     assert prof.columns["c"].counts == {k: int(v) for k, v in zip(*np.unique(table["c"].to_numpy(), return_counts=True))}
@@ -97,5 +96,12 @@ def test_profile_parquet_streams_by_batch_and_partitions_merge_to_the_whole():
     assert rt.rows == 50_000 and rt.columns["c"].counts == prof.columns["c"].counts
     np.testing.assert_array_equal(rt.columns["x"].bin_counts, whole.bin_counts)
     assert rt.columns["x"].m2 == pytest.approx(whole.m2, rel=1e-9)
+    # a seeded Bernoulli sample of a row range, read column by column
+    sample = sample_parquet(io.BytesIO(buf.getvalue()), 0.1, rows=(3000, 31_234), columns=["x"], seed=5)
+    assert sample.column_names == ["x"] and 2500 < sample.num_rows < 3100
+    drawn = sample["x"].to_numpy(zero_copy_only=False)
+    assert set(drawn[~np.isnan(drawn)]) <= set(VALUES[3000:31_234])
+    again = sample_parquet(io.BytesIO(buf.getvalue()), 0.1, rows=(3000, 31_234), columns=["x"], seed=5)
+    np.testing.assert_array_equal(again["x"].to_numpy(zero_copy_only=False), drawn)
     with pytest.raises(ValueError, match="lacks columns"):
         profile_parquet(io.BytesIO(buf.getvalue()), {"nope": ColumnSpec("numeric")})

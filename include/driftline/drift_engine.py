@@ -634,23 +634,23 @@ def _schema(kind: str, obj):
         return pq.ParquetFile(f).schema_arrow
 
 
-def _profile_range(fs, path: str, specs: dict[str, ColumnSpec], rows: tuple[int, int]) -> dict:
+def _profile_columns(fs, path: str, specs: dict[str, ColumnSpec]) -> dict:
     from driftline.profile import profile_parquet
 
     with fs.open(path, "rb") as f:
-        return profile_parquet(f, specs, rows=rows).to_dict()
+        return profile_parquet(f, specs).to_dict()
 
 
 def profile_source(data, specs: dict[str, ColumnSpec], *, workers: int = 1, resolver=None,
                    sample_rows: int = 0, seed: int = 0) -> tuple[DatasetProfile, pd.DataFrame | None]:
     """Profile a DataFrame, Arrow table, CSV or Parquet file (path or URL). Parquet files are
-    streamed by batch and, with ``workers`` > 1, profiled in row ranges by that many
-    processes whose profiles are merged (as the DAG's mapped tasks do). Returns the profile
-    and, if ``sample_rows``, a random sample of about that many rows."""
+    read a column chunk at a time; with ``workers`` > 1 the columns are shared out between
+    that many processes (each reads only its own columns). Returns the profile and, if
+    ``sample_rows``, a random sample of about that many rows."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from driftline.profile import merge_all, profile_parquet
+    from driftline.profile import profile_parquet, sample_parquet
 
     kind, obj = _open_table_source(data, resolver)
     if kind == "table":
@@ -664,27 +664,27 @@ def profile_source(data, specs: dict[str, ColumnSpec], *, workers: int = 1, reso
     fs, path = obj
     with fs.open(path, "rb") as f:
         total = pq.ParquetFile(f).metadata.num_rows
-    rng = np.random.default_rng(seed)
-    keep = min(1.0, sample_rows / total) if sample_rows and total else 0.0
-    sampled: list = []
-
-    def draw(batch) -> None:
-        mask = rng.random(batch.num_rows) < keep
-        if mask.any():
-            sampled.append(pa.Table.from_batches([batch]).filter(pa.array(mask)))
-
-    if workers > 1 and total > 100_000 and not keep:
+    names = list(specs)
+    if workers > 1 and len(names) > 1 and total > 100_000:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        cuts = np.linspace(0, total, workers + 1).astype(int)
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as ex:
-            parts = list(ex.map(_profile_range, [fs] * workers, [path] * workers, [specs] * workers,
-                                [(int(a), int(b)) for a, b in zip(cuts, cuts[1:])]))
-        return merge_all([DatasetProfile.from_dict(p) for p in parts]), None
-    with fs.open(path, "rb") as f:
-        prof = profile_parquet(f, specs, on_batch=draw if keep else None)
-    sample = pa.concat_tables(sampled).to_pandas() if sampled else None
+        groups = [{c: specs[c] for c in names[i::workers]} for i in range(workers)]
+        groups = [g for g in groups if g]
+        with ProcessPoolExecutor(len(groups), mp_context=multiprocessing.get_context("fork")) as ex:
+            parts = list(ex.map(_profile_columns, [fs] * len(groups), [path] * len(groups), groups))
+        prof = DatasetProfile(rows=parts[0]["rows"])
+        for part in parts:
+            prof.columns.update(DatasetProfile.from_dict(part).columns)
+        prof.columns = {c: prof.columns[c] for c in names}
+    else:
+        with fs.open(path, "rb") as f:
+            prof = profile_parquet(f, specs)
+    sample = None
+    if sample_rows and total:
+        with fs.open(path, "rb") as f:
+            table = sample_parquet(f, min(1.0, sample_rows / total), columns=names, seed=seed)
+        sample = table.to_pandas() if table is not None else None
     return prof, sample
 
 

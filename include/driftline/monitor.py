@@ -96,24 +96,15 @@ def _profiled_columns(cfg: ModelConfig, reference_profile: dict, batch_columns: 
 def profile_partition(cfg: ModelConfig, store: Store, start: datetime, part: dict) -> str:
     """Profile one row range of the batch like the baseline (same kinds, same bin edges) and
     draw its share of the multivariate sample. Returns the partition profile's path."""
-    import numpy as np
     import pyarrow.parquet as pq
 
-    from driftline.profile import profile_parquet
+    from driftline.profile import profile_parquet, sample_parquet
 
     ref = resolve_baseline(cfg, store)
     ref_profile = store.read_json(posixpath.join(ref.prefix, "profile.json")) if store.exists(
         posixpath.join(ref.prefix, "profile.json")) else None
     prefix = Store.run_prefix(cfg.name, start)
-    rng = np.random.default_rng([int(start.timestamp()), part["index"]])
     keep = min(1.0, MULTIVARIATE_ROWS / part["rows"]) if part["rows"] else 1.0
-    sampled: list[pa.Table] = []
-
-    def sample(batch) -> None:
-        mask = rng.random(batch.num_rows) < keep
-        if mask.any():
-            sampled.append(pa.Table.from_batches([batch]).filter(pa.array(mask)))
-
     with store.fs.open(store.path(posixpath.join(prefix, "batch.parquet")), "rb") as f:
         columns = pq.ParquetFile(f).schema_arrow.names
         if ref_profile is None:  # an old or imported baseline: profile.json is derived on load
@@ -124,12 +115,14 @@ def profile_partition(cfg: ModelConfig, store: Store, start: datetime, part: dic
             specs = specs_from(reference.profile, list(reference.kinds))
         else:
             specs = _profiled_columns(cfg, ref_profile, columns)
-        f.seek(0)
-        prof = profile_parquet(f, specs, rows=(part["start"], part["stop"]), on_batch=sample)
+        rows = (part["start"], part["stop"])
+        prof = profile_parquet(f, specs, rows=rows)
+        sampled = sample_parquet(f, keep, rows=rows, columns=list(specs),
+                                 seed=[int(start.timestamp()), part["index"]]) if cfg.drift.multivariate else None
     rel = posixpath.join(prefix, "profiles", f"part-{part['index']:05d}.json")
     store.write_json(rel, prof.to_dict())
-    if sampled:
-        store.write_parquet(rel.replace(".json", ".sample.parquet"), pa.concat_tables(sampled))
+    if sampled is not None:
+        store.write_parquet(rel.replace(".json", ".sample.parquet"), sampled)
     return rel
 
 

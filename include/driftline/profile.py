@@ -9,8 +9,8 @@ Categorical: exact value counts while the number of distinct values stays within
 ``max_exact``; past it, a frequent-items sketch (DataSketches) whose estimates carry a
 stated error bound. Reported as top-K plus "other".
 
-``profile_parquet`` streams a Parquet file by record batch, so memory follows the batch size,
-not the file size.
+``profile_parquet`` reads a Parquet file one column chunk at a time, so memory follows a
+column chunk, not the file size.
 """
 from __future__ import annotations
 
@@ -82,8 +82,8 @@ class NumericProfile:
         present = v[~np.isnan(v)]
         if present.size:
             mean = float(present.mean())
-            self._add_moments(present.size, mean, float(((present - mean) ** 2).sum()),
-                              float(present.min()), float(present.max()))
+            dev = present - mean
+            self._add_moments(present.size, mean, float(np.dot(dev, dev)), float(present.min()), float(present.max()))
             self.sketch.update(present)
         self.count += v.size
         self.missing += v.size - present.size
@@ -173,14 +173,24 @@ class CategoricalProfile:
                 self.sketch.update(k, int(c))
             self.counts = {}
 
-    def update(self, values: pa.Array | list) -> CategoricalProfile:
+    def update(self, values: pa.Array | pa.ChunkedArray | list) -> CategoricalProfile:
         arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values, type=pa.string())
-        arr = pc.cast(arr, pa.string()) if arr.type != pa.string() else arr
         self.count += len(arr)
         self.missing += arr.null_count
-        vc = pc.value_counts(arr.drop_null() if hasattr(arr, "drop_null") else pc.drop_null(arr))
-        for item in vc.to_pylist():
-            self._add(item["values"], item["counts"])
+        chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+        for chunk in chunks:
+            if pa.types.is_dictionary(chunk.type) and pa.types.is_string(chunk.type.value_type):
+                # count the dictionary codes: no string is materialised per row
+                codes = chunk.indices.drop_null().to_numpy(zero_copy_only=False)
+                counts = np.bincount(codes, minlength=len(chunk.dictionary))
+                names = chunk.dictionary.to_pylist()
+                for i in np.flatnonzero(counts):
+                    self._add(names[i], int(counts[i]))
+                continue
+            if chunk.type != pa.string():
+                chunk = pc.cast(chunk, pa.string())
+            for item in pc.value_counts(chunk.drop_null()).to_pylist():
+                self._add(item["values"], item["counts"])
         return self
 
     def merge(self, other: CategoricalProfile) -> CategoricalProfile:
@@ -297,7 +307,7 @@ def update_profiles(profile: DatasetProfile, batch: pa.RecordBatch | pa.Table, s
         if spec.kind == "numeric":
             prof.update(_as_float(col))
         else:
-            prof.update(_decoded(col))
+            prof.update(col)
     profile.rows += batch.num_rows
 
 
@@ -310,14 +320,26 @@ def profile_table(table: pa.Table, specs: dict[str, ColumnSpec]) -> DatasetProfi
     return out
 
 
-def profile_parquet(source, specs: dict[str, ColumnSpec], rows: tuple[int, int] | None = None,
-                    batch_rows: int = 65_536, on_batch=None) -> DatasetProfile:
-    """Profile the named columns of a Parquet file (a path or an open binary file), one
-    record batch at a time, so memory follows the batch size and not the file size.
+def _row_groups(pf: pq.ParquetFile, start: int, stop: int) -> list[tuple[int, int, int]]:
+    """(row group, first row, last row + 1) of the groups overlapping [start, stop), the rows
+    counted within each group."""
+    out, at = [], 0
+    for g in range(pf.metadata.num_row_groups):
+        n = pf.metadata.row_group(g).num_rows
+        lo, hi = max(start - at, 0), min(stop - at, n)
+        if hi > lo:
+            out.append((g, lo, hi))
+        at += n
+    return out
 
-    ``rows=(start, stop)`` profiles only that range of rows (a partition): only the row
-    groups that overlap it are read. ``on_batch(batch)`` sees every batch profiled (e.g. to
-    draw a sample of rows)."""
+
+def profile_parquet(source, specs: dict[str, ColumnSpec], rows: tuple[int, int] | None = None,
+                    batch_rows: int = 1 << 20) -> DatasetProfile:
+    """Profile the named columns of a Parquet file (a path or an open binary file).
+
+    The file is read one column of one row group at a time, so memory follows a column chunk,
+    not the file (nor a whole row group of every column). ``rows=(start, stop)`` profiles
+    only that range of rows (a partition): only the row groups that overlap it are read."""
     pf = pq.ParquetFile(source)
     names = pf.schema_arrow.names
     missing = [n for n in specs if n not in names]
@@ -325,23 +347,29 @@ def profile_parquet(source, specs: dict[str, ColumnSpec], rows: tuple[int, int] 
         raise ValueError(f"the data lacks columns {missing} (it has {names})")
     out = DatasetProfile(columns={n: s.empty() for n, s in specs.items()})
     start, stop = rows if rows is not None else (0, pf.metadata.num_rows)
-    groups, offsets, at = [], [], 0
-    for g in range(pf.metadata.num_row_groups):
-        n = pf.metadata.row_group(g).num_rows
-        if at < stop and at + n > start:
-            groups.append(g)
-            offsets.append(at)
-        at += n
-    if not groups:
-        return out
-    at = offsets[0]
-    for batch in pf.iter_batches(batch_size=batch_rows, row_groups=groups, columns=list(specs)):
-        lo, hi = max(start - at, 0), min(stop - at, batch.num_rows)
-        at += batch.num_rows
-        if hi <= lo:
-            continue
-        part = batch.slice(lo, hi - lo) if (lo, hi) != (0, batch.num_rows) else batch
-        update_profiles(out, part, specs)
-        if on_batch is not None:
-            on_batch(part)
+    for g, lo, hi in _row_groups(pf, start, stop):
+        for name, spec in specs.items():
+            col = pf.read_row_group(g, columns=[name]).column(0)
+            for a in range(lo, hi, batch_rows):
+                part = col.slice(a, min(batch_rows, hi - a))
+                prof = out.columns[name]
+                prof.update(_as_float(part) if spec.kind == "numeric" else part)
+        out.rows += hi - lo
     return out
+
+
+def sample_parquet(source, fraction: float, rows: tuple[int, int] | None = None, columns: list[str] | None = None,
+                   seed=0) -> pa.Table | None:
+    """A Bernoulli sample (each row kept with probability ``fraction``, seeded) of a Parquet
+    file's rows in [start, stop), read column by column. None when no row is drawn."""
+    pf = pq.ParquetFile(source)
+    columns = columns or pf.schema_arrow.names
+    start, stop = rows if rows is not None else (0, pf.metadata.num_rows)
+    rng = np.random.default_rng(seed)
+    parts = []
+    for g, lo, hi in _row_groups(pf, start, stop):
+        idx = lo + np.flatnonzero(rng.random(hi - lo) < fraction)
+        if idx.size:
+            take = pa.array(idx)
+            parts.append(pa.table({c: pf.read_row_group(g, columns=[c]).column(0).take(take) for c in columns}))
+    return pa.concat_tables(parts) if parts else None

@@ -212,7 +212,7 @@ def test_import_sagemaker_baseline(tmp_path, make_config):
     assert out["features"]["x"]["method"] == "linf_cdf_simple" and out["features"]["x"]["threshold"] == 0.2
     assert out["features"]["x"]["drifted"]  # 0.6 sd moves the CDF by ~0.24 > 0.2
     assert out["features"]["c"]["method"] == "linf" and not out["features"]["c"]["drifted"]
-    assert out["multivariate"] == {"checked": False, "why": "the baseline keeps no reference sample (e.g. an imported SageMaker baseline)"}
+    assert out["multivariate"]["checked"] is False and "keeps no reference sample" in out["multivariate"]["why"]
     (tmp_path / "c2.json").write_text(json.dumps({**SAGEMAKER_CONSTRAINTS, "features": SAGEMAKER_CONSTRAINTS["features"][:2]}))
     with pytest.raises(BaselineError, match="lack declared features \\['c', 'b'\\]"):
         baseline.import_sagemaker_baseline(make_config(), store, f"file://{tmp_path}/statistics.json", f"file://{tmp_path}/c2.json")

@@ -478,8 +478,11 @@ def multivariate(reference: Reference, current_sample: pd.DataFrame | None, sett
     kinds = {c: t for c, t in reference.kinds.items() if t != "datetime"}
     if not kinds:
         return {"checked": False, "why": "no numeric or categorical features"}
+    if not reference.multivariate and (reference.sample is None or len(reference.sample) < 20):
+        return {"checked": False, "why": "the baseline keeps no reference sample (e.g. an imported SageMaker "
+                                         "baseline, or a profile JSON without its data)"}
     if current_sample is None or len(current_sample) < 20:
-        return {"checked": False, "why": "fewer than 20 rows in the batch"}
+        return {"checked": False, "why": "fewer than 20 rows of the batch sampled"}
     from driftline import multivariate as mv
 
     numeric = [c for c, t in kinds.items() if t in NUMERIC_TYPES]
@@ -490,8 +493,6 @@ def multivariate(reference: Reference, current_sample: pd.DataFrame | None, sett
         out["pca_reconstruction"] = mv.ReconstructionModel.from_dict(reference.multivariate).score(cur)
     if reference.sample is not None and len(reference.sample) >= 20:
         out["domain_classifier"] = mv.domain_classifier(model_frame(reference.sample, kinds), cur, numeric, categorical)
-    if len(out) == 1:
-        return {"checked": False, "why": "the baseline keeps no reference sample (e.g. an imported SageMaker baseline)"}
     out["drifted"] = any(v.get("drifted") for k, v in out.items() if isinstance(v, dict))
     return out
 
@@ -730,6 +731,13 @@ def detect_drift(reference, current, *, kinds: Mapping[str, str] | None = None,
         if kinds is None:
             kinds = infer_kinds(_schema(*_open_table_source(reference, resolver)))
         reference = reference_from_source(reference, kinds, bins=settings.bins, resolver=resolver)
+        if settings.multivariate and reference.sample is not None and len(reference.sample) >= 100:
+            from driftline.multivariate import fit_reconstruction
+
+            used = {c: t for c, t in reference.kinds.items() if t != "datetime"}
+            numeric = [c for c, t in used.items() if t in NUMERIC_TYPES]
+            reference.multivariate = fit_reconstruction(model_frame(reference.sample, used), numeric,
+                                                        [c for c in used if c not in numeric]).to_dict()
     elif kinds is not None:
         reference.kinds = {c: t for c, t in reference.kinds.items() if c in kinds}
     wanted = [c for c, t in reference.kinds.items() if t != "datetime"]

@@ -421,7 +421,7 @@ def drift_artifacts(cfg: ModelConfig, df: pd.DataFrame, table: pa.Table, sample:
                     resolver: Resolver | None, seed: int = 0) -> tuple[dict[str, dict], dict]:
     """profile.json, importance.json and multivariate.json of a new baseline, and a note of
     where its reference predictions and importance came from."""
-    from driftline.drift_engine import model_frame, reference_profile
+    from driftline.drift_engine import fit_multivariate, reference_profile
 
     kinds = profiled_kinds(cfg)
     profile = reference_profile(df[list(kinds)], kinds, bins=cfg.drift.bins)
@@ -443,12 +443,7 @@ def drift_artifacts(cfg: ModelConfig, df: pd.DataFrame, table: pa.Table, sample:
     extras["profile"] = {"kinds": kinds, "prediction_kinds": pkinds if predictions is not None else {},
                          **profile.to_dict()}
     if sample is not None and sample.num_rows >= 100 and cfg.drift.multivariate and kinds:
-        from driftline.multivariate import fit_reconstruction
-
-        frame = model_frame(sample.to_pandas(), kinds)
-        numeric = [c for c, t in kinds.items() if t in ("numeric", "integer")]
-        categorical = [c for c in kinds if c not in numeric]
-        extras["multivariate"] = fit_reconstruction(frame, numeric, categorical, seed=seed).to_dict()
+        extras["multivariate"] = fit_multivariate(sample.to_pandas(), kinds, seed=seed)
         notes["multivariate"] = f"PCA reconstruction fitted on {sample.num_rows} sampled rows"
     return extras, notes
 
@@ -584,19 +579,17 @@ def profile_from_statistics(statistics: dict, kinds: dict[str, str], bins: int =
     return out
 
 
-def load_reference(cfg: ModelConfig, store: Store, ref: BaselineRef):
-    """What the drift engine needs of a baseline version (driftline.drift_engine.Reference)."""
-    from driftline.drift_engine import Reference, distinct_counts
+def load_profile(cfg: ModelConfig, store: Store, ref: BaselineRef):
+    """A baseline version's profile, its features' kinds and its prediction columns' kinds.
+    A version made before profiles existed is profiled from its statistics.json, less exactly."""
     from driftline.profile import DatasetProfile
 
-    manifest = store.read_json(posixpath.join(ref.prefix, "manifest.json"))
     rel = posixpath.join(ref.prefix, "profile.json")
     kinds = profiled_kinds(cfg)
     if store.exists(rel):
         doc = store.read_json(rel)
-        profile = DatasetProfile.from_dict(doc)
-        pkinds = doc.get("prediction_kinds", {})
-    else:  # a version made before profiles existed: its statistics.json serves, less exactly
+        profile, pkinds = DatasetProfile.from_dict(doc), doc.get("prediction_kinds", {})
+    else:
         profile = profile_from_statistics(store.read_json(posixpath.join(ref.prefix, "statistics.json")), kinds,
                                           bins=cfg.drift.bins, source=store.uri(ref.prefix, "statistics.json"))
         pkinds = {}
@@ -604,6 +597,15 @@ def load_reference(cfg: ModelConfig, store: Store, ref: BaselineRef):
     if lacking:
         raise BaselineError(f"baseline {cfg.name}/{ref.version} has no profile of features {lacking}: "
                             f"build a new baseline (`driftline baseline --model {cfg.name}`)")
+    return profile, kinds, pkinds
+
+
+def load_reference(cfg: ModelConfig, store: Store, ref: BaselineRef):
+    """What the drift engine needs of a baseline version (driftline.drift_engine.Reference)."""
+    from driftline.drift_engine import Reference, distinct_counts
+
+    manifest = store.read_json(posixpath.join(ref.prefix, "manifest.json"))
+    profile, kinds, pkinds = load_profile(cfg, store, ref)
     sample = None
     if store.exists(posixpath.join(ref.prefix, "reference_sample.parquet")):
         sample = store.read_parquet(posixpath.join(ref.prefix, "reference_sample.parquet")).to_pandas()

@@ -169,18 +169,19 @@ def _write_out(doc: dict, out: str | None) -> None:
 
 
 def cmd_profile(args) -> int:
-    from driftline.drift_engine import _open_table_source, _schema, infer_kinds, reference_document, reference_from_source
+    from driftline.drift_engine import open_source, reference_document, reference_from_source
 
-    kinds = _columns(args, infer_kinds(_schema(*_open_table_source(args.data))))
+    data, schema_kinds = open_source(args.data)
+    kinds = _columns(args, schema_kinds)
     settings = _settings(args)
-    ref = reference_from_source(args.data, kinds, bins=settings.bins, sample_rows=0)
+    ref = reference_from_source(data, kinds, bins=settings.bins, sample_rows=0)
     _write_out(reference_document(ref), args.out)
     if args.out:
         print(f"profiled {ref.profile.rows} rows x {len(kinds)} columns of {args.data} -> {args.out}", file=sys.stderr)
     return 0
 
 
-def _load_reference(path: str, kinds_hint):
+def _load_reference(path: str):
     """--baseline: a `driftline profile` JSON, a baseline version folder, or a data file."""
     import json
 
@@ -205,16 +206,16 @@ def _load_reference(path: str, kinds_hint):
 
 
 def cmd_drift(args) -> int:
-    from driftline.drift_engine import _open_table_source, _schema, detect_drift, findings, infer_kinds
+    from driftline.drift_engine import detect_drift, findings, open_source
 
     settings = _settings(args)
-    ref = _load_reference(args.baseline, None)
+    ref = _load_reference(args.baseline)
     if ref is not None:
         kinds = _columns(args, ref.kinds)
         ref.kinds = kinds
     else:
-        kinds = _columns(args, infer_kinds(_schema(*_open_table_source(args.baseline))))
-        ref = args.baseline
+        ref, schema_kinds = open_source(args.baseline)
+        kinds = _columns(args, schema_kinds)
     overrides = {f.name: f.drift for f in _model(args).features} if (args.config or args.model) else None
     result = detect_drift(ref, args.current, kinds=kinds, settings=settings, overrides=overrides, workers=args.workers)
     _write_out({"baseline": args.baseline, "current": args.current, **result}, args.out)

@@ -81,21 +81,9 @@ def edges_for(profile: NumericProfile, bins: int) -> np.ndarray | None:
 
 
 def reference_profile(table, kinds: Mapping[str, str], bins: int = 10) -> DatasetProfile:
-    """Profile a reference (baseline) table: a first pass for the sketches, then the numeric
-    columns' counts on edges taken from them. ``kinds`` maps column -> feature type."""
-    import pyarrow as pa
-
-    if isinstance(table, pd.DataFrame):
-        table = pa.Table.from_pandas(table, preserve_index=False)
-    specs = {c: ColumnSpec("numeric" if t in NUMERIC_TYPES else "categorical") for c, t in kinds.items()}
-    first = profile_table(table, specs)
-    binned = {c: ColumnSpec("numeric", edges_for(p, bins)) for c, p in first.columns.items()
-              if isinstance(p, NumericProfile)}
-    if binned:
-        second = profile_table(table, binned)
-        for c, p in second.columns.items():
-            first.columns[c].edges, first.columns[c].bin_counts = p.edges, p.bin_counts
-    return first
+    """Profile a reference (baseline) table or DataFrame: sketches first, then the numeric
+    columns' counts on the edges they give. ``kinds`` maps column -> feature type."""
+    return reference_from_source(table, kinds, bins=bins, sample_rows=0).profile
 
 
 def specs_from(profile: DatasetProfile, columns: list[str] | None = None) -> dict[str, ColumnSpec]:
@@ -360,7 +348,7 @@ def _correct(groups: list[dict[str, dict]], settings: DriftSettings) -> None:
     """Apply the multiple-testing correction to the run's test verdicts (in place): the
     features' and the predictions' tests are one family."""
     tests = []
-    for name, r in [kv for g in groups for kv in g.items()]:
+    for r in [r for g in groups for r in g.values()]:
         if r.get("checked") and r.get("method") in TEST_METHODS and r.get("pvalue") is not None:
             tests.append((r, "distribution"))
         if r.get("missing", {}).get("method") == "z_test":
@@ -485,8 +473,7 @@ def multivariate(reference: Reference, current_sample: pd.DataFrame | None, sett
         return {"checked": False, "why": "fewer than 20 rows of the batch sampled"}
     from driftline import multivariate as mv
 
-    numeric = [c for c, t in kinds.items() if t in NUMERIC_TYPES]
-    categorical = [c for c, t in kinds.items() if t not in NUMERIC_TYPES]
+    numeric, categorical = _split(kinds)
     cur = model_frame(current_sample, kinds)
     out: dict[str, Any] = {"checked": True}
     if reference.multivariate:
@@ -635,6 +622,28 @@ def _schema(kind: str, obj):
         return pq.ParquetFile(f).schema_arrow
 
 
+def open_source(data, resolver=None):
+    """(source, column kinds): a source to profile again without re-parsing (an Arrow table
+    for frames, tables and CSV files; the path or URL itself for Parquet, which is read by
+    column chunk) and the feature types its schema implies."""
+    kind, obj = _open_table_source(data, resolver)
+    return (obj if kind == "table" else data), infer_kinds(_schema(kind, obj))
+
+
+def fit_multivariate(sample: pd.DataFrame, kinds: Mapping[str, str], seed: int = 0) -> dict:
+    """The PCA reconstruction model (driftline.multivariate) of a reference sample, as JSON."""
+    from driftline.multivariate import fit_reconstruction
+
+    used = {c: t for c, t in kinds.items() if t != "datetime"}
+    numeric, categorical = _split(used)
+    return fit_reconstruction(model_frame(sample, used), numeric, categorical, seed=seed).to_dict()
+
+
+def _split(kinds: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    numeric = [c for c, t in kinds.items() if t in NUMERIC_TYPES]
+    return numeric, [c for c in kinds if c not in numeric]
+
+
 def _profile_columns(fs, path: str, specs: dict[str, ColumnSpec]) -> dict:
     from driftline.profile import profile_parquet
 
@@ -694,6 +703,7 @@ def reference_from_source(data, kinds: Mapping[str, str], *, bins: int = 10, sam
     """A Reference profiled straight from data (two passes: sketches, then counts on the
     bin edges they give), with a raw sample for exact tests and the domain classifier."""
     kinds = dict(kinds)
+    data, _ = open_source(data, resolver)  # a CSV is parsed once for both passes
     first, sample = profile_source(data, {c: ColumnSpec("numeric" if t in NUMERIC_TYPES else "categorical")
                                           for c, t in kinds.items() if t != "datetime"},
                                    resolver=resolver, sample_rows=sample_rows, seed=seed)
@@ -728,16 +738,11 @@ def detect_drift(reference, current, *, kinds: Mapping[str, str] | None = None,
     if isinstance(reference, dict):
         reference = reference_from_document(reference)
     if not isinstance(reference, Reference):
-        if kinds is None:
-            kinds = infer_kinds(_schema(*_open_table_source(reference, resolver)))
-        reference = reference_from_source(reference, kinds, bins=settings.bins, resolver=resolver)
+        reference, schema_kinds = open_source(reference, resolver)
+        reference = reference_from_source(reference, kinds if kinds is not None else schema_kinds,
+                                          bins=settings.bins, resolver=resolver)
         if settings.multivariate and reference.sample is not None and len(reference.sample) >= 100:
-            from driftline.multivariate import fit_reconstruction
-
-            used = {c: t for c, t in reference.kinds.items() if t != "datetime"}
-            numeric = [c for c, t in used.items() if t in NUMERIC_TYPES]
-            reference.multivariate = fit_reconstruction(model_frame(reference.sample, used), numeric,
-                                                        [c for c in used if c not in numeric]).to_dict()
+            reference.multivariate = fit_multivariate(reference.sample, reference.kinds)
     elif kinds is not None:
         reference.kinds = {c: t for c, t in reference.kinds.items() if c in kinds}
     wanted = [c for c, t in reference.kinds.items() if t != "datetime"]

@@ -84,15 +84,6 @@ def plan_partitions(cfg: ModelConfig, store: Store, start: datetime) -> list[dic
     return [{"index": i, "start": a, "stop": b, "rows": rows} for i, (a, b) in enumerate(zip(cuts, cuts[1:]))]
 
 
-def _profiled_columns(cfg: ModelConfig, reference_profile: dict, batch_columns: list[str]) -> dict:
-    from driftline.drift_engine import specs_from
-    from driftline.profile import DatasetProfile
-
-    prof = DatasetProfile.from_dict(reference_profile)
-    wanted = [*reference_profile["kinds"], *[c for c in reference_profile.get("prediction_kinds", {}) if c in batch_columns]]
-    return specs_from(prof, wanted)
-
-
 def profile_partition(cfg: ModelConfig, store: Store, start: datetime, part: dict) -> str:
     """Profile one row range of the batch like the baseline (same kinds, same bin edges) and
     draw its share of the multivariate sample. Returns the partition profile's path."""
@@ -100,21 +91,15 @@ def profile_partition(cfg: ModelConfig, store: Store, start: datetime, part: dic
 
     from driftline.profile import profile_parquet, sample_parquet
 
-    ref = resolve_baseline(cfg, store)
-    ref_profile = store.read_json(posixpath.join(ref.prefix, "profile.json")) if store.exists(
-        posixpath.join(ref.prefix, "profile.json")) else None
+    from driftline.baseline import load_profile
+    from driftline.drift_engine import specs_from
+
+    profile, kinds, pkinds = load_profile(cfg, store, resolve_baseline(cfg, store))
     prefix = Store.run_prefix(cfg.name, start)
     keep = min(1.0, MULTIVARIATE_ROWS / part["rows"]) if part["rows"] else 1.0
     with store.fs.open(store.path(posixpath.join(prefix, "batch.parquet")), "rb") as f:
         columns = pq.ParquetFile(f).schema_arrow.names
-        if ref_profile is None:  # an old or imported baseline: profile.json is derived on load
-            from driftline.baseline import load_reference
-            from driftline.drift_engine import specs_from
-
-            reference = load_reference(cfg, store, ref)
-            specs = specs_from(reference.profile, list(reference.kinds))
-        else:
-            specs = _profiled_columns(cfg, ref_profile, columns)
+        specs = specs_from(profile, [*kinds, *[c for c in pkinds if c in columns]])
         rows = (part["start"], part["stop"])
         prof = profile_parquet(f, specs, rows=rows)
         sampled = sample_parquet(f, keep, rows=rows, columns=list(specs),

@@ -15,6 +15,7 @@ column chunk, not the file size.
 from __future__ import annotations
 
 import base64
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,7 +24,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datasketches import frequent_items_error_type, frequent_strings_sketch, kll_doubles_sketch
 
-from driftline.drift import counts_on_edges
+from driftline import kll
+from driftline.drift import counts_on_sorted
 
 KLL_K = 400  # 0.68% rank error (99% confidence); update cost barely differs from k=200
 MAX_EXACT_CATEGORIES = 10_000
@@ -78,17 +80,28 @@ class NumericProfile:
         self.min, self.max = min(self.min, lo), max(self.max, hi)
 
     def update(self, values: np.ndarray) -> NumericProfile:
-        v = np.asarray(values, dtype="float64").ravel()
-        present = v[~np.isnan(v)]
+        # Sorted first (numpy's SIMD sort, ~13 ms per million on the benchmark machine): the KLL
+        # sketch is then bulk-loaded (driftline.kll: no per-value updates), min/max are the
+        # ends, missing values (NaN sorts last) are counted by one binary search, and the bin
+        # counts are one binary search per edge instead of a pass over the values per edge.
+        return self.update_sorted(np.sort(np.asarray(values, dtype="float64").ravel()))
+
+    def update_sorted(self, v: np.ndarray) -> NumericProfile:
+        """update() with float64 values already sorted ascending (NaN last)."""
+        present = v[:int(np.searchsorted(v, np.nan, side="left"))]
         if present.size:
             mean = float(present.mean())
             dev = present - mean
-            self._add_moments(present.size, mean, float(np.dot(dev, dev)), float(present.min()), float(present.max()))
-            self.sketch.update(present)
+            self._add_moments(present.size, mean, float(np.dot(dev, dev)), float(present[0]), float(present[-1]))
+            chunk = kll.from_sorted(present, self.sketch.k)
+            if self.sketch.is_empty():
+                self.sketch = chunk
+            else:
+                self.sketch.merge(chunk)
         self.count += v.size
         self.missing += v.size - present.size
         if self.edges is not None:
-            counts = counts_on_edges(present, self.edges)
+            counts = counts_on_sorted(present, self.edges)
             self.bin_counts = counts if self.bin_counts is None else self.bin_counts + counts
         return self
 
@@ -113,10 +126,7 @@ class NumericProfile:
     def weighted_items(self) -> tuple[np.ndarray, np.ndarray]:
         """The sketch's retained values and their weights: a weighted sample standing for the
         present values (exact while the sketch holds fewer than k values)."""
-        if self.sketch.is_empty():
-            return np.empty(0), np.empty(0)
-        items = np.array(list(self.sketch), dtype="float64")
-        return items[:, 0], items[:, 1]
+        return kll.weighted_items(self.sketch)
 
     def summary(self) -> dict:
         """Small, readable statistics for drift.json and the report."""
@@ -351,14 +361,32 @@ def profile_parquet(source, specs: dict[str, ColumnSpec], rows: tuple[int, int] 
         raise ValueError(f"the data lacks columns {missing} (it has {names})")
     out = DatasetProfile(columns={n: s.empty() for n, s in specs.items()})
     start, stop = rows if rows is not None else (0, pf.metadata.num_rows)
-    for g, lo, hi in _row_groups(pf, start, stop):
-        for name, spec in specs.items():
-            col = pf.read_row_group(g, columns=[name]).column(0)
-            for a in range(lo, hi, batch_rows):
-                part = col.slice(a, min(batch_rows, hi - a))
-                prof = out.columns[name]
-                prof.update(_as_float(part) if spec.kind == "numeric" else part)
-        out.rows += hi - lo
+    groups = _row_groups(pf, start, stop)
+
+    def chunks():
+        for g, lo, hi in groups:
+            for name, spec in specs.items():
+                col = pf.read_row_group(g, columns=[name]).column(0)
+                for a in range(lo, hi, batch_rows):
+                    yield name, spec.kind, col.slice(a, min(batch_rows, hi - a))
+
+    def prepare(item):
+        name, kind, part = item
+        return name, kind, (np.sort(_as_float(part)) if kind == "numeric" else part)
+
+    # A pipeline of two: one thread reads, decodes and sorts the next column chunk (Arrow and
+    # numpy's sort release the GIL) while this one folds the previous into its profile (the
+    # sketches hold the GIL). One chunk in flight, so memory stays at two column chunks.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftline-read") as pool:
+        it = chunks()
+        ahead = pool.submit(prepare, next(it)) if groups and specs else None
+        while ahead is not None:
+            name, kind, data = ahead.result()
+            nxt = next(it, None)
+            ahead = pool.submit(prepare, nxt) if nxt is not None else None
+            prof = out.columns[name]
+            prof.update_sorted(data) if kind == "numeric" else prof.update(data)
+    out.rows += sum(hi - lo for _, lo, hi in groups)
     return out
 
 

@@ -823,27 +823,27 @@ def _checked_lines(col: _Collector, source: str, data: bytes) -> Iterator[tuple[
         yield i, ln
 
 
-def _open_location(uri: str, resolver: Resolver | None):
+def _open_location(uri: str, resolver: Resolver | None, what: str = "capture location"):
     try:
         fs, root = (resolver or default_resolver)(uri)
     except Exception as exc:  # noqa: BLE001
-        raise StoreError(f"capture location {uri}: cannot open ({type(exc).__name__}: {exc})") from exc
+        raise StoreError(f"{what} {uri}: cannot open ({type(exc).__name__}: {exc})") from exc
     root = root.rstrip("/")
     if isinstance(fs, LocalFileSystem):
         p = Path(root)
         while not p.exists() and p != p.parent:
             p = p.parent
         if not p.is_dir():
-            raise StoreError(f"capture location {uri}: cannot be reached ({p} is a file, not a folder)")
+            raise StoreError(f"{what} {uri}: cannot be reached ({p} is a file, not a folder)")
     else:
         bucket = root.split("/")[0]
         if bucket:
             try:
                 fs.info(bucket)
             except FileNotFoundError:
-                raise StoreError(f"capture location {uri}: bucket {bucket!r} does not exist") from None
+                raise StoreError(f"{what} {uri}: bucket {bucket!r} does not exist") from None
             except Exception as exc:  # noqa: BLE001
-                raise StoreError(f"capture location {uri}: cannot be reached ({type(exc).__name__}: {exc})") from exc
+                raise StoreError(f"{what} {uri}: cannot be reached ({type(exc).__name__}: {exc})") from exc
     return fs, root
 
 
@@ -859,7 +859,7 @@ def _list_partition(fs: Any, prefix: str, uri: str) -> list[str]:
     return sorted(p for p in found if not posixpath.basename(p.rstrip("/")).startswith((".", "_")))
 
 
-def _fetch(fs: Any, paths: list[str], uri: str) -> dict[str, bytes]:
+def _fetch(fs: Any, paths: list[str], uri: str, what: str = "capture location") -> dict[str, bytes]:
     if not paths:
         return {}
     try:
@@ -868,7 +868,7 @@ def _fetch(fs: Any, paths: list[str], uri: str) -> dict[str, bytes]:
         got = fs.cat(paths)  # concurrent on object stores
         return {p: got[p] if p in got else fs.cat_file(p) for p in paths}
     except Exception as exc:  # noqa: BLE001
-        raise StoreError(f"capture location {uri}: reading objects failed ({type(exc).__name__}: {exc})") from exc
+        raise StoreError(f"{what} {uri}: reading objects failed ({type(exc).__name__}: {exc})") from exc
 
 
 def empty_batch(cfg: ModelConfig) -> pa.Table:

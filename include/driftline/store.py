@@ -46,6 +46,13 @@ def default_resolver(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return fs, path
 
 
+def as_utc(t: datetime) -> datetime:
+    """A plain ``datetime`` in UTC (naive means UTC). Airflow hands tasks pendulum DateTimes,
+    whose ``astimezone(timezone.utc)`` cannot be compared with a stdlib aware datetime."""
+    u = t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+    return datetime(u.year, u.month, u.day, u.hour, u.minute, u.second, u.microsecond, tzinfo=timezone.utc)
+
+
 def interval_key(start: datetime) -> str:
     """Folder name of a data interval, from its start: '2026-10-04T0000Z' (UTC)."""
     if start.tzinfo is None:

@@ -16,7 +16,17 @@ Each run monitors one data interval of one model (`data_interval_start` to
    profile, feature by feature (method by type and sample size, or as the model file says),
    on the predictions, and jointly (PCA reconstruction, domain classifier); ranks the
    drifted features by importance; writes `drift.json` and `baseline_drift_check` violations.
-5. **record_run**: writes `run.json` and the interval's rows of the metrics history.
+5. **wait_for_labels** (models with a `labels` section): a sensor in reschedule mode (it
+   gives its worker slot back between looks, every `labels.poke_interval`): ingests the
+   labels that arrived and stops once the interval's label coverage reaches
+   `labels.min_coverage`, or at interval end + `labels.delay`, whichever comes first; the
+   run then goes on with the coverage it has.
+6. **model_quality**: merges the interval's predictions with every label arrived so far
+   (latest label wins), computes realized metrics when there are enough labels and
+   estimated ones (from the model's calibrated confidence) in any case, overall and per
+   segment; writes `model_quality.json`, `merged.parquet` and `model_quality_check`
+   violations; then re-evaluates earlier intervals whose labels changed since.
+7. **record_run**: writes `run.json` and the interval's rows of the metrics history.
 
 Every artifact is keyed by the interval's start, so a re-run or a backfill of an interval
 replaces its own artifacts and nothing else. Artifacts: `runs/<model>/<interval>/` in the
@@ -101,25 +111,75 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
             log_summary(f"drift {cfg.name}", interval_summary_lines("drift", out), out["drift_uri"])
             return out
 
-        @task
-        def record_run(ingested: dict, quality: dict, drifted: dict, data_interval_start=None,
+        if cfg.labels is not None:
+            labels = cfg.labels
+
+            @task.sensor(mode="reschedule", poke_interval=labels.poke_interval.total_seconds(),
+                         # the poke itself ends the wait at interval end + delay; the timeout
+                         # only guards against a poke that can never run
+                         timeout=(labels.delay + 2 * labels.poke_interval).total_seconds(), soft_fail=True)
+            def wait_for_labels(ingested: dict, data_interval_start=None, data_interval_end=None):
+                from airflow.sdk.bases.sensor import PokeReturnValue
+
+                from driftline.model_quality import label_wait
+
+                store = get_store()
+                with fail_clearly():
+                    look = label_wait(cfg, store, data_interval_start, data_interval_end,
+                                      resolver=resolver(labels.conn_id))
+                log_summary(f"wait_for_labels {cfg.name}",
+                            [f"labels {look['labelled']}/{look['predicted']} ({look['coverage']:.1%}), "
+                             f"want {look['min_coverage']:.0%} by {look['deadline']}: "
+                             + ("enough" if look["done"] and not look["timed_out"] else
+                                "deadline reached, going on with partial coverage" if look["done"] else
+                                f"waiting (next look in {labels.poke_interval})")])
+                return PokeReturnValue(is_done=look["done"], xcom_value=look)
+
+        @task(trigger_rule="none_failed")
+        def model_quality(ingested: dict, waited: dict | None = None, data_interval_start=None,
+                          data_interval_end=None) -> dict:
+            # none_failed: a wait that timed out (skipped) still gets its interval evaluated
+            from driftline.labels import sync_labels
+            from driftline.model_quality import reevaluate, run_model_quality
+            from driftline.monitor import interval_summary_lines
+
+            store = get_store()
+            with fail_clearly():
+                if cfg.labels is not None:
+                    sync_labels(cfg, store, resolver=resolver(cfg.labels.conn_id))
+                out = run_model_quality(cfg, store, data_interval_start, data_interval_end, waited=waited)
+                again = reevaluate(cfg, store, skip=data_interval_start) if cfg.labels is not None else None
+            lines = interval_summary_lines("model_quality", out)
+            if again:
+                lines.append(again["summary"])
+                out["reevaluate"] = again["summary"]
+            log_summary(f"model_quality {cfg.name}", lines, out["model_quality_uri"])
+            return out
+
+        @task(trigger_rule="none_failed")
+        def record_run(ingested: dict, quality: dict, drifted: dict, performance: dict, data_interval_start=None,
                        data_interval_end=None) -> dict:
             from driftline.monitor import record_run as record
 
             store = get_store()
             out = record(cfg, store, data_interval_start, data_interval_end,
-                         {"ingest": ingested, "data_quality": quality, "drift": drifted})
+                         {"ingest": ingested, "data_quality": quality, "drift": drifted, "model_quality": performance})
             checks = ", ".join(out["violation_checks"]) or "none"
             log_summary(f"run {cfg.name} {out['interval']}: {out['status'].upper()}",
                         [f"baseline {out['baseline']}; {out['violations']} violation(s); checks failed: {checks}",
-                         f"drift: {out['drift']}"],
+                         f"drift: {out['drift']}", f"model quality: {out['model_quality']}"],
                         out["artifacts"])
             return out
 
         ingested = ingest()
         quality = data_quality(ingested)
         parts = profile_partition.expand(part=plan_partitions(ingested))
-        record_run(ingested, quality, drift(parts, quality))
+        drifted = drift(parts, quality)
+        waited = wait_for_labels(ingested) if cfg.labels is not None else None
+        # after drift: both stages add to constraint_violations.json
+        performance = model_quality(ingested, waited)
+        drifted >> performance
+        record_run(ingested, quality, drifted, performance)
     return dag
 
 

@@ -62,8 +62,16 @@ def test_monitoring_dag_shape(airflow_db):
     assert dag.catchup is False
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
     assert {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks} == {
-        "ingest": ["data_quality", "plan_partitions", "record_run"], "data_quality": ["drift", "record_run"],
-        "plan_partitions": ["profile_partition"], "profile_partition": ["drift"], "drift": ["record_run"],
-        "record_run": []}
+        "ingest": ["data_quality", "model_quality", "plan_partitions", "record_run", "wait_for_labels"],
+        "data_quality": ["drift", "record_run"], "plan_partitions": ["profile_partition"],
+        "profile_partition": ["drift"], "drift": ["model_quality", "record_run"],
+        "wait_for_labels": ["model_quality"], "model_quality": ["record_run"], "record_run": []}
+    # the label wait gives its worker slot back between looks, and a wait that ends without
+    # labels does not stop the interval's evaluation
+    wait = dag.get_task("wait_for_labels")
+    assert wait.mode == "reschedule" and wait.soft_fail
+    assert wait.poke_interval == 30 * 60 and wait.timeout >= 2 * 24 * 3600
+    assert dag.get_task("model_quality").trigger_rule == "none_failed"
+    assert dag.get_task("record_run").trigger_rule == "none_failed"
     # the partitions are profiled by a mapped task: one task instance per row range at run time
     assert type(dag.get_task("profile_partition")).__name__.endswith("MappedOperator")

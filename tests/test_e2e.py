@@ -60,6 +60,7 @@ def _checks(violations) -> set[tuple[str, str]]:
 
 
 DRIFT_CHECKS = {"baseline_drift_check", "multivariate_drift_check"}
+QUALITY_CHECKS = {"model_quality_check", "model_quality_estimate_check"}
 
 
 def _assert_demo_findings(store: Store, manifest: dict, runs: dict[int, dict]) -> None:
@@ -72,7 +73,7 @@ def _assert_demo_findings(store: Store, manifest: dict, runs: dict[int, dict]) -
         assert {f for c, f in checks if c == "baseline_drift_check"} >= covariate
         if d != INCIDENT_DAY:  # exactly the features the scenario drifted, nothing else
             assert drifted == covariate, f"day {d}: drift flagged {drifted}"
-            quality = {(c, f) for c, f in checks if c not in DRIFT_CHECKS}
+            quality = {(c, f) for c, f in checks if c not in DRIFT_CHECKS | QUALITY_CHECKS}
             assert {c for c, _ in quality} == {"range_check"} and {f for _, f in quality} <= covariate, f"day {d}: {checks}"
         else:  # plus what the incident broke: 60% of a 4-hour window without age, a new region
             assert covariate | {"age", "region"} <= drifted <= covariate | incident, f"day {d}: drift flagged {drifted}"
@@ -103,11 +104,70 @@ def _assert_demo_findings(store: Store, manifest: dict, runs: dict[int, dict]) -
         assert batch.num_rows == counts["valid_records"]
 
 
+def _quality_rows(history):
+    q = history[history["metric"].str.startswith(("quality.", "labels."))]
+    return q.drop(columns=["computed_at", "seconds"]).sort_values(
+        ["interval_start", "metric", "segment", "kind"]).reset_index(drop=True)
+
+
+def _assert_model_quality(store: Store, manifest: dict, runs: dict[int, dict]) -> None:
+    """Realized quality falls with the concept drift the scenario plants from the drift day;
+    the estimate (which sees only the covariate shift) is recorded next to it."""
+    mq = {d: store.read_json(f"{runs[d]['prefix']}/model_quality.json") for d in runs}
+    for d, doc in mq.items():
+        g = doc["overall"]
+        assert g["realized"]["status"] == "ok", f"day {d}: {g['realized']}"
+        assert 0.9 < g["coverage"] <= 1.0 and doc["labels"]["labelled"] == g["labelled"]
+        assert g["estimated"]["status"] == "ok"
+        e = g["estimated"]["metrics"]["accuracy"]
+        assert e["lower"] <= e["value"] <= e["upper"]
+        assert set(doc["segments"]["internet_service"]) == {"dsl", "fiber", "none"}
+    base = mq[0]["baseline_metrics"]["metrics"]
+    for d in set(mq) & set(CLEAN_DAYS):
+        acc = mq[d]["overall"]["realized"]["metrics"]["accuracy"]
+        assert abs(acc - base["accuracy"]) < 0.04, f"clean day {d}: accuracy {acc} vs baseline {base['accuracy']}"
+        assert not [v for v in runs[d]["violations"] if v["constraint_check_type"].startswith("model_quality")]
+    for d in set(mq) & set(DRIFT_DAYS):
+        acc = mq[d]["overall"]["realized"]["metrics"]["accuracy"]
+        assert acc < base["accuracy"] - 0.05, f"drift day {d}: accuracy {acc}"
+        checks = _checks(store.read_json(f"{runs[d]['prefix']}/constraint_violations.json")["violations"])
+        assert ("model_quality_check", "accuracy") in checks
+        # the fiber segment, where the concept drift is, falls furthest
+        seg = mq[d]["segments"]["internet_service"]
+        assert seg["fiber"]["realized"]["metrics"]["accuracy"] < seg["dsl"]["realized"]["metrics"]["accuracy"]
+        # the estimate cannot see concept drift: its error is recorded, and it is large
+        assert mq[d]["overall"]["estimate_error"]["accuracy"] < -0.03
+    # ... but it does track the part of the drop the covariate shift explains
+    est = {d: mq[d]["overall"]["estimated"]["metrics"]["accuracy"]["value"] for d in mq}
+    clean = [est[d] for d in set(mq) & set(CLEAN_DAYS)]
+    drifted = [est[d] for d in set(mq) & set(DRIFT_DAYS)]
+    if clean and drifted:
+        assert max(drifted) < min(clean) and sum(drifted) / len(drifted) < sum(clean) / len(clean) - 0.02, est
+
+
 @pytest.mark.e2e
 def test_demo_end_to_end_local(tmp_path, monkeypatch, airflow_db):
     store, manifest = _setup(monkeypatch, f"file://{tmp_path}/demo", f"file://{tmp_path}/store")
-    runs = _run_days(store, manifest, DAYS)
+    # the first interval runs before any label has arrived: estimate only
+    gt = tmp_path / "demo" / "ground-truth"
+    gt.rename(tmp_path / "demo" / "ground-truth-later")
+    first = _run_days(store, manifest, [0])[0]
+    mq0 = store.read_json(f"{first['prefix']}/model_quality.json")
+    assert mq0["overall"]["realized"]["status"] == "not_enough_labels" and mq0["overall"]["coverage"] == 0
+    assert mq0["overall"]["estimated"]["status"] == "ok"
+    assert "not enough labels: 0 of" in mq0["summary"]
+    h0 = read_history(store, "churn")
+    assert set(h0[h0["metric"] == "quality.accuracy"]["kind"]) == {"estimated"}
+    # the labels land; the next run re-evaluates the first interval
+    (tmp_path / "demo" / "ground-truth-later").rename(gt)
+    runs = {0: first, **_run_days(store, manifest, DAYS[1:])}
     _assert_demo_findings(store, manifest, runs)
+    _assert_model_quality(store, manifest, runs)
+    h = read_history(store, "churn")
+    day0 = h[(h["metric"] == "quality.accuracy") & (h["segment"] == "")
+             & (h["interval_start"].dt.strftime("%Y-%m-%d") == manifest["interval_starts"][0][:10])]
+    assert sorted(day0["kind"]) == ["estimated", "realized"]
+    assert store.read_json(f"{first['prefix']}/run.json")["model_quality"].startswith("model_quality churn")
     prefix = runs[INCIDENT_DAY]["prefix"]
     for name in ("batch.parquet", "quarantine.jsonl", "ingest.json", "gx_validation.json", "quality.json",
                  "data_docs/index.html", "constraint_violations.json", "run.json", "drift.json",
@@ -121,6 +181,20 @@ def test_demo_end_to_end_local(tmp_path, monkeypatch, airflow_db):
     assert sorted(map(json.dumps, rerun[INCIDENT_DAY]["violations"])) == sorted(map(json.dumps, runs[INCIDENT_DAY]["violations"]))
     assert {n: store.read_bytes(f"{prefix}/{n}") for n in before} == before
     assert len(read_history(store, "churn")) == len(history)
+
+    # a backfill of the same intervals into a fresh store, all labels there from the start,
+    # gives exactly the model-quality history the scheduled runs and re-evaluations left
+    monkeypatch.setenv("DRIFTLINE_STORE_URL", f"file://{tmp_path}/store2")
+    store2 = Store(f"file://{tmp_path}/store2")
+    create_baseline(load_all(default_monitors_dir()).models["churn"], store2)
+    again = [0, 3]
+    _run_days(store2, manifest, again)
+    keep = {manifest["interval_starts"][d][:10] for d in again}
+    old = _quality_rows(history)
+    old = old[old["interval_start"].dt.strftime("%Y-%m-%d").isin(keep)].reset_index(drop=True)
+    import pandas.testing as pdt
+
+    pdt.assert_frame_equal(_quality_rows(read_history(store2, "churn")), old)
 
 
 @pytest.mark.e2e

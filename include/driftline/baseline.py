@@ -29,6 +29,12 @@ A baseline version holds, under ``baselines/<model>/<version>/``:
     Permutation importance of the features (when ``baseline.model`` is set).
 ``multivariate.json``
     The PCA reconstruction model and its leave-chunk-out thresholds.
+``performance.json``
+    The model's realized quality on labelled data it did not train on (the holdout, or
+    training data that carries predictions and labels), overall and per segment: what
+    relative quality thresholds compare with; and the calibration of its scores that the
+    label-free estimates use (``driftline.model_quality``). Regression models also get
+    ``loss_estimator.joblib`` (direct loss estimation).
 ``manifest.json``
     Written last: a version without it is incomplete and is never used.
 
@@ -362,7 +368,17 @@ def _write_version(store: Store, cfg: ModelConfig, statistics: dict, constraints
     store.write_json(posixpath.join(prefix, "expectations.json"), suite)
     if sample is not None:
         store.write_parquet(posixpath.join(prefix, "reference_sample.parquet"), sample)
-    for name, doc in (extras or {}).items():
+    extras = dict(extras or {})
+    estimator = extras.pop("_loss_estimator", None)
+    if estimator is not None:
+        import io
+
+        import joblib
+
+        buf = io.BytesIO()
+        joblib.dump(estimator, buf)
+        store.write_bytes(posixpath.join(prefix, "loss_estimator.joblib"), buf.getvalue())
+    for name, doc in extras.items():
         store.write_json(posixpath.join(prefix, f"{name}.json"), doc)
     manifest = {
         "model": cfg.name, "version": version,
@@ -399,6 +415,7 @@ def create_baseline(cfg: ModelConfig, store: Store, resolver: Resolver | None = 
     out["summary"] = (f"baseline {cfg.name}/{out['version']}: {out['rows']} training rows, "
                       f"{len(cfg.features)} features, {out['expectations']} expectations; "
                       f"predictions: {notes['predictions']}; importance: {notes['importance']}; "
+                      f"model quality: {notes['performance']}; "
                       f"multivariate: {notes['multivariate']} -> {out['uri']}")
     return out
 
@@ -430,13 +447,25 @@ def drift_artifacts(cfg: ModelConfig, df: pd.DataFrame, table: pa.Table, sample:
     pkinds = prediction_kinds(cfg)
     predictions = None
     if cfg.baseline.model:
-        predictions, importance, notes_model = _model_reference(cfg, resolver, seed)
+        predictions, importance, notes_model, perf = _model_reference(cfg, resolver, seed)
         notes.update(notes_model)
         if importance:
             extras["importance"] = importance
     elif all(c in table.column_names for c in pkinds):
         predictions = table.select(list(pkinds)).to_pandas()
         notes["predictions"] = "training data's prediction columns"
+        label = cfg.labels.column if cfg.labels else None
+        perf = None
+        if label and label in table.column_names and cfg.performance.enabled:
+            perf = _performance(cfg, df, {c: predictions[c].to_numpy() for c in pkinds},
+                                table.column(label).to_numpy(zero_copy_only=False), seed)
+    else:
+        perf = None
+    notes["performance"] = "none" if perf is None else perf[0]["source"]
+    if perf is not None:
+        extras["performance"] = perf[0]
+        if perf[1] is not None:
+            extras["_loss_estimator"] = perf[1]
     if predictions is not None:
         preds = reference_profile(predictions, pkinds, bins=cfg.drift.bins)
         profile.columns.update(preds.columns)
@@ -465,9 +494,28 @@ def _model_reference(cfg: ModelConfig, resolver: Resolver | None, seed: int) -> 
         y = table.column(label).to_numpy(zero_copy_only=False)
         importance = permutation_importance(cfg, model, x, y, seed=seed)
         notes["importance"] = f"permutation ({importance['scoring']}, {importance['rows']} rows)"
-        return predictions, importance, notes
+        perf = None
+        if cfg.performance.enabled:
+            perf = _performance(cfg, eval_df, {c: predictions[c].to_numpy() for c in predictions}, y, seed)
+            perf[0]["source"] = f"model scored on {len(x)} labelled rows of {source}"
+        return predictions, importance, notes, perf
     notes["importance"] = f"none: {source} has no label column {label!r}"
-    return predictions, None, notes
+    return predictions, None, notes, None
+
+
+def _performance(cfg: ModelConfig, frame: pd.DataFrame, predictions: dict, y: np.ndarray, seed: int):
+    from driftline.model_quality import performance_reference
+
+    if cfg.problem_type == "binary_classification":
+        from driftline.labels import parse_label
+
+        y = np.array([parse_label(cfg.problem_type, v)[0] for v in y], dtype="float64")
+        keep = ~np.isnan(y)
+        frame, y = frame[keep], y[keep].astype("int64")
+        predictions = {k: v[keep] for k, v in predictions.items()}
+    doc, estimator = performance_reference(cfg, frame.reset_index(drop=True), predictions, y, seed)
+    doc["source"] = f"{len(y)} labelled rows with the model's predictions"
+    return doc, estimator
 
 
 def import_sagemaker_baseline(cfg: ModelConfig, store: Store, statistics_uri: str, constraints_uri: str,

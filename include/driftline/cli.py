@@ -6,7 +6,11 @@
     driftline baseline-import --model NAME --statistics URI --constraints URI
                                                   import a SageMaker Model Monitor baseline
     driftline monitor --model NAME --start T --end T
-                                                  run ingest, data quality and drift over every interval in [start, end)
+                                                  run ingest, data quality, drift and model quality over every
+                                                  interval in [start, end)
+    driftline labels --model NAME [--since T] [--force]
+                                                  ingest the labels that arrived (by arrival day)
+    driftline reevaluate --model NAME [--as-of T]  re-evaluate the model quality of intervals whose labels changed
     driftline profile --data FILE --out FILE       profile a dataset once (a reference for `drift`)
     driftline drift --baseline REF --current FILE  drift between two datasets: JSON out
 
@@ -123,6 +127,32 @@ def cmd_monitor(args) -> int:
         print(summary_block(f"{cfg.name} {out['interval']}: {out['status'].upper()}", lines, out["artifacts"]))
         worst = max(worst, 1 if out["violations"] else 0)
     return worst
+
+
+def cmd_labels(args) -> int:
+    from driftline.labels import sync_labels
+
+    cfg = _model(args)
+    if cfg.labels is None:
+        print(f"driftline: model {cfg.name} has no labels section", file=sys.stderr)
+        return 2
+    out = sync_labels(cfg, Store(args.store), since=_parse_time(args.since) if args.since else None, force=args.force)
+    print(out["summary"])
+    return 0
+
+
+def cmd_reevaluate(args) -> int:
+    from driftline.labels import sync_labels
+    from driftline.model_quality import reevaluate
+
+    cfg = _model(args)
+    store = Store(args.store)
+    now = _parse_time(args.as_of) if args.as_of else None
+    if cfg.labels is not None:
+        print(sync_labels(cfg, store, now=now)["summary"])
+    out = reevaluate(cfg, store, now=now)
+    print(out["summary"])
+    return 0
 
 
 def _columns(args, schema_kinds: dict[str, str]) -> dict[str, str]:
@@ -261,11 +291,22 @@ def build_parser() -> argparse.ArgumentParser:
     bi.add_argument("--constraints", required=True)
     bi.set_defaults(fn=cmd_baseline_import)
 
-    m = sub.add_parser("monitor", help="ingest + data quality over the intervals in [start, end)")
+    m = sub.add_parser("monitor", help="every stage over the intervals in [start, end)")
     model_args(m)
     m.add_argument("--start", required=True)
     m.add_argument("--end", required=True)
     m.set_defaults(fn=cmd_monitor)
+
+    lb = sub.add_parser("labels", help="ingest the labels that arrived")
+    model_args(lb)
+    lb.add_argument("--since", help="first arrival day to look at (default: the model's start date - labels.lookback)")
+    lb.add_argument("--force", action="store_true", help="list settled days again")
+    lb.set_defaults(fn=cmd_labels)
+
+    re_ = sub.add_parser("reevaluate", help="re-evaluate intervals whose labels changed")
+    model_args(re_)
+    re_.add_argument("--as-of", help="evaluate with the labels arrived by this time (default: now)")
+    re_.set_defaults(fn=cmd_reevaluate)
 
     def column_args(sp):
         g = sp.add_mutually_exclusive_group()

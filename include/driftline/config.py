@@ -160,18 +160,73 @@ class Capture(_Strict):
 
 
 class Labels(_Strict):
+    """Where the true labels arrive: ``<uri>/YYYY/MM/DD/HH/`` partitions of their *arrival*
+    hour, keyed by the inference id."""
     uri: str
     format: Literal["sagemaker_ground_truth", "jsonl", "csv", "parquet"] = "sagemaker_ground_truth"
     conn_id: str | None = None
-    #: Name of the true-label column in merged data.
+    #: Name of the true-label column in merged data (and in jsonl/csv/parquet label files).
     column: str = "label"
-    #: How long after an inference its label is expected to have arrived.
+    #: Column/key of the inference id in jsonl/csv/parquet label files (default: inference_id).
+    id_field: str | None = None
+    #: How long after an inference its label is expected to have arrived: a run waits for
+    #: the labels of its interval until interval end + delay.
     delay: Duration = timedelta(days=1)
+    #: Label coverage (labelled / predicted) at which a run stops waiting before the delay is over.
+    min_coverage: float = Field(default=0.95, gt=0.0, le=1.0)
+    #: How often the waiting run looks for new labels (the task gives its worker slot back between looks).
+    poke_interval: Duration = timedelta(minutes=30)
+    #: Labels may arrive before their prediction is captured (clock skew, labels known at once):
+    #: an interval's merge also reads labels that arrived this long before it started.
+    lookback: Duration = timedelta(days=1)
+    #: Intervals are re-evaluated as late labels land for this long after they end; a label for
+    #: an older prediction, or for an id no prediction has, is quarantined as ``unknown_id``.
+    horizon: Duration = timedelta(days=30)
 
-    @field_validator("delay", mode="before")
+    @field_validator("delay", "poke_interval", "lookback", "horizon", mode="before")
     @classmethod
     def _duration(cls, v: Any) -> timedelta:
         return parse_duration(v)
+
+
+class MetricThreshold(_Strict):
+    """Bounds on one model-quality metric: absolute (min/max) and/or relative to the
+    baseline's value (max_drop: a fraction; for error metrics such as mae it bounds the rise)."""
+    min: float | None = None
+    max: float | None = None
+    max_drop: float | None = Field(default=None, gt=0.0)
+
+    @model_validator(mode="after")
+    def _some(self) -> "MetricThreshold":
+        if self.min is None and self.max is None and self.max_drop is None:
+            raise ValueError("give at least one of min, max, max_drop")
+        return self
+
+
+#: Thresholds a model gets when its file names none: a 5% drop of the headline metrics
+#: against the baseline (for regression: a 10% rise of the errors).
+DEFAULT_QUALITY_THRESHOLDS = {
+    "binary_classification": {"accuracy": {"max_drop": 0.05}, "roc_auc": {"max_drop": 0.05}},
+    "multiclass_classification": {"accuracy": {"max_drop": 0.05}, "f1_macro": {"max_drop": 0.05}},
+    "regression": {"mae": {"max_drop": 0.10}, "rmse": {"max_drop": 0.10}},
+}
+
+
+class PerformanceSettings(_Strict):
+    """Model quality: realized metrics once labels arrive, estimated ones before."""
+    enabled: bool = True
+    #: Fewer labelled rows than this (per interval, and per segment) is "not enough labels":
+    #: realized metrics are still recorded but never raise a violation.
+    min_samples: int = Field(default=200, ge=1)
+    #: Per metric bounds; default: DEFAULT_QUALITY_THRESHOLDS for the problem type.
+    thresholds: dict[str, MetricThreshold] | None = None
+    #: Feature columns whose values split the metrics into segments (e.g. region).
+    segments: list[str] = Field(default_factory=list)
+    #: Estimate quality before labels (CBPE for classifiers with a probability, direct loss
+    #: estimation for regression), from a calibration fitted on the baseline's labelled data.
+    estimate: bool = True
+    #: Width of the estimate's uncertainty band (a central probability).
+    band: float = Field(default=0.9, gt=0.0, lt=1.0)
 
 
 class Baseline(_Strict):
@@ -242,6 +297,7 @@ class ModelConfig(_Strict):
     tags: list[str] = Field(default_factory=list)
     thresholds: Thresholds = Thresholds()
     drift: DriftSettings = DriftSettings()
+    performance: PerformanceSettings = PerformanceSettings()
     alerts: list[AlertRoute] = Field(default_factory=lambda: [AlertRoute(type="log")])
     #: Where this file was loaded from (set by load_model_config).
     source: str = ""
@@ -282,6 +338,17 @@ class ModelConfig(_Strict):
             problem = _method_problem(getattr(self.drift, fld), typ)
             if problem:
                 raise ValueError(f"drift.{fld}: {problem}")
+        for i, seg in enumerate(self.performance.segments):
+            if seg not in names:
+                raise ValueError(f"performance.segments[{i}]: {seg!r} is not a declared feature")
+        if self.performance.thresholds:
+            from driftline.performance import METRICS  # noqa: PLC0415 - only models with thresholds need it
+
+            known = METRICS[self.problem_type]
+            unknown = sorted(set(self.performance.thresholds) - set(known))
+            if unknown:
+                raise ValueError(f"performance.thresholds: {unknown} are not metrics of a {self.problem_type} "
+                                 f"model (known: {', '.join(known)})")
         for fld, allowed in (("capture.input_fields", self.capture.input_fields),):
             if allowed is not None:
                 unknown = sorted(set(allowed) - set(names))
@@ -317,6 +384,17 @@ class ModelConfig(_Strict):
         if self.prediction.probability:
             cols.append(self.prediction.probability)
         return cols
+
+    @property
+    def quality_thresholds(self) -> dict[str, dict]:
+        """The model-quality thresholds in force: the file's, or the problem type's defaults."""
+        if self.performance.thresholds is not None:
+            return {k: v.model_dump(exclude_none=True) for k, v in self.performance.thresholds.items()}
+        return {k: dict(v) for k, v in DEFAULT_QUALITY_THRESHOLDS[self.problem_type].items()}
+
+    @property
+    def label_id_field(self) -> str:
+        return (self.labels.id_field if self.labels and self.labels.id_field else self.inference_id)
 
     @property
     def output_fields(self) -> list[str]:

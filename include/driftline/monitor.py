@@ -25,6 +25,8 @@ HISTORY_COLUMNS = {
     "model": pa.string(), "interval_start": pa.timestamp("us", tz="UTC"), "interval_end": pa.timestamp("us", tz="UTC"),
     "metric": pa.string(), "segment": pa.string(), "value": pa.float64(), "kind": pa.string(),
     "baseline_version": pa.string(), "computed_at": pa.timestamp("us", tz="UTC"),
+    # estimates carry their band; model-quality rows their label coverage and computation time
+    "lower": pa.float64(), "upper": pa.float64(), "coverage": pa.float64(), "seconds": pa.float64(),
 }
 
 
@@ -45,13 +47,21 @@ def read_history(store: Store, model: str) -> pd.DataFrame:
     tables = [store.read_parquet(posixpath.join(history_prefix(model), n)) for n in files]
     if not tables:
         return pa.schema(HISTORY_COLUMNS).empty_table().to_pandas()
-    return pa.concat_tables(tables).to_pandas().sort_values(["interval_start", "metric", "segment"]).reset_index(drop=True)
+    # files written before a column existed lack it: it reads as null
+    tables = [t.cast(pa.schema([f for f in pa.schema(HISTORY_COLUMNS) if f.name in t.column_names]))
+              for t in tables]
+    out = pa.concat_tables(tables, promote_options="default").to_pandas()
+    for name in HISTORY_COLUMNS:
+        if name not in out:
+            out[name] = None
+    return out[list(HISTORY_COLUMNS)].sort_values(["interval_start", "metric", "segment", "kind"]).reset_index(drop=True)
 
 
 #: What a run concludes from its batch. A re-run removes them before it ingests, so a stage
 #: that fails on the re-run leaves no verdict of the previous batch behind.
 VERDICT_ARTIFACTS = ("run.json", "quality.json", "gx_validation.json", "constraint_violations.json", "data_docs",
-                     "drift.json", "current_profile.json", "profiles")
+                     "drift.json", "current_profile.json", "profiles", "merged.parquet", "model_quality.json",
+                     "labels.json")
 #: Rows of the batch kept (sampled across partitions) for the multivariate checks.
 MULTIVARIATE_ROWS = 5_000
 
@@ -174,6 +184,21 @@ def _drift_history(cfg: ModelConfig, store: Store, start: datetime, end: datetim
     write_history_rows(store, cfg.name, start, "drift", rows)
 
 
+def run_labels_and_quality(cfg: ModelConfig, store: Store, start: datetime, end: datetime,
+                           resolver: Resolver | None = None, now: datetime | None = None) -> dict:
+    """Ingest the labels that arrived, evaluate this interval's model quality (without waiting:
+    the DAG waits with a sensor), and re-evaluate earlier intervals whose labels changed."""
+    from driftline.labels import sync_labels
+    from driftline.model_quality import reevaluate, run_model_quality
+
+    synced = sync_labels(cfg, store, now=now, resolver=resolver) if cfg.labels else None
+    out = run_model_quality(cfg, store, start, end, as_of=now)
+    if cfg.labels:
+        out["labels_sync"] = synced["summary"]
+        out["reevaluate"] = reevaluate(cfg, store, now=now, skip=start)["summary"]
+    return out
+
+
 def record_run(cfg: ModelConfig, store: Store, start: datetime, end: datetime, stages: dict[str, dict]) -> dict:
     """Write run.json and the interval's data-quality metrics; return the run's verdict."""
     prefix = Store.run_prefix(cfg.name, start)
@@ -205,12 +230,13 @@ def record_run(cfg: ModelConfig, store: Store, start: datetime, end: datetime, s
         "violations": len(violations), "violation_checks": sorted({v["constraint_check_type"] for v in violations}),
         "drifted_features": stages.get("drift", {}).get("drifted", []),
         "drift": stages.get("drift", {}).get("summary"),
+        "model_quality": stages.get("model_quality", {}).get("summary"),
         "recorded_at": now.isoformat(timespec="seconds"), "stages": stages,
         "artifacts": store.uri(prefix),
     }
     store.write_json(posixpath.join(prefix, "run.json"), run)
     return {k: run[k] for k in ("model", "interval", "status", "baseline", "violations", "violation_checks",
-                                "drifted_features", "drift", "artifacts")}
+                                "drifted_features", "drift", "model_quality", "artifacts")}
 
 
 def monitor_interval(cfg: ModelConfig, store: Store, start: datetime, end: datetime,
@@ -221,6 +247,7 @@ def monitor_interval(cfg: ModelConfig, store: Store, start: datetime, end: datet
     stages["data_quality"] = run_data_quality(cfg, store, start)
     parts = [profile_partition(cfg, store, start, p) for p in plan_partitions(cfg, store, start)]
     stages["drift"] = run_drift(cfg, store, start, end, parts)
+    stages["model_quality"] = run_labels_and_quality(cfg, store, start, end, resolver=resolver)
     out = record_run(cfg, store, start, end, stages)
     out["seconds"] = round(time.perf_counter() - t0, 2)
     out["stages"] = stages

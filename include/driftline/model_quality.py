@@ -1,0 +1,446 @@
+"""Model quality of one interval: realized from the labels that have arrived, estimated before.
+
+``run_model_quality`` merges the interval's predictions with its labels (driftline.labels),
+then, for the whole interval and for each value of each ``performance.segments`` column:
+
+- **realized** metrics (driftline.performance) on the labelled rows, when there are at least
+  ``performance.min_samples`` of them; below that the result says ``not_enough_labels`` and
+  raises nothing;
+- **estimated** metrics on every prediction, labelled or not: CBPE for classifiers with a
+  probability, direct loss estimation for regression, from the calibration fitted on the
+  baseline's labelled holdout (``performance.json`` in the baseline), with an uncertainty band;
+- the **estimate's error** (realized - estimated) once both exist, so the history shows how
+  far the estimate was off (a large error while the features do not drift is the mark of
+  concept drift, which no label-free estimate can see);
+- **breaches** of the thresholds (absolute, or relative to the baseline's value, per segment
+  where the baseline has the segment): realized ones become ``model_quality_check``
+  violations; estimated ones, while the labels are not enough yet, become
+  ``model_quality_estimate_check`` violations (an early warning, superseded by the realized
+  verdict when the labels arrive).
+
+Writes ``merged.parquet`` (predictions + label + arrival), ``model_quality.json``,
+``labels.json`` (the label state the evaluation saw: coverage, digest, as-of time), the
+stage's violations and its rows of the metrics history (``quality.<metric>`` per segment,
+kind ``realized``/``estimated`` with band, coverage and computation time; ``labels.*``).
+
+``reevaluate`` finds the intervals whose labels changed since they were evaluated and runs
+the same evaluation again, so the history always reflects every label that has arrived; a
+backfill evaluates the same labels and gives the same numbers.
+"""
+from __future__ import annotations
+
+import posixpath
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from driftline.baseline import resolve_baseline
+from driftline.config import ModelConfig
+from driftline.store import Store, as_utc, interval_key
+
+PERFORMANCE_FILE = "performance.json"
+LOSS_ESTIMATOR_FILE = "loss_estimator.joblib"
+
+
+def _utc(t: datetime) -> datetime:
+    return as_utc(t)
+
+
+# -- the baseline's side ----------------------------------------------------------------
+def performance_reference(cfg: ModelConfig, frame: pd.DataFrame, predictions: dict[str, np.ndarray],
+                          y_true: np.ndarray, seed: int = 0) -> tuple[dict, Any]:
+    """What a baseline keeps for model quality, from labelled data the model did not train
+    on: the realized metrics (overall and per segment) and the calibration the estimates
+    use. Returns (performance.json document, LossEstimator for regression or None)."""
+    from driftline.performance import Calibrator, LossEstimator, realized_metrics
+
+    p = cfg.prediction
+    proba = predictions.get(p.probability) if p.probability else None
+    y_pred = predictions[p.label]
+    doc: dict[str, Any] = {"rows": int(len(y_true)), "threshold": p.threshold, "problem_type": cfg.problem_type,
+                           "metrics": realized_metrics(cfg.problem_type, y_true, y_pred, proba, p.threshold),
+                           "segments": {}}
+    for seg in cfg.performance.segments:
+        values = frame[seg].astype("string").fillna("(missing)").to_numpy()
+        doc["segments"][seg] = {
+            v: realized_metrics(cfg.problem_type, y_true[values == v], y_pred[values == v],
+                                None if proba is None else proba[values == v], p.threshold)
+            for v in sorted(set(values))}
+    estimator = None
+    if cfg.problem_type == "binary_classification" and proba is not None:
+        doc["calibrator"] = Calibrator("binary_classification").fit(proba, y_true).to_dict()
+    elif cfg.problem_type == "multiclass_classification" and proba is not None:
+        correct = np.asarray(y_pred).astype(str) == np.asarray(y_true).astype(str)
+        doc["calibrator"] = Calibrator("multiclass_classification").fit(proba, correct).to_dict()
+    elif cfg.problem_type == "regression":
+        estimator = LossEstimator(random_state=seed).fit(frame[cfg.feature_names], y_pred, y_true)
+        doc["loss_estimator"] = LOSS_ESTIMATOR_FILE
+    return doc, estimator
+
+
+def load_reference(cfg: ModelConfig, store: Store, prefix: str) -> tuple[dict | None, Any]:
+    rel = posixpath.join(prefix, PERFORMANCE_FILE)
+    if not store.exists(rel):
+        return None, None
+    doc = store.read_json(rel)
+    if doc.get("loss_estimator"):
+        import io
+
+        import joblib
+
+        estimator = joblib.load(io.BytesIO(store.read_bytes(posixpath.join(prefix, doc["loss_estimator"]))))
+        return doc, estimator
+    return doc, None
+
+
+# -- one group of rows ----------------------------------------------------------------------
+def _labels(cfg: ModelConfig, df: pd.DataFrame) -> np.ndarray:
+    return df[cfg.labels.column].to_numpy() if cfg.labels and cfg.labels.column in df else np.array([])
+
+
+def _predicted(cfg: ModelConfig, df: pd.DataFrame) -> np.ndarray:
+    col = df[cfg.prediction.label]
+    if cfg.problem_type == "multiclass_classification":
+        return col.astype("string").to_numpy()
+    if cfg.problem_type == "binary_classification":
+        return col.to_numpy(dtype="float64")
+    return col.to_numpy(dtype="float64")
+
+
+def evaluate_group(cfg: ModelConfig, df: pd.DataFrame, reference: dict | None, estimator: Any,
+                   baseline_metrics: dict | None, seed: int = 0) -> dict:
+    """Realized and estimated metrics of one group of rows, and their breaches."""
+    from driftline.performance import Calibrator, compare_to_baseline, estimate_metrics, realized_metrics
+
+    p, perf = cfg.prediction, cfg.performance
+    label_col = cfg.labels.column if cfg.labels else None
+    labelled = df[df[label_col].notna()] if label_col and label_col in df else df.iloc[0:0]
+    n, k = len(df), len(labelled)
+    out: dict[str, Any] = {"predicted": n, "labelled": k, "coverage": k / n if n else 0.0}
+    thresholds = cfg.quality_thresholds
+    baseline_values = (baseline_metrics or {}).get("metrics", {})
+
+    # realized
+    if not label_col:
+        realized = {"status": "no_labels", "why": "the model file has no labels section"}
+    elif k < perf.min_samples:
+        realized = {"status": "not_enough_labels", "n": k, "min_samples": perf.min_samples,
+                    "why": f"not enough labels: {k} of {n} predictions labelled, {perf.min_samples} needed"}
+    else:
+        proba = labelled[p.probability].to_numpy(dtype="float64") if p.probability else None
+        y_true = labelled[label_col].to_numpy()
+        if cfg.problem_type == "binary_classification":
+            y_true = y_true.astype("int64")
+        elif cfg.problem_type == "multiclass_classification":
+            y_true = y_true.astype(str)
+        realized = {"status": "ok", **realized_metrics(cfg.problem_type, y_true, _predicted(cfg, labelled),
+                                                       proba, p.threshold)}
+    out["realized"] = realized
+
+    # estimated
+    estimated: dict[str, Any]
+    if not perf.estimate:
+        estimated = {"status": "off", "why": "performance.estimate is false"}
+    elif n == 0:
+        estimated = {"status": "unavailable", "why": "no predictions"}
+    elif cfg.problem_type == "regression":
+        if estimator is None:
+            estimated = {"status": "unavailable", "why": "the baseline has no loss estimator (it needs "
+                                                         "baseline.model and labelled evaluation data)"}
+        else:
+            estimated = {"status": "ok", **estimator.estimate(df[cfg.feature_names], _predicted(cfg, df),
+                                                              seed=seed, band=perf.band)}
+    elif not p.probability:
+        estimated = {"status": "unavailable", "why": "the model emits no probability (prediction.probability)"}
+    elif not reference or "calibrator" not in reference:
+        estimated = {"status": "unavailable", "why": "the baseline has no calibration (it needs baseline.model "
+                                                     "and labelled evaluation data)"}
+    else:
+        cal = Calibrator.from_dict(reference["calibrator"])
+        estimated = {"status": "ok", **estimate_metrics(cfg.problem_type, cal,
+                                                        df[p.probability].to_numpy(dtype="float64"),
+                                                        p.threshold, seed=seed, band=perf.band)}
+    out["estimated"] = estimated
+
+    if realized.get("status") == "ok" and estimated.get("status") == "ok":
+        out["estimate_error"] = {
+            m: realized["metrics"][m] - e["value"] for m, e in estimated["metrics"].items()
+            if e.get("value") is not None and realized["metrics"].get(m) is not None}
+
+    # breaches: realized when there are enough labels, else the estimate
+    if realized.get("status") == "ok":
+        out["breaches"] = [{**b, "kind": "realized"} for b in
+                           compare_to_baseline(realized["metrics"], baseline_values, thresholds)]
+    elif estimated.get("status") == "ok":
+        # an estimate breaches only when its whole band is past the bound: a small segment's
+        # wide band is no alarm
+        from driftline.performance import HIGHER_IS_BETTER
+
+        em = estimated["metrics"]
+        values = {m: e.get("upper" if HIGHER_IS_BETTER.get(m, True) else "lower") for m, e in em.items()}
+        out["breaches"] = [{**b, "kind": "estimated", "value": em[b["metric"]].get("value"),
+                            "band": [em[b["metric"]].get("lower"), em[b["metric"]].get("upper")]}
+                           for b in compare_to_baseline(values, baseline_values, thresholds)]
+    else:
+        out["breaches"] = []
+    return out
+
+
+def evaluate(cfg: ModelConfig, df: pd.DataFrame, reference: dict | None, estimator: Any, seed: int = 0) -> dict:
+    """The interval overall and per segment."""
+    overall = evaluate_group(cfg, df, reference, estimator, (reference or {}).get("metrics"), seed)
+    segments: dict[str, dict[str, dict]] = {}
+    for seg in cfg.performance.segments:
+        if seg not in df:
+            continue
+        values = df[seg].astype("string").fillna("(missing)")
+        ref_seg = ((reference or {}).get("segments") or {}).get(seg, {})
+        segments[seg] = {}
+        for v in sorted(values.unique()):
+            # a segment's thresholds are relative to the same segment in the baseline, where it exists
+            base = ref_seg.get(v) or (reference or {}).get("metrics")
+            segments[seg][v] = evaluate_group(cfg, df[values == v], reference, estimator, base, seed)
+    return {"overall": overall, "segments": segments}
+
+
+# -- violations, history, summary ---------------------------------------------------------
+def violations(result: dict) -> list[dict]:
+    out = []
+    groups = [("", result["overall"])] + [(f"{seg}={v}", g) for seg, vals in result["segments"].items()
+                                          for v, g in vals.items()]
+    for segment, g in groups:
+        for b in g.get("breaches", []):
+            name = b["metric"] + (f"[{segment}]" if segment else "")
+            if b["kind"] == "realized":
+                check = "model_quality_check"
+                desc = f"{b['description']} on {g['labelled']} labelled rows"
+            else:
+                check = "model_quality_estimate_check"
+                lo, hi = b.get("band") or (None, None)
+                band = f", band {lo:.3f}-{hi:.3f}" if lo is not None and hi is not None else ""
+                desc = (f"estimated {b['metric']} {b['value']:.3f}{band}: the whole band is past the bound "
+                        f"({b['description']}); {g['labelled']} of {g['predicted']} labelled so far")
+            out.append({"feature_name": name, "constraint_check_type": check, "description": desc,
+                        "details": {"metric": b["metric"], "segment": segment, "value": b["value"],
+                                    "baseline": b.get("baseline"), "bound": b["bound"], "rule": b["rule"],
+                                    "kind": b["kind"]}})
+    return out
+
+
+def history_rows(cfg: ModelConfig, start: datetime, end: datetime, version: str | None, result: dict,
+                 seconds: float) -> list[dict]:
+    now = datetime.now(timezone.utc)
+    base = {"model": cfg.name, "interval_start": start, "interval_end": end, "baseline_version": version,
+            "computed_at": now, "seconds": seconds, "lower": None, "upper": None}
+    rows = []
+    groups = [("", result["overall"])] + [(f"{seg}={v}", g) for seg, vals in result["segments"].items()
+                                          for v, g in vals.items()]
+    for segment, g in groups:
+        common = {**base, "segment": segment, "coverage": g["coverage"]}
+        for metric, value in (("labels.predicted", g["predicted"]), ("labels.labelled", g["labelled"]),
+                              ("labels.coverage", g["coverage"])):
+            rows.append({**common, "metric": metric, "kind": "realized", "value": float(value)})
+        r = g["realized"]
+        if r.get("status") == "ok":
+            rows += [{**common, "metric": f"quality.{m}", "kind": "realized", "value": float(v)}
+                     for m, v in r["metrics"].items() if v is not None]
+        e = g["estimated"]
+        if e.get("status") == "ok":
+            rows += [{**common, "metric": f"quality.{m}", "kind": "estimated", "value": float(x["value"]),
+                      "lower": x.get("lower"), "upper": x.get("upper")}
+                     for m, x in e["metrics"].items() if x.get("value") is not None]
+    if result.get("overrides") is not None:
+        rows.append({**base, "segment": "", "coverage": result["overall"]["coverage"], "metric": "labels.overrides",
+                     "kind": "realized", "value": float(result["overrides"])})
+    return rows
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def headline(cfg: ModelConfig) -> list[str]:
+    return {"binary_classification": ["accuracy", "roc_auc", "f1"],
+            "multiclass_classification": ["accuracy", "f1_macro"],
+            "regression": ["mae", "rmse"]}[cfg.problem_type]
+
+
+def summary_line(cfg: ModelConfig, start: datetime, result: dict, waited: dict | None = None) -> str:
+    g = result["overall"]
+    parts = [f"labels {g['labelled']}/{g['predicted']} ({g['coverage']:.0%})"]
+    if result.get("overrides"):
+        parts.append(f"{result['overrides']} label override(s)")
+    r, e = g["realized"], g["estimated"]
+    heads = headline(cfg)
+    if r.get("status") == "ok":
+        parts.append("realized " + ", ".join(f"{m} {_fmt(r['metrics'].get(m))}" for m in heads))
+    else:
+        parts.append(r.get("why", r.get("status", "")))
+    if e.get("status") == "ok":
+        parts.append("estimated " + ", ".join(
+            f"{m} {_fmt(e['metrics'][m]['value'])} [{_fmt(e['metrics'][m]['lower'])}-{_fmt(e['metrics'][m]['upper'])}]"
+            for m in heads if m in e["metrics"] and e["metrics"][m].get("value") is not None))
+    if waited and waited.get("timed_out"):
+        parts.append(f"label wait ended at the delay ({cfg.labels.delay}) with partial coverage")
+    return f"model_quality {cfg.name} {interval_key(start)}: " + "; ".join(parts)
+
+
+def findings(result: dict) -> list[str]:
+    return [v["description"] if not v["details"]["segment"] else f"[{v['details']['segment']}] {v['description']}"
+            for v in violations(result)]
+
+
+# -- the stage ------------------------------------------------------------------------------
+def run_model_quality(cfg: ModelConfig, store: Store, start: datetime, end: datetime,
+                      as_of: datetime | None = None, waited: dict | None = None, seed: int = 0) -> dict:
+    """Evaluate the interval's model quality with the labels arrived by ``as_of`` (default:
+    now) and write its artifacts (see module doc). Returns a small JSON-safe summary."""
+    from driftline.labels import merge_interval
+    from driftline.quality import write_violations
+
+    t0 = time.perf_counter()
+    start, end = _utc(start), _utc(end)
+    prefix = Store.run_prefix(cfg.name, start)
+    uri = store.uri(prefix, "model_quality.json")
+    if not cfg.performance.enabled:
+        store.write_json(posixpath.join(prefix, "model_quality.json"), {"checked": False, "why": "performance.enabled is false"})
+        write_violations(store, prefix, "model_quality", [])
+        return {"status": "disabled", "summary": f"model_quality {cfg.name}: performance.enabled is false",
+                "findings": [], "model_quality_uri": uri}
+    ref = resolve_baseline(cfg, store)
+    reference, estimator = load_reference(cfg, store, ref.prefix)
+    if cfg.labels is not None:
+        merge = merge_interval(cfg, store, start, end, as_of=as_of)
+        table, state = merge.table, merge.state()
+    else:
+        from driftline.labels import prediction_columns
+        import pyarrow.parquet as pq
+
+        with store.fs.open(store.path(posixpath.join(prefix, "batch.parquet")), "rb") as f:
+            names = pq.ParquetFile(f).schema_arrow.names
+        table = store.read_parquet(posixpath.join(prefix, "batch.parquet"), columns=prediction_columns(cfg, names))
+        state = {"predicted": table.num_rows, "labelled": 0, "coverage": 0.0, "overrides": 0, "digest": "",
+                 "as_of": _utc(as_of or datetime.now(timezone.utc)).isoformat()}
+    store.write_parquet(posixpath.join(prefix, "merged.parquet"), table)
+    df = table.to_pandas()
+    result = evaluate(cfg, df, reference, estimator, seed=seed)
+    result["overrides"] = state.get("overrides", 0)
+    seconds = round(time.perf_counter() - t0, 3)
+    found = violations(result)
+    doc = {"model": cfg.name, "interval_start": start.isoformat(), "interval_end": end.isoformat(),
+           "baseline": ref.version, "baseline_metrics": (reference or {}).get("metrics"),
+           "thresholds": cfg.quality_thresholds, "min_samples": cfg.performance.min_samples,
+           "labels": state, "waited": waited, "evaluated_at": datetime.now(timezone.utc).isoformat(),
+           "seconds": seconds, **result, "violations": found}
+    doc["summary"] = summary_line(cfg, start, result, waited)
+    store.write_json(posixpath.join(prefix, "model_quality.json"), doc)
+    store.write_json(posixpath.join(prefix, "labels.json"), {**state, "evaluated_at": doc["evaluated_at"]})
+    write_violations(store, prefix, "model_quality", found)
+    from driftline.monitor import write_history_rows
+
+    write_history_rows(store, cfg.name, start, "model_quality",
+                       history_rows(cfg, start, end, ref.version, result, seconds))
+    g = result["overall"]
+    heads = headline(cfg)
+    return {"status": "violations" if found else ("ok" if g["realized"].get("status") == "ok" else "estimated"),
+            "summary": doc["summary"], "findings": findings(result)[:20], "model_quality_uri": uri,
+            "coverage": g["coverage"], "labelled": g["labelled"], "predicted": g["predicted"],
+            "violations": len(found), "baseline": ref.version,
+            "realized": {m: g["realized"].get("metrics", {}).get(m) for m in heads} if g["realized"].get("status") == "ok" else None,
+            "estimated": {m: g["estimated"]["metrics"][m]["value"] for m in heads
+                          if m in g["estimated"].get("metrics", {})} if g["estimated"].get("status") == "ok" else None}
+
+
+def label_coverage(cfg: ModelConfig, store: Store, start: datetime, end: datetime,
+                   as_of: datetime | None = None) -> dict:
+    """Coverage of the interval's predictions by the labels arrived so far (what the wait polls)."""
+    from driftline.labels import merge_interval
+
+    m = merge_interval(cfg, store, start, end, as_of=as_of)
+    return {"predicted": m.predicted, "labelled": m.labelled, "coverage": m.coverage}
+
+
+def label_wait(cfg: ModelConfig, store: Store, start: datetime, end: datetime, now: datetime | None = None,
+               resolver=None) -> dict:
+    """One look for the interval's labels: ingest what arrived, measure the coverage. Done
+    when the coverage reaches labels.min_coverage or the wait reaches interval end +
+    labels.delay (then ``timed_out``: the run goes on with the coverage it has)."""
+    from driftline.labels import sync_labels
+
+    now = _utc(now or datetime.now(timezone.utc))
+    sync_labels(cfg, store, now=now, resolver=resolver)
+    cov = label_coverage(cfg, store, start, end, as_of=now)
+    deadline = _utc(end) + cfg.labels.delay
+    enough = cov["coverage"] >= cfg.labels.min_coverage
+    done = enough or now >= deadline
+    return {**cov, "done": done, "timed_out": done and not enough, "deadline": deadline.isoformat(),
+            "looked_at": now.isoformat(), "min_coverage": cfg.labels.min_coverage}
+
+
+def reevaluate(cfg: ModelConfig, store: Store, now: datetime | None = None, skip: datetime | None = None) -> dict:
+    """Re-evaluate every interval whose labels changed since its last evaluation: those with
+    an arrival day in their label window ingested since, whose matched labels differ.
+    ``skip``: an interval the caller evaluates itself."""
+    from driftline.labels import arrival_manifests, interval_starts, label_window, merge_interval, reconcile_unknown
+
+    if cfg.labels is None or not cfg.performance.enabled:
+        return {"summary": f"reevaluate {cfg.name}: nothing to do (no labels or performance disabled)",
+                "reevaluated": []}
+    now = _utc(now or datetime.now(timezone.utc))
+    unknown = reconcile_unknown(cfg, store, now)
+    from datetime import date
+
+    ingested = {date.fromisoformat(k): m.get("ingested_at", "") for k, m in arrival_manifests(store, cfg.name).items()}
+    done, unchanged = [], 0
+    for start in interval_starts(store, cfg.name):
+        if skip is not None and start == _utc(skip):
+            continue
+        prefix = Store.run_prefix(cfg.name, start)
+        state_rel = posixpath.join(prefix, "labels.json")
+        if not store.exists(state_rel) or not store.exists(posixpath.join(prefix, "model_quality.json")):
+            continue  # never evaluated: its own run will do it
+        state = store.read_json(state_rel)
+        end = cfg.interval_end(start)
+        lo, hi = label_window(cfg, start, end)
+        # only arrival days in the interval's label window, ingested after it was evaluated,
+        # can change it (ingestion, not the arrival partition's hour, is what it saw)
+        fresh = [d for d, at in ingested.items() if lo.date() <= d <= hi.date() and at > state.get("evaluated_at", "")]
+        if not fresh:
+            unchanged += 1
+            continue
+        merge = merge_interval(cfg, store, start, end, as_of=now)
+        if merge.digest == state.get("digest"):
+            store.write_json(state_rel, {**state, "evaluated_at": datetime.now(timezone.utc).isoformat()})
+            unchanged += 1
+            continue
+        out = run_model_quality(cfg, store, start, end, as_of=now)
+        _update_run(store, prefix, out)
+        done.append({"interval": interval_key(start), "coverage": out["coverage"],
+                     "was": state.get("coverage"), "status": out["status"]})
+    summary = (f"reevaluate {cfg.name}: {len(done)} interval(s) re-evaluated"
+               + (" (" + ", ".join(f"{d['interval']} {d['was'] or 0:.0%}->{d['coverage']:.0%}" for d in done[:6])
+                  + (", ..." if len(done) > 6 else "") + ")" if done else "")
+               + f"; {unchanged} unchanged; {unknown['summary']}")
+    return {"summary": summary, "reevaluated": done, "unknown_ids": unknown["unknown"]}
+
+
+def _update_run(store: Store, prefix: str, out: dict) -> None:
+    """Keep run.json's verdict in step with a re-evaluation."""
+    rel = posixpath.join(prefix, "run.json")
+    if not store.exists(rel):
+        return
+    run = store.read_json(rel)
+    violations_rel = posixpath.join(prefix, "constraint_violations.json")
+    found = store.read_json(violations_rel).get("violations", []) if store.exists(violations_rel) else []
+    run["model_quality"] = out["summary"]
+    run["violations"] = len(found)
+    run["violation_checks"] = sorted({v["constraint_check_type"] for v in found})
+    if run.get("status") in ("ok", "violations"):
+        run["status"] = "violations" if found else "ok"
+    run.setdefault("stages", {})["model_quality"] = out
+    run["reevaluated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    store.write_json(rel, run)

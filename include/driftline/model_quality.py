@@ -111,6 +111,12 @@ def _predicted(cfg: ModelConfig, df: pd.DataFrame) -> np.ndarray:
     return col.to_numpy(dtype="float64")
 
 
+def simulations(n: int) -> int:
+    """Draws behind an estimate's band: 500, fewer for large intervals (the band is narrow
+    there, and the draws cost n x draws), never under 100."""
+    return int(min(500, max(100, 50_000_000 // max(n, 1))))
+
+
 def evaluate_group(cfg: ModelConfig, df: pd.DataFrame, reference: dict | None, estimator: Any,
                    baseline_metrics: dict | None, seed: int = 0) -> dict:
     """Realized and estimated metrics of one group of rows, and their breaches."""
@@ -153,7 +159,7 @@ def evaluate_group(cfg: ModelConfig, df: pd.DataFrame, reference: dict | None, e
                                                          "baseline.model and labelled evaluation data)"}
         else:
             estimated = {"status": "ok", **estimator.estimate(df[cfg.feature_names], _predicted(cfg, df),
-                                                              seed=seed, band=perf.band)}
+                                                              n_sim=simulations(n), seed=seed, band=perf.band)}
     elif not p.probability:
         estimated = {"status": "unavailable", "why": "the model emits no probability (prediction.probability)"}
     elif not reference or "calibrator" not in reference:
@@ -163,7 +169,8 @@ def evaluate_group(cfg: ModelConfig, df: pd.DataFrame, reference: dict | None, e
         cal = Calibrator.from_dict(reference["calibrator"])
         estimated = {"status": "ok", **estimate_metrics(cfg.problem_type, cal,
                                                         df[p.probability].to_numpy(dtype="float64"),
-                                                        p.threshold, seed=seed, band=perf.band)}
+                                                        p.threshold, n_sim=simulations(n), seed=seed,
+                                                        band=perf.band)}
     out["estimated"] = estimated
 
     if realized.get("status") == "ok" and estimated.get("status") == "ok":
@@ -338,7 +345,9 @@ def run_model_quality(cfg: ModelConfig, store: Store, start: datetime, end: date
            "seconds": seconds, **result, "violations": found}
     doc["summary"] = summary_line(cfg, start, result, waited)
     store.write_json(posixpath.join(prefix, "model_quality.json"), doc)
-    store.write_json(posixpath.join(prefix, "labels.json"), {**state, "evaluated_at": doc["evaluated_at"]})
+    # on the as-of clock, the one label ingestion stamps its days with (they differ when a
+    # past time is replayed): re-evaluation compares the two
+    store.write_json(posixpath.join(prefix, "labels.json"), {**state, "evaluated_at": state["as_of"]})
     write_violations(store, prefix, "model_quality", found)
     from driftline.monitor import write_history_rows
 
@@ -414,7 +423,7 @@ def reevaluate(cfg: ModelConfig, store: Store, now: datetime | None = None, skip
             continue
         merge = merge_interval(cfg, store, start, end, as_of=now)
         if merge.digest == state.get("digest"):
-            store.write_json(state_rel, {**state, "evaluated_at": datetime.now(timezone.utc).isoformat()})
+            store.write_json(state_rel, {**state, "as_of": now.isoformat(), "evaluated_at": now.isoformat()})
             unchanged += 1
             continue
         out = run_model_quality(cfg, store, start, end, as_of=now)

@@ -59,7 +59,7 @@ def _interval(store, start, rows):
 def _labels(tmp_path, hour, ids, truth):
     d = tmp_path / "gt" / hour.strftime("%Y/%m/%d/%H")
     d.mkdir(parents=True, exist_ok=True)
-    (d / "l.jsonl").write_text("".join(json.dumps({"inference_id": i, "truth": int(t)}) + "\n"
+    (d / "l.jsonl").write_text("".join(json.dumps({"inference_id": i, "truth": t.item()}) + "\n"
                                        for i, t in zip(ids, truth)))
 
 
@@ -188,3 +188,39 @@ def test_quality_settings_are_validated(make_config):
     cfg = make_config(performance={"thresholds": {"accuracy": {"min": 0.7, "max_drop": 0.1}}})
     assert cfg.quality_thresholds == {"accuracy": {"min": 0.7, "max_drop": 0.1}}
     assert make_config().quality_thresholds["roc_auc"] == {"max_drop": 0.05}
+
+
+def test_regression_realized_and_direct_loss_estimate(make_config, tmp_path):
+    rng = np.random.default_rng(11)
+
+    def rows(n, noisy_share):
+        x = np.where(rng.random(n) < noisy_share, rng.uniform(2, 3, n), rng.uniform(0, 1, n))
+        pred = 3 * x
+        truth = pred + rng.normal(0, 0.1 + x, n)  # the error grows with x
+        return {"x": x, "k": rng.integers(0, 5, n), "c": rng.choice(["a", "b"], n), "b": rng.random(n) < 0.5,
+                "pred": pred, "truth": truth}
+    pq.write_table(pa.table(rows(3000, 0.2)), tmp_path / "train.parquet")
+    cfg = make_config(problem_type="regression", prediction={"label": "pred"},
+                      labels={"uri": str(tmp_path / "gt"), "format": "jsonl", "column": "truth"},
+                      performance={"min_samples": 100},
+                      baseline={"training_data": str(tmp_path / "train.parquet"), "sample_rows": 0})
+    store = Store(f"file://{tmp_path}/store")
+    create_baseline(cfg, store)
+    assert store.exists("baselines/m/v1/loss_estimator.joblib")
+    cur = rows(1500, 0.6)  # more rows where the model errs most
+    ids = [f"r{i}" for i in range(1500)]
+    store.write_parquet(f"{Store.run_prefix('m', DAY0)}/batch.parquet", pa.table({
+        "inference_id": ids, "inference_time": pa.array([DAY0] * 1500, pa.timestamp("us", tz="UTC")),
+        **{k: cur[k] for k in ("x", "k", "c", "b", "pred")}}))
+    _labels(tmp_path, DAY0 + timedelta(hours=30), ids, cur["truth"])
+    from driftline.labels import sync_labels
+
+    sync_labels(cfg, store, now=DAY0 + timedelta(days=3))
+    run_model_quality(cfg, store, DAY0, DAY1, as_of=DAY0 + timedelta(days=3))
+    doc = store.read_json(f"{Store.run_prefix('m', DAY0)}/model_quality.json")
+    real, est = doc["overall"]["realized"]["metrics"], doc["overall"]["estimated"]["metrics"]
+    assert real["mae"] == pytest.approx(np.mean(np.abs(cur["truth"] - cur["pred"])), rel=1e-12)
+    assert est["mae"]["value"] == pytest.approx(real["mae"], rel=0.1)
+    assert est["rmse"]["value"] == pytest.approx(real["rmse"], rel=0.1)
+    # the error rose well past the baseline's: a violation, realized
+    assert ("mae", "model_quality_check") in {(v["feature_name"], v["constraint_check_type"]) for v in doc["violations"]}

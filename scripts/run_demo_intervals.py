@@ -51,16 +51,33 @@ def main() -> int:
         print(dr.state, flush=True)
         key = Store.run_prefix("churn", start)
         run = store.read_json(f"{key}/run.json") if store.exists(f"{key}/run.json") else {}
+        mq_rel = f"{key}/model_quality.json"
+        mq = store.read_json(mq_rel)["overall"] if store.exists(mq_rel) else None
         rows.append((iso[:10], dr.state, run.get("status", "?"), run.get("violations", "?"),
-                     ", ".join(run.get("violation_checks", [])) or "-", run.get("drift") or "-"))
+                     ", ".join(run.get("violation_checks", [])) or "-", run.get("drift") or "-", mq))
     print("\ninterval     dag run   verdict      violations  checks")
     for r in rows:
         print(f"{r[0]:<12} {str(r[1]):<9} {r[2]:<12} {r[3]!s:<11} {r[4]}")
     print("\ninterval     drift")
     for r in rows:
         print(f"{r[0]:<12} {r[5]}")
+    print("\ninterval     labels        accuracy realized  estimated [90% band]     ROC AUC realized  estimated")
+    for r in rows:
+        g = r[6]
+        if not g:
+            print(f"{r[0]:<12} -")
+            continue
+        real = g["realized"].get("metrics", {}) if g["realized"].get("status") == "ok" else {}
+        est = g["estimated"].get("metrics", {}) if g["estimated"].get("status") == "ok" else {}
+
+        def fmt(v):
+            return "-" if v is None else f"{v:.3f}"
+        acc, auc = est.get("accuracy", {}), est.get("roc_auc", {})
+        band = f"{fmt(acc.get('value'))} [{fmt(acc.get('lower'))}-{fmt(acc.get('upper'))}]" if acc else "-"
+        print(f"{r[0]:<12} {g['labelled']:>5}/{g['predicted']:<6} {fmt(real.get('accuracy')):>17}  {band:<24} "
+              f"{fmt(real.get('roc_auc')):>16}  {fmt(auc.get('value'))}")
     print(f"\nartifacts: {store.uri('runs', 'churn')}/<interval>/  (batch.parquet, quarantine.jsonl, "
-          f"constraint_violations.json, data_docs/index.html, drift.json, run.json)")
+          f"constraint_violations.json, data_docs/index.html, drift.json, model_quality.json, run.json)")
     print(f"baselines: {store.uri('baselines', 'churn')}   metrics history: {store.uri('metrics', 'churn', 'history')}")
     print(f"task logs (with each task's summary block): {log_path}")
     return 0 if all(str(r[1]).endswith("success") for r in rows) else 1

@@ -173,3 +173,12 @@ def test_unreachable_labels_location_names_it(make_config, tmp_path, store):
 
     with pytest.raises(StoreError, match="labels location .*gt: cannot be reached"):
         L.sync_labels(cfg, store, now=DAY0)
+
+
+def test_digest_is_of_the_pairs_not_their_order_or_chunks():
+    t = pa.table({"id": ["b", "a", "c"], "label": pa.array([1, 0, 1], pa.int64()),
+                  "arrived": pa.array([None] * 3, L.TIMESTAMP)})
+    same = {L._digest(t), L._digest(t.take([2, 1, 0])), L._digest(pa.concat_tables([t.slice(0, 1), t.slice(1)]))}
+    assert len(same) == 1
+    changed = t.set_column(1, "label", pa.array([1, 1, 1], pa.int64()))
+    assert L._digest(changed) not in same and L._digest(t.slice(1)) not in same

@@ -423,15 +423,21 @@ def arrival_manifests(store: Store, model: str) -> dict[str, dict]:
     return {n[:-5]: store.read_json(posixpath.join(base, n)) for n in store.listdir(base) if n.endswith(".json")}
 
 
-def read_arrivals(store: Store, model: str, first: date, last: date, problem_type: str) -> pa.Table:
-    """Every ingested label that arrived on a day in [first, last], in arrival order."""
+def read_arrivals(store: Store, model: str, first: date, last: date, problem_type: str,
+                  columns: list[str] | None = None) -> pa.Table:
+    """Every ingested label that arrived on a day in [first, last], in arrival order: days in
+    order, and within a day the order ingestion wrote (objects by path, whose hour folders
+    sort by time, then lines)."""
     base = posixpath.join(labels_prefix(model), "arrivals")
     have = set(store.listdir(base))
-    tables = [store.read_parquet(posixpath.join(base, f"{_day_key(d)}.parquet"))
+    schema = _arrivals_schema(problem_type)
+    if columns:
+        schema = pa.schema([schema.field(c) for c in columns])
+    tables = [store.read_parquet(posixpath.join(base, f"{_day_key(d)}.parquet"), columns=columns)
               for d in _days(first, last) if f"{_day_key(d)}.parquet" in have]
-    tables = [t.cast(_arrivals_schema(problem_type)) for t in tables if t.num_rows]
+    tables = [t.cast(schema) for t in tables if t.num_rows]
     if not tables:
-        return _arrivals_schema(problem_type).empty_table()
+        return schema.empty_table()
     return pa.concat_tables(tables)
 
 
@@ -486,36 +492,48 @@ def merge_interval(cfg: ModelConfig, store: Store, start: datetime, end: datetim
     preds = store.read_parquet(batch_rel, columns=prediction_columns(cfg, names))
     lo, hi = label_window(cfg, start, end)
     hi = min(hi, as_of + timedelta(microseconds=1))
-    labels = read_arrivals(store, cfg.name, lo.date(), (hi - timedelta(microseconds=1)).date(), cfg.problem_type)
+    labels = read_arrivals(store, cfg.name, lo.date(), (hi - timedelta(microseconds=1)).date(), cfg.problem_type,
+                           columns=["id", "label", "arrived"])
     arrived = labels.column("arrived")
     keep = pc.and_(pc.greater_equal(arrived, pa.scalar(lo, TIMESTAMP)), pc.less(arrived, pa.scalar(hi, TIMESTAMP)))
     labels = labels.filter(keep)
     ids = preds.column(cfg.inference_id)
     mine = labels.filter(pc.is_in(labels.column("id"), value_set=ids.combine_chunks() if preds.num_rows else
                                   pa.array([], pa.string())))
-    # latest wins: arrival hour, then object, then line (arrival files keep that order per day)
-    order = pc.sort_indices(mine, sort_keys=[("arrived", "ascending"), ("source", "ascending"), ("line", "ascending")])
-    mine = mine.take(order)
+    # latest wins: the arrivals are in arrival order (read_arrivals), so the last of an id
     n_matched = mine.num_rows
+    schema = pa.schema([("id", pa.string()), ("label", label_type(cfg.problem_type)), ("arrived", TIMESTAMP)])
     if n_matched:
-        df = mine.select(["id", "label", "arrived"]).to_pandas().drop_duplicates("id", keep="last")
-        latest = pa.Table.from_pandas(df, preserve_index=False).cast(
-            pa.schema([("id", pa.string()), ("label", label_type(cfg.problem_type)), ("arrived", TIMESTAMP)]))
+        df = mine.to_pandas().drop_duplicates("id", keep="last")
+        latest = pa.Table.from_pandas(df, preserve_index=False).cast(schema)
     else:
-        latest = pa.schema([("id", pa.string()), ("label", label_type(cfg.problem_type)),
-                            ("arrived", TIMESTAMP)]).empty_table()
+        latest = schema.empty_table()
     label_col = cfg.labels.column
     # the join does not keep row order: a row number puts the batch's order back
     numbered = preds.append_column("__row", pa.array(np.arange(preds.num_rows, dtype="int64")))
     joined = numbered.join(latest.rename_columns(["__id", label_col, "label_arrived"]), keys=cfg.inference_id,
                            right_keys="__id", join_type="left outer")
     joined = joined.sort_by("__row").drop_columns(["__row"])
-    pairs = sorted(zip(latest.column("id").to_pylist(), map(str, latest.column("label").to_pylist())))
-    digest = hashlib.sha256(json.dumps(pairs, separators=(",", ":")).encode()).hexdigest()[:16]
+    digest = _digest(latest)
     last = pc.max(latest.column("arrived")).as_py() if latest.num_rows else None
     return Merge(table=joined, predicted=preds.num_rows, labelled=latest.num_rows,
                  overrides=n_matched - latest.num_rows, latest_arrival=last.isoformat() if last else None,
                  digest=digest, window=(lo.isoformat(), hi.isoformat()), as_of=as_of.isoformat())
+
+
+def _digest(latest: pa.Table) -> str:
+    """A fingerprint of the matched (id, label) pairs, whatever their order: the pairs sorted
+    by id, as text, hashed from Arrow's buffers (no Python objects per row)."""
+    h = hashlib.sha256()
+    if latest.num_rows:
+        t = latest.take(pc.sort_indices(latest, sort_keys=[("id", "ascending")]))
+        pairs = pc.binary_join_element_wise(t.column("id"), pc.cast(t.column("label"), pa.string()), "\t")
+        arr = pc.fill_null(pairs, "").combine_chunks()
+        # the same pairs hash the same however Arrow chunked or sliced them
+        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset:arr.offset + len(arr) + 1]
+        h.update((offsets - offsets[0]).astype("<i8").tobytes())
+        h.update(memoryview(arr.buffers()[2])[int(offsets[0]):int(offsets[-1])])
+    return h.hexdigest()[:16]
 
 
 # -- labels nobody predicted ---------------------------------------------------------------

@@ -408,6 +408,17 @@ def worker_counts(s: str) -> list[int]:
     return counts
 
 
+def write_results(stem: Path, doc: dict, md: str) -> Path:
+    """stem.json and stem.md, each written whole then renamed into place; prints the table."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    Path(f"{stem}.json.tmp").write_text(json.dumps(doc, indent=2))
+    os.replace(f"{stem}.json.tmp", f"{stem}.json")
+    Path(f"{stem}.md.tmp").write_text(md + "\n")
+    os.replace(f"{stem}.md.tmp", f"{stem}.md")
+    print(md)
+    return stem
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -489,14 +500,7 @@ def main(argv: list[str] | None = None) -> int:
                     "drifted_columns": truths[a.rows]["drifted_columns"] if a.rows in truths else None},
            "repeat": a.repeat, "driftline_workers": a.driftline_workers,
            "table": rows, "targets": goals, "errors": errors, "raw": results}
-    a.results.mkdir(parents=True, exist_ok=True)
-    stem = a.results / f"drift-{rows_label(a.rows)}"
-    Path(f"{stem}.json.tmp").write_text(json.dumps(doc, indent=2))
-    os.replace(f"{stem}.json.tmp", f"{stem}.json")
-    md = render(doc)
-    Path(f"{stem}.md.tmp").write_text(md + "\n")
-    os.replace(f"{stem}.md.tmp", f"{stem}.md")
-    print(md)
+    stem = write_results(a.results / f"drift-{rows_label(a.rows)}", doc, render(doc))
     print(f"\nwritten: {stem}.json, {stem}.md", file=sys.stderr)
     return 1 if errors else 0
 

@@ -47,7 +47,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import bench_drift as harness  # noqa: E402 - the drift benchmark's process runner and machine readings
-from bench_drift import BenchError, log, parse_rows, rows_label  # noqa: E402
+from bench_drift import BenchError, log, parse_rows, rows_label, write_results  # noqa: E402
 
 STAGES = ("ingest", "merge", "quality")
 WHAT = {
@@ -437,14 +437,7 @@ def main(argv: list[str] | None = None) -> int:
             prev = json.loads(old.read_text())
             if prev.get("truths", {}).get(str(a.rows), {}).get("generator") == truths[a.rows]["generator"]:
                 doc["baseline"] = prev.get("baseline")
-    a.results.mkdir(parents=True, exist_ok=True)
-    stem = a.results / f"quality-{rows_label(a.rows)}"
-    Path(f"{stem}.json.tmp").write_text(json.dumps(doc, indent=2))
-    os.replace(f"{stem}.json.tmp", f"{stem}.json")
-    md = render(doc)
-    Path(f"{stem}.md.tmp").write_text(md + "\n")
-    os.replace(f"{stem}.md.tmp", f"{stem}.md")
-    print(md)
+    stem = write_results(a.results / f"quality-{rows_label(a.rows)}", doc, render(doc))
     print(f"\nwritten: {stem}.json, {stem}.md ({doc['total_seconds']:.0f} s in all)", file=sys.stderr)
     return 1 if errors or not all(r["right"] for r in table) else 0
 

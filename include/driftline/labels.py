@@ -190,7 +190,9 @@ class _Reader:
             data = next(csv.reader([data]), [""])[0]
         return data
 
-    def sagemaker(self, source: str, data: bytes, hour: datetime) -> None:
+    def _records(self, source: str, data: bytes):
+        """(line number, text, record) of the lines that are JSON objects; the others are
+        quarantined."""
         for lineno, text in self._text_lines(source, data):
             try:
                 rec = json.loads(text)
@@ -200,6 +202,10 @@ class _Reader:
             if not isinstance(rec, dict):
                 self.reject(source, lineno, "not_object", f"record is a JSON {type(rec).__name__}", text)
                 continue
+            yield lineno, text, rec
+
+    def sagemaker(self, source: str, data: bytes, hour: datetime) -> None:
+        for lineno, text, rec in self._records(source, data):
             meta = rec.get("eventMetadata")
             if not isinstance(meta, dict):
                 self.reject(source, lineno, "missing_field", "record has no eventMetadata", text)
@@ -213,15 +219,7 @@ class _Reader:
             self.add(source, lineno, hour, meta.get("eventId") or meta.get("inferenceId"), label, text)
 
     def jsonl(self, source: str, data: bytes, hour: datetime) -> None:
-        for lineno, text in self._text_lines(source, data):
-            try:
-                rec = json.loads(text)
-            except ValueError as exc:
-                self.reject(source, lineno, "invalid_json", f"not valid JSON ({exc})", text)
-                continue
-            if not isinstance(rec, dict):
-                self.reject(source, lineno, "not_object", f"record is a JSON {type(rec).__name__}", text)
-                continue
+        for lineno, text, rec in self._records(source, data):
             self.add(source, lineno, hour, rec.get(self.id_field), rec.get(self.column), text)
 
     def csv(self, source: str, data: bytes, hour: datetime) -> None:

@@ -36,7 +36,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from driftline.baseline import resolve_baseline
 from driftline.config import ModelConfig

@@ -221,6 +221,7 @@ def test_demo_end_to_end_on_s3(tmp_path, monkeypatch, airflow_db, s3_server):
     store, manifest = _setup(monkeypatch, f"s3://{bucket}/demo", f"s3://{bucket}/store", resolver=resolver("aws_default"))
     runs = _run_days(store, manifest, [0, 1, 5])
     _assert_demo_findings(store, manifest, runs)
+    _assert_model_quality(store, manifest, runs)  # labels read from the bucket too
     # the artifacts really are objects in the bucket, read back over HTTP with boto3
     import boto3
 

@@ -49,7 +49,7 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
         schedule=CronDataIntervalTimetable(cfg.cron, timezone="UTC"),
         start_date=cfg.start_date,
         catchup=False,
-        max_active_runs=4,
+        max_active_runs=cfg.concurrent_runs,
         tags=sorted({"driftline", "monitoring", *cfg.tags}),
         doc_md=__doc__ + f"\n\nModel file: `{cfg.source}`. {cfg.description}",
         default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},

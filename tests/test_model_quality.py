@@ -224,3 +224,11 @@ def test_regression_realized_and_direct_loss_estimate(make_config, tmp_path):
     assert est["rmse"]["value"] == pytest.approx(real["rmse"], rel=0.1)
     # the error rose well past the baseline's: a violation, realized
     assert ("mae", "model_quality_check") in {(v["feature_name"], v["constraint_check_type"]) for v in doc["violations"]}
+
+
+def test_runs_waiting_for_labels_do_not_hold_back_the_next_intervals(make_config, tmp_path):
+    labels = {"uri": str(tmp_path / "gt"), "delay": "2d"}
+    assert make_config(labels=labels).concurrent_runs == 4                       # daily: 2 waiting + 2
+    assert make_config(labels=labels, schedule="hourly").concurrent_runs == 50   # 48 waiting + 2
+    assert make_config(labels={**labels, "delay": "30d"}, schedule="hourly").concurrent_runs == 64
+    assert make_config().concurrent_runs == 4                                    # no labels, no wait

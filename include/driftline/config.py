@@ -14,6 +14,7 @@ process runs from (scheduler, worker, CLI).
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -384,6 +385,18 @@ class ModelConfig(_Strict):
         if self.prediction.probability:
             cols.append(self.prediction.probability)
         return cols
+
+    @property
+    def concurrent_runs(self) -> int:
+        """How many monitoring runs may be active at once. A run waits for its labels up to
+        labels.delay: enough that the waiting ones do not hold back the next intervals (an
+        hourly model with a 2-day delay has ~48 waiting), plus room for retries; at most 64."""
+        from croniter import croniter
+
+        ticks = croniter(self.cron, self.start_date)
+        first = ticks.get_next(datetime)
+        waiting = math.ceil(self.labels.delay / (ticks.get_next(datetime) - first)) if self.labels else 0
+        return min(64, max(4, waiting + 2))
 
     @property
     def quality_thresholds(self) -> dict[str, dict]:

@@ -1,0 +1,139 @@
+"""Bias metrics of a binary classifier for one facet, with the meaning SageMaker Clarify gives them.
+
+A *facet* splits the rows in two: ``d``, the group the check protects (the configured facet
+values, e.g. ``sex == "female"``), and ``a``, every other row. With ``n`` counts of rows,
+``n(1)`` / ``n(0)`` of observed positive / negative labels and ``n̂(1)`` / ``n̂(0)`` of
+predicted ones, each per group:
+
+=========  ====================================  =========================================
+metric     formula                               reads
+=========  ====================================  =========================================
+CI         (n_a - n_d) / (n_a + n_d)             class imbalance: how under-represented d is
+DPL        n_a(1)/n_a - n_d(1)/n_d               difference in positive proportions, labels
+DPPL       n̂_a(1)/n_a - n̂_d(1)/n_d               ... in predicted labels
+DI         (n̂_d(1)/n_d) / (n̂_a(1)/n_a)           disparate impact (1 is parity; < 0.8 the
+                                                 "four-fifths rule")
+DCA        n_a(1)/n̂_a(1) - n_d(1)/n̂_d(1)         difference in conditional acceptance
+DCR        n_d(0)/n̂_d(0) - n_a(0)/n̂_a(0)         difference in conditional rejection
+AD         accuracy_a - accuracy_d               accuracy difference
+RD         recall_a - recall_d                   recall difference
+=========  ====================================  =========================================
+
+These are the definitions of Clarify's open-source implementation (``smclarify``:
+``CI``, ``DPL``, ``DPPL``, ``DI``, ``DCO`` for DCA/DCR, ``AD``, ``RD``), signs included. Where
+Clarify returns infinity (a zero denominator), driftline returns None with the reason. CI needs
+only the facet, DPPL and DI the predictions, DPL the labels, the others both.
+
+``compare_bias`` checks an interval's metrics against the baseline's: each metric may have an
+absolute band (``max_abs``: |value| above it is a breach; for DI, ``min_di``) and a bound on its
+change from the baseline (``max_change``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+METRICS = ("CI", "DPL", "DPPL", "DI", "DCA", "DCR", "AD", "RD")
+NEEDS_LABELS = {"DPL", "DCA", "DCR", "AD", "RD"}
+NEEDS_PREDICTIONS = {"DPPL", "DI", "DCA", "DCR", "AD", "RD"}
+
+
+def _bool(values, name: str) -> np.ndarray:
+    a = np.asarray(values)
+    if a.dtype == bool:
+        return a
+    if a.size and not np.isin(a, (0, 1)).all():
+        raise ValueError(f"{name} must be 0/1 or boolean, got values {sorted(set(a.tolist()) - {0, 1})[:5]}")
+    return a.astype(bool)
+
+
+def _ratio(num: float, den: float, what: str) -> tuple[float | None, str | None]:
+    return (num / den, None) if den else (None, f"{what} is zero")
+
+
+def bias_metrics(in_d, y_pred=None, y_true=None) -> dict[str, Any]:
+    """Clarify's bias metrics for the rows where ``in_d`` (the protected facet) vs the rest.
+
+    Returns {"n_a", "n_d", "metrics": {name: float | None}, "undefined": {name: reason}}.
+    ``y_pred`` and ``y_true`` are the predicted and observed labels (1 = the favourable outcome),
+    either may be None; the metrics needing what is missing are None with a reason."""
+    d = _bool(in_d, "in_d")
+    pred = None if y_pred is None else _bool(y_pred, "y_pred")
+    true = None if y_true is None else _bool(y_true, "y_true")
+    for name, arr in (("y_pred", pred), ("y_true", true)):
+        if arr is not None and arr.shape != d.shape:
+            raise ValueError(f"{name} has {arr.size} values, the facet {d.size}")
+    a = ~d
+    n_a, n_d = int(a.sum()), int(d.sum())
+    metrics: dict[str, float | None] = {}
+    undefined: dict[str, str] = {}
+
+    def put(name: str, value: float | None, why: str | None = None) -> None:
+        metrics[name] = None if value is None else float(value)
+        if value is None:
+            undefined[name] = why or "undefined"
+
+    if n_a == 0 or n_d == 0:
+        why = f"the facet splits no rows into {'a' if n_a == 0 else 'd'}"
+        for m in METRICS:
+            put(m, None, why)
+        return {"n_a": n_a, "n_d": n_d, "metrics": metrics, "undefined": undefined}
+    put("CI", (n_a - n_d) / (n_a + n_d))
+    if true is None:
+        for m in sorted(NEEDS_LABELS):
+            put(m, None, "no labels")
+    else:
+        put("DPL", true[a].mean() - true[d].mean())
+    if pred is None:
+        for m in sorted(NEEDS_PREDICTIONS):
+            put(m, None, "no predictions")
+    else:
+        qa, qd = pred[a].mean(), pred[d].mean()
+        put("DPPL", qa - qd)
+        put("DI", *_ratio(qd, qa, "the predicted positive proportion of a"))
+    if true is not None and pred is not None:
+        def group(g: np.ndarray) -> dict[str, int]:
+            t, p = true[g], pred[g]
+            return {"n1": int(t.sum()), "n0": int((~t).sum()), "p1": int(p.sum()), "p0": int((~p).sum()),
+                    "tp": int((t & p).sum()), "tn": int((~t & ~p).sum()), "n": int(g.sum())}
+        ga, gd = group(a), group(d)
+        ca, why_a = _ratio(ga["n1"], ga["p1"], "a's predicted positives")
+        cd, why_d = _ratio(gd["n1"], gd["p1"], "d's predicted positives")
+        put("DCA", None if ca is None or cd is None else ca - cd, why_a or why_d)
+        ra, why_a = _ratio(ga["n0"], ga["p0"], "a's predicted negatives")
+        rd, why_d = _ratio(gd["n0"], gd["p0"], "d's predicted negatives")
+        put("DCR", None if ra is None or rd is None else rd - ra, why_a or why_d)
+        put("AD", (ga["tp"] + ga["tn"]) / ga["n"] - (gd["tp"] + gd["tn"]) / gd["n"])
+        rec_a, why_a = _ratio(ga["tp"], ga["n1"], "a's observed positives")
+        rec_d, why_d = _ratio(gd["tp"], gd["n1"], "d's observed positives")
+        put("RD", None if rec_a is None or rec_d is None else rec_a - rec_d, why_a or why_d)
+    return {"n_a": n_a, "n_d": n_d, "metrics": metrics, "undefined": undefined}
+
+
+def compare_bias(metrics: dict[str, float | None], baseline: dict[str, float | None] | None,
+                 thresholds: dict[str, dict]) -> list[dict]:
+    """Breaches of bias thresholds: per metric ``max_abs`` (|value| > bound), ``min_di`` (DI
+    below it, e.g. 0.8) and ``max_change`` (|value - baseline| > bound). A None value, or a
+    None baseline for max_change, is skipped. Returns one dict per breach with a sentence."""
+    out = []
+    for name, rules in thresholds.items():
+        unknown = set(rules) - {"max_abs", "min_di", "max_change"}
+        if unknown:
+            raise ValueError(f"bias threshold {name}: unknown rule(s) {sorted(unknown)} (max_abs, min_di, max_change)")
+        value = metrics.get(name)
+        if value is None:
+            continue
+        base = (baseline or {}).get(name)
+        if rules.get("max_abs") is not None and abs(value) > rules["max_abs"]:
+            out.append({"metric": name, "value": value, "baseline": base, "bound": rules["max_abs"], "rule": "max_abs",
+                        "description": f"{name} {value:+.3f} is beyond ±{rules['max_abs']:.3f}"})
+        if rules.get("min_di") is not None and value < rules["min_di"]:
+            out.append({"metric": name, "value": value, "baseline": base, "bound": rules["min_di"], "rule": "min_di",
+                        "description": f"{name} {value:.3f} < {rules['min_di']:.3f}"})
+        if rules.get("max_change") is not None and base is not None and abs(value - base) > rules["max_change"]:
+            out.append({"metric": name, "value": value, "baseline": base, "bound": rules["max_change"],
+                        "rule": "max_change",
+                        "description": f"{name} {value:+.3f} moved {value - base:+.3f} from the baseline's "
+                                       f"{base:+.3f} (more than {rules['max_change']:.3f})"})
+    return out

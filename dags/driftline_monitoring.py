@@ -139,20 +139,13 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
         def model_quality(ingested: dict, waited: dict | None = None, data_interval_start=None,
                           data_interval_end=None) -> dict:
             # none_failed: a wait that timed out (skipped) still gets its interval evaluated
-            from driftline.labels import sync_labels
-            from driftline.model_quality import reevaluate, run_model_quality
-            from driftline.monitor import interval_summary_lines
+            from driftline.monitor import interval_summary_lines, run_labels_and_quality
 
             store = get_store()
             with fail_clearly():
-                if cfg.labels is not None:
-                    sync_labels(cfg, store, resolver=resolver(cfg.labels.conn_id))
-                out = run_model_quality(cfg, store, data_interval_start, data_interval_end, waited=waited)
-                again = reevaluate(cfg, store, skip=data_interval_start) if cfg.labels is not None else None
-            lines = interval_summary_lines("model_quality", out)
-            if again:
-                lines.append(again["summary"])
-                out["reevaluate"] = again["summary"]
+                out = run_labels_and_quality(cfg, store, data_interval_start, data_interval_end, waited=waited,
+                                             resolver=resolver(cfg.labels.conn_id) if cfg.labels else None)
+            lines = interval_summary_lines("model_quality", out) + [out[k] for k in ("reevaluate",) if k in out]
             log_summary(f"model_quality {cfg.name}", lines, out["model_quality_uri"])
             return out
 

@@ -81,10 +81,6 @@ def labels_prefix(model: str) -> str:
     return posixpath.join("labels", model)
 
 
-def _utc(t: datetime) -> datetime:
-    return as_utc(t)
-
-
 def label_type(problem_type: str) -> pa.DataType:
     return {"binary_classification": pa.int64(), "multiclass_classification": pa.string(),
             "regression": pa.float64()}[problem_type]
@@ -369,8 +365,8 @@ def sync_labels(cfg: ModelConfig, store: Store, now: datetime | None = None, res
     lists settled days again (after objects were added to an old partition by hand)."""
     if cfg.labels is None:
         return {"summary": f"{cfg.name} has no labels section", "days_ingested": [], "labels": 0}
-    now = _utc(now or datetime.now(timezone.utc))
-    first = _utc(since or (cfg.start_date - cfg.labels.lookback)).date()
+    now = as_utc(now or datetime.now(timezone.utc))
+    first = as_utc(since or (cfg.start_date - cfg.labels.lookback)).date()
     fs, root = _open(cfg, resolver)
     uri = cfg.labels.uri.rstrip("/")
     base = posixpath.join(labels_prefix(cfg.name), "arrivals")
@@ -468,7 +464,7 @@ class Merge:
 
 def label_window(cfg: ModelConfig, start: datetime, end: datetime) -> tuple[datetime, datetime]:
     """Arrival times [lo, hi) of the labels that may belong to the interval's predictions."""
-    return _utc(start) - cfg.labels.lookback, _utc(end) + cfg.labels.horizon
+    return as_utc(start) - cfg.labels.lookback, as_utc(end) + cfg.labels.horizon
 
 
 def prediction_columns(cfg: ModelConfig, columns: list[str]) -> list[str]:
@@ -479,15 +475,19 @@ def prediction_columns(cfg: ModelConfig, columns: list[str]) -> list[str]:
     return [c for c in dict.fromkeys(want) if c in columns]
 
 
+def read_predictions(cfg: ModelConfig, store: Store, start: datetime) -> pa.Table:
+    """The columns of the interval's batch that model quality needs (prediction_columns)."""
+    batch_rel = posixpath.join(Store.run_prefix(cfg.name, start), "batch.parquet")
+    with store.fs.open(store.path(batch_rel), "rb") as f:
+        names = pq.ParquetFile(f).schema_arrow.names
+    return store.read_parquet(batch_rel, columns=prediction_columns(cfg, names))
+
+
 def merge_interval(cfg: ModelConfig, store: Store, start: datetime, end: datetime,
                    as_of: datetime | None = None) -> Merge:
     """The interval's predictions joined with every label arrived by ``as_of`` (see module doc)."""
-    as_of = _utc(as_of or datetime.now(timezone.utc))
-    prefix = Store.run_prefix(cfg.name, start)
-    batch_rel = posixpath.join(prefix, "batch.parquet")
-    with store.fs.open(store.path(batch_rel), "rb") as f:
-        names = pq.ParquetFile(f).schema_arrow.names
-    preds = store.read_parquet(batch_rel, columns=prediction_columns(cfg, names))
+    as_of = as_utc(as_of or datetime.now(timezone.utc))
+    preds = read_predictions(cfg, store, start)
     lo, hi = label_window(cfg, start, end)
     hi = min(hi, as_of + timedelta(microseconds=1))
     labels = read_arrivals(store, cfg.name, lo.date(), (hi - timedelta(microseconds=1)).date(), cfg.problem_type,
@@ -552,7 +552,7 @@ def reconcile_unknown(cfg: ModelConfig, store: Store, now: datetime | None = Non
     """Quarantine, per arrival day, the labels whose id no captured prediction has, for the
     days where that can be decided (every interval that could hold their prediction has
     been ingested). Idempotent: a day is redone when its labels or the intervals change."""
-    now = _utc(now or datetime.now(timezone.utc))
+    now = as_utc(now or datetime.now(timezone.utc))
     starts = interval_starts(store, cfg.name)
     if not starts:
         return {"days": 0, "unknown": 0, "summary": "no ingested intervals yet"}

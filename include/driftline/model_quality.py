@@ -45,10 +45,6 @@ PERFORMANCE_FILE = "performance.json"
 LOSS_ESTIMATOR_FILE = "loss_estimator.joblib"
 
 
-def _utc(t: datetime) -> datetime:
-    return as_utc(t)
-
-
 # -- the baseline's side ----------------------------------------------------------------
 def performance_reference(cfg: ModelConfig, frame: pd.DataFrame, predictions: dict[str, np.ndarray],
                           y_true: np.ndarray, seed: int = 0) -> tuple[dict, Any]:
@@ -309,7 +305,7 @@ def run_model_quality(cfg: ModelConfig, store: Store, start: datetime, end: date
     from driftline.quality import write_violations
 
     t0 = time.perf_counter()
-    start, end = _utc(start), _utc(end)
+    start, end = as_utc(start), as_utc(end)
     prefix = Store.run_prefix(cfg.name, start)
     uri = store.uri(prefix, "model_quality.json")
     if not cfg.performance.enabled:
@@ -323,14 +319,11 @@ def run_model_quality(cfg: ModelConfig, store: Store, start: datetime, end: date
         merge = merge_interval(cfg, store, start, end, as_of=as_of)
         table, state = merge.table, merge.state()
     else:
-        from driftline.labels import prediction_columns
-        import pyarrow.parquet as pq
+        from driftline.labels import read_predictions
 
-        with store.fs.open(store.path(posixpath.join(prefix, "batch.parquet")), "rb") as f:
-            names = pq.ParquetFile(f).schema_arrow.names
-        table = store.read_parquet(posixpath.join(prefix, "batch.parquet"), columns=prediction_columns(cfg, names))
+        table = read_predictions(cfg, store, start)
         state = {"predicted": table.num_rows, "labelled": 0, "coverage": 0.0, "overrides": 0, "digest": "",
-                 "as_of": _utc(as_of or datetime.now(timezone.utc)).isoformat()}
+                 "as_of": as_utc(as_of or datetime.now(timezone.utc)).isoformat()}
     store.write_parquet(posixpath.join(prefix, "merged.parquet"), table)
     df = table.to_pandas()
     result = evaluate(cfg, df, reference, estimator, seed=seed)
@@ -379,10 +372,10 @@ def label_wait(cfg: ModelConfig, store: Store, start: datetime, end: datetime, n
     labels.delay (then ``timed_out``: the run goes on with the coverage it has)."""
     from driftline.labels import sync_labels
 
-    now = _utc(now or datetime.now(timezone.utc))
+    now = as_utc(now or datetime.now(timezone.utc))
     sync_labels(cfg, store, now=now, resolver=resolver)
     cov = label_coverage(cfg, store, start, end, as_of=now)
-    deadline = _utc(end) + cfg.labels.delay
+    deadline = as_utc(end) + cfg.labels.delay
     enough = cov["coverage"] >= cfg.labels.min_coverage
     done = enough or now >= deadline
     return {**cov, "done": done, "timed_out": done and not enough, "deadline": deadline.isoformat(),
@@ -398,14 +391,14 @@ def reevaluate(cfg: ModelConfig, store: Store, now: datetime | None = None, skip
     if cfg.labels is None or not cfg.performance.enabled:
         return {"summary": f"reevaluate {cfg.name}: nothing to do (no labels or performance disabled)",
                 "reevaluated": []}
-    now = _utc(now or datetime.now(timezone.utc))
+    now = as_utc(now or datetime.now(timezone.utc))
     unknown = reconcile_unknown(cfg, store, now)
     from datetime import date
 
     ingested = {date.fromisoformat(k): m.get("ingested_at", "") for k, m in arrival_manifests(store, cfg.name).items()}
     done, unchanged = [], 0
     for start in interval_starts(store, cfg.name):
-        if skip is not None and start == _utc(skip):
+        if skip is not None and start == as_utc(skip):
             continue
         prefix = Store.run_prefix(cfg.name, start)
         state_rel = posixpath.join(prefix, "labels.json")

@@ -185,14 +185,15 @@ def _drift_history(cfg: ModelConfig, store: Store, start: datetime, end: datetim
 
 
 def run_labels_and_quality(cfg: ModelConfig, store: Store, start: datetime, end: datetime,
-                           resolver: Resolver | None = None, now: datetime | None = None) -> dict:
-    """Ingest the labels that arrived, evaluate this interval's model quality (without waiting:
-    the DAG waits with a sensor), and re-evaluate earlier intervals whose labels changed."""
+                           resolver: Resolver | None = None, now: datetime | None = None,
+                           waited: dict | None = None) -> dict:
+    """Ingest the labels that arrived, evaluate this interval's model quality (the DAG's wait,
+    if any, happened before: ``waited``), and re-evaluate earlier intervals whose labels changed."""
     from driftline.labels import sync_labels
     from driftline.model_quality import reevaluate, run_model_quality
 
     synced = sync_labels(cfg, store, now=now, resolver=resolver) if cfg.labels else None
-    out = run_model_quality(cfg, store, start, end, as_of=now)
+    out = run_model_quality(cfg, store, start, end, as_of=now, waited=waited)
     if cfg.labels:
         out["labels_sync"] = synced["summary"]
         out["reevaluate"] = reevaluate(cfg, store, now=now, skip=start)["summary"]

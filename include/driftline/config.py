@@ -283,6 +283,199 @@ class AlertRoute(_Strict):
         return self
 
 
+Severity = Literal["info", "warning", "critical"]
+SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+
+
+class Persistence(_Strict):
+    """Alert only when a check failed in at least ``hold`` of the last ``of`` intervals (this
+    one included): 2 of 3 keeps one noisy interval from paging anyone."""
+    hold: int = Field(default=1, ge=1)
+    of: int = Field(default=1, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _fits(self) -> "Persistence":
+        if self.hold > self.of:
+            raise ValueError(f"hold ({self.hold}) cannot exceed of ({self.of})")
+        return self
+
+
+class AlertPolicy(_Strict):
+    enabled: bool = True
+    severity: Severity = "warning"
+    persistence: Persistence = Persistence()
+
+
+#: Which policy a violation's constraint_check_type falls under.
+CHECK_FAMILIES = {
+    "data_type_check": "data_quality", "completeness_check": "data_quality",
+    "categorical_values_check": "data_quality", "missing_column_check": "data_quality",
+    "extra_column_check": "data_quality", "range_check": "data_quality", "quarantine_check": "data_quality",
+    "baseline_drift_check": "drift", "multivariate_drift_check": "drift",
+    "model_quality_check": "model_quality", "model_quality_estimate_check": "model_quality_estimate",
+    "bias_drift_check": "bias",
+}
+
+
+class Alerting(_Strict):
+    """How violations become alerts (``alerting:`` in the model file). Each check family has a
+    policy: its severity and its persistence rule."""
+    data_quality: AlertPolicy = AlertPolicy(severity="critical")
+    drift: AlertPolicy = AlertPolicy(severity="warning", persistence=Persistence(hold=2, of=3))
+    model_quality: AlertPolicy = AlertPolicy(severity="critical")
+    model_quality_estimate: AlertPolicy = AlertPolicy(severity="warning")
+    bias: AlertPolicy = AlertPolicy(severity="warning")
+    #: Severity per check type, overriding its family's (e.g. {quarantine_check: warning}).
+    severities: dict[str, Severity] = Field(default_factory=dict)
+    #: Re-send an incident still open after this many intervals (0: one message per incident).
+    repeat_every: int = Field(default=0, ge=0)
+
+    @field_validator("severities")
+    @classmethod
+    def _checks(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(v) - set(CHECK_FAMILIES))
+        if unknown:
+            raise ValueError(f"{unknown} are not check types (known: {', '.join(sorted(CHECK_FAMILIES))})")
+        return v
+
+    def policy(self, check: str) -> AlertPolicy:
+        pol = getattr(self, CHECK_FAMILIES.get(check, "data_quality"))
+        if check in self.severities:
+            pol = pol.model_copy(update={"severity": self.severities[check]})
+        return pol
+
+
+class CloudWatchOut(_Strict):
+    """Publish each run's metrics to Amazon CloudWatch (as SageMaker Model Monitor does)."""
+    enabled: bool = False
+    conn_id: str = "aws_default"
+    namespace: str = "driftline"
+    region: str | None = None
+
+
+class MetricsOut(_Strict):
+    cloudwatch: CloudWatchOut = CloudWatchOut()
+
+
+class BiasFacet(_Strict):
+    """A facet: the rows of the protected group ``d`` (Clarify's facet). Categorical/boolean
+    features name their ``values``; numeric ones a ``threshold`` (d = value > threshold, as
+    Clarify's facet_values_or_threshold)."""
+    feature: str
+    values: list[str | int | float | bool] | None = None
+    threshold: float | None = None
+    #: How reports and alerts name the group (default: "<feature> in [values]" / "<feature> > t").
+    name: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "BiasFacet":
+        if (self.values is None) == (self.threshold is None):
+            raise ValueError("give exactly one of values (categories) or threshold (numbers)")
+        return self
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        return f"{self.feature} > {self.threshold:g}" if self.threshold is not None else \
+            f"{self.feature} in {list(self.values)}"
+
+
+#: Bias bounds when the file names none: how far each metric may move from the baseline.
+DEFAULT_BIAS_THRESHOLDS = {"DPPL": {"max_change": 0.1}, "DI": {"max_change": 0.2}, "DPL": {"max_change": 0.1},
+                           "AD": {"max_change": 0.1}, "RD": {"max_change": 0.1}}
+
+
+class BiasSettings(_Strict):
+    """Bias drift per facet, with SageMaker Clarify's metrics (driftline.bias), compared with the
+    baseline's values on its evaluation data."""
+    facets: list[BiasFacet] = Field(default_factory=list)
+    #: Per metric rules: max_abs, min_di, max_change. Default: DEFAULT_BIAS_THRESHOLDS.
+    thresholds: dict[str, dict[str, float]] | None = None
+    #: Fewer rows than this in either group: metrics recorded, never a violation.
+    min_rows: int = Field(default=50, ge=1)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known(cls, v):
+        if v is None:
+            return v
+        from driftline.bias import METRICS  # noqa: PLC0415
+
+        unknown = sorted(set(v) - set(METRICS))
+        if unknown:
+            raise ValueError(f"{unknown} are not bias metrics (known: {', '.join(METRICS)})")
+        for name, rules in v.items():
+            bad = sorted(set(rules) - {"max_abs", "min_di", "max_change"})
+            if bad:
+                raise ValueError(f"{name}: unknown rule(s) {bad} (max_abs, min_di, max_change)")
+        return v
+
+    @property
+    def rules(self) -> dict[str, dict[str, float]]:
+        return dict(self.thresholds) if self.thresholds is not None else {k: dict(v) for k, v in
+                                                                           DEFAULT_BIAS_THRESHOLDS.items()}
+
+
+class RetrainWhen(_Strict):
+    """When the retraining policy holds (any of the conditions)."""
+    #: A realized model-quality violation in the interval.
+    model_quality: bool = True
+    #: Dataset drift in at least hold of the last of intervals (null: drift alone never retrains).
+    drift: Persistence | None = Persistence(hold=3, of=5)
+    #: ... and at least this many labelled rows in the recent window (no labels: nothing to train on).
+    min_labels: int = Field(default=500, ge=1)
+
+
+class Search(_Strict):
+    """Bounded hyperparameter search (scikit-learn RandomizedSearchCV) around the champion's
+    estimator: ``space`` maps parameter names (as get_params() names them, e.g.
+    classifier__learning_rate) to lists of candidates; empty: a default space for known
+    estimators."""
+    n_iter: int = Field(default=6, ge=1, le=200)
+    cv: int = Field(default=3, ge=2, le=10)
+    space: dict[str, list[Any]] = Field(default_factory=dict)
+    seed: int = 0
+
+
+class Approval(_Strict):
+    """A person approves a promotion (Airflow's ApprovalOperator); no answer before the
+    timeout: nothing is promoted."""
+    required: bool = False
+    timeout: Duration = timedelta(days=1)
+    #: Airflow users who may answer (empty: anyone with access).
+    approvers: list[str] = Field(default_factory=list)
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> timedelta:
+        return parse_duration(v)
+
+
+class Retraining(_Strict):
+    enabled: bool = False
+    when: RetrainWhen = RetrainWhen()
+    #: Recent labelled data: the merged predictions and labels of the intervals in this window.
+    window: Duration = timedelta(days=14)
+    #: Train on the training data too (recent data weighs as much as its rows).
+    include_training_data: bool = True
+    #: Share of the recent labelled rows held out (the latest ones) to compare champion and challenger.
+    holdout: float = Field(default=0.3, gt=0.0, lt=1.0)
+    #: Metric of the comparison (default: roc_auc / f1_macro / rmse by problem type).
+    metric: str | None = None
+    #: The challenger must beat the champion by this much (in the metric's units).
+    margin: float = Field(default=0.005, ge=0.0)
+    search: Search = Search()
+    approval: Approval = Approval()
+    #: After a retraining request, none again for this long.
+    cooldown: Duration = timedelta(days=3)
+
+    @field_validator("window", "cooldown", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> timedelta:
+        return parse_duration(v)
+
+
 class ModelConfig(_Strict):
     name: str = Field(pattern=_NAME_RE)
     description: str = ""
@@ -300,6 +493,10 @@ class ModelConfig(_Strict):
     drift: DriftSettings = DriftSettings()
     performance: PerformanceSettings = PerformanceSettings()
     alerts: list[AlertRoute] = Field(default_factory=lambda: [AlertRoute(type="log")])
+    alerting: Alerting = Alerting()
+    metrics_out: MetricsOut = MetricsOut()
+    bias: BiasSettings = BiasSettings()
+    retraining: Retraining = Retraining()
     #: Where this file was loaded from (set by load_model_config).
     source: str = ""
 
@@ -350,6 +547,25 @@ class ModelConfig(_Strict):
             if unknown:
                 raise ValueError(f"performance.thresholds: {unknown} are not metrics of a {self.problem_type} "
                                  f"model (known: {', '.join(known)})")
+        for i, facet in enumerate(self.bias.facets):
+            ftype = self.feature_types.get(facet.feature)
+            if ftype is None:
+                raise ValueError(f"bias.facets[{i}].feature: {facet.feature!r} is not a declared feature")
+            if facet.threshold is not None and ftype not in ("numeric", "integer"):
+                raise ValueError(f"bias.facets[{i}]: a threshold needs a numeric feature ({facet.feature} is {ftype})")
+        if self.bias.facets and self.problem_type != "binary_classification":
+            raise ValueError("bias: facets need a binary classifier (Clarify's metrics compare positive outcomes)")
+        if self.retraining.enabled:
+            if not self.labels:
+                raise ValueError("retraining.enabled: retraining needs labels (a labels section)")
+            if not self.baseline.model:
+                raise ValueError("retraining.enabled: retraining needs the champion model (baseline.model)")
+        if self.retraining.metric is not None:
+            from driftline.performance import METRICS  # noqa: PLC0415
+
+            if self.retraining.metric not in METRICS[self.problem_type]:
+                raise ValueError(f"retraining.metric: {self.retraining.metric!r} is not a metric of a "
+                                 f"{self.problem_type} model (known: {', '.join(METRICS[self.problem_type])})")
         for fld, allowed in (("capture.input_fields", self.capture.input_fields),):
             if allowed is not None:
                 unknown = sorted(set(allowed) - set(names))
@@ -404,6 +620,12 @@ class ModelConfig(_Strict):
         if self.performance.thresholds is not None:
             return {k: v.model_dump(exclude_none=True) for k, v in self.performance.thresholds.items()}
         return {k: dict(v) for k, v in DEFAULT_QUALITY_THRESHOLDS[self.problem_type].items()}
+
+    @property
+    def retrain_metric(self) -> str:
+        return self.retraining.metric or {"binary_classification": "roc_auc",
+                                          "multiclass_classification": "f1_macro",
+                                          "regression": "rmse"}[self.problem_type]
 
     @property
     def label_id_field(self) -> str:

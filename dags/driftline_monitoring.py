@@ -26,7 +26,19 @@ Each run monitors one data interval of one model (`data_interval_start` to
    estimated ones (from the model's calibrated confidence) in any case, overall and per
    segment; writes `model_quality.json`, `merged.parquet` and `model_quality_check`
    violations; then re-evaluates earlier intervals whose labels changed since.
-7. **record_run**: writes `run.json` and the interval's rows of the metrics history.
+7. **alert_data** (after drift, even when a stage failed) and **alert_quality** (after model
+   quality, for the interval and each re-evaluated one): turn violations into alerts under the
+   model's `alerting` policy (severity, persistence "N of the last M intervals"), one incident
+   per check and subject, announced once when it opens and once when it resolves, on the
+   model's `alerts` routes (task log, email, Slack, SNS, webhook: Airflow notifiers, credentials
+   from Airflow connections). What went out is recorded in the store (`alerts/<model>/`) and
+   never sent again: not on a retry, a re-run or a backfill. Both tasks `depends_on_past`, so
+   "N of the last M" sees the intervals before it, in a backfill too.
+8. **retrain_decision** / **request_retraining** (models with `retraining.enabled`): when the
+   retraining policy holds, updates the Asset `driftline://<model>/retraining`, which
+   schedules the model's retraining DAG (`driftline_retrain_<model>`).
+9. **record_run**: writes `run.json` and the interval's rows of the metrics history
+   (and, with `metrics_out.cloudwatch.enabled`, publishes them to CloudWatch).
 
 Every artifact is keyed by the interval's start, so a re-run or a backfill of an interval
 replaces its own artifacts and nothing else. Artifacts: `runs/<model>/<interval>/` in the
@@ -37,7 +49,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, task
-from driftline_airflow.runtime import ConfigErrorsDag, fail_clearly, get_store, load_configs, log_summary, resolver
+from driftline_airflow.runtime import (ConfigErrorsDag, alert_sender, fail_clearly, get_store, load_configs,
+                                       log_summary, logged_delivery_failure, resolver, retraining_asset)
 
 from driftline.config import ConfigError, ModelConfig
 
@@ -149,18 +162,57 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
             log_summary(f"model_quality {cfg.name}", lines, out["model_quality_uri"])
             return out
 
+        # all_done: data-quality alerts go out even when drift failed; depends_on_past: the
+        # persistence rule reads the intervals before, which must have been evaluated first
+        @task(trigger_rule="all_done", depends_on_past=True)
+        def alert_data(data_interval_start=None, **context) -> dict:
+            from driftline.monitor import _brief, run_alerts
+
+            store = get_store()
+            where = store.uri("alerts", cfg.name)
+            with logged_delivery_failure(f"alert_data {cfg.name}", where), fail_clearly():
+                out = run_alerts(cfg, store, data_interval_start, "data", send=alert_sender(context))
+            log_summary(f"alert_data {cfg.name}", out["lines"], where)
+            return _brief(out)
+
+        @task(trigger_rule="all_done", depends_on_past=True)
+        def alert_quality(data_interval_start=None, **context) -> dict:
+            from driftline.monitor import _brief, run_alerts
+
+            performance = context["ti"].xcom_pull(task_ids="model_quality") or {}
+            store = get_store()
+            where = store.uri("alerts", cfg.name)
+            with logged_delivery_failure(f"alert_quality {cfg.name}", where), fail_clearly():
+                out = run_alerts(cfg, store, data_interval_start, "quality", send=alert_sender(context),
+                                 also=performance.get("reevaluated", []))
+            log_summary(f"alert_quality {cfg.name}", out["lines"], where)
+            return {**_brief(out), "intervals": [r["interval"] for r in out["records"]]}
+
         @task(trigger_rule="none_failed")
         def record_run(ingested: dict, quality: dict, drifted: dict, performance: dict, data_interval_start=None,
-                       data_interval_end=None) -> dict:
+                       data_interval_end=None, **context) -> dict:
             from driftline.monitor import record_run as record
 
             store = get_store()
+            ti = context["ti"]
             out = record(cfg, store, data_interval_start, data_interval_end,
-                         {"ingest": ingested, "data_quality": quality, "drift": drifted, "model_quality": performance})
+                         {"ingest": ingested, "data_quality": quality, "drift": drifted, "model_quality": performance,
+                          "alerts_data": ti.xcom_pull(task_ids="alert_data") or {},
+                          "alerts_quality": ti.xcom_pull(task_ids="alert_quality") or {}})
+            if cfg.metrics_out.cloudwatch.enabled:
+                from driftline.monitor import interval_history
+                from driftline_airflow.notify import publish_cloudwatch
+
+                sent = publish_cloudwatch(cfg.metrics_out.cloudwatch, cfg.name, data_interval_start,
+                                          interval_history(store, cfg.name, data_interval_start))
+                out["cloudwatch"] = f"{sent} metric datum(s) to CloudWatch {cfg.metrics_out.cloudwatch.namespace}"
             checks = ", ".join(out["violation_checks"]) or "none"
             log_summary(f"run {cfg.name} {out['interval']}: {out['status'].upper()}",
                         [f"baseline {out['baseline']}; {out['violations']} violation(s); checks failed: {checks}",
-                         f"drift: {out['drift']}", f"model quality: {out['model_quality']}"],
+                         f"drift: {out['drift']}", f"model quality: {out['model_quality']}",
+                         *(f"alerts: {x['summary']}" for x in (ti.xcom_pull(task_ids="alert_data"),
+                                                               ti.xcom_pull(task_ids="alert_quality")) if x),
+                         *([out["cloudwatch"]] if "cloudwatch" in out else [])],
                         out["artifacts"])
             return out
 
@@ -172,7 +224,43 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
         # after drift: both stages add to constraint_violations.json
         performance = model_quality(ingested, waited)
         drifted >> performance
-        record_run(ingested, quality, drifted, performance)
+        alerted_data = alert_data()
+        [quality, drifted] >> alerted_data
+        alerted_quality = alert_quality()
+        [performance, alerted_data] >> alerted_quality
+        recorded = record_run(ingested, quality, drifted, performance)
+        [alerted_data, alerted_quality] >> recorded
+
+        if cfg.retraining.enabled:
+            asset = retraining_asset(cfg.name)
+
+            @task.short_circuit
+            def retrain_decision(alerted: dict, data_interval_start=None) -> dict | bool:
+                from driftline.alerts import read_record
+                from driftline.retrain_policy import decide
+                from driftline.store import parse_interval_key
+
+                store = get_store()
+                records = [r for k in alerted.get("intervals", [])
+                           if (r := read_record(store, cfg.name, parse_interval_key(k), "quality"))]
+                out = decide(cfg, store, data_interval_start, records)
+                log_summary(f"retrain_decision {cfg.name}",
+                            [("REQUEST retraining: " if out["request"] else "no retraining: ") + out["why"]])
+                return out if out["request"] else False
+
+            @task(outlets=[asset])
+            def request_retraining(request: dict, *, outlet_events=None) -> dict:
+                from driftline.retrain_policy import mark_emitted
+
+                outlet_events[asset].extra = {k: request[k] for k in ("model", "id", "interval", "end", "why",
+                                                                       "labelled", "window_days")}
+                out = mark_emitted(get_store(), cfg.name, request["id"])
+                log_summary(f"request_retraining {cfg.name}",
+                            [f"asset {asset.uri} updated: driftline_retrain_{cfg.name} will train a challenger",
+                             f"why: {request['why']}"])
+                return {"id": out["id"], "why": out["why"]}
+
+            request_retraining(retrain_decision(alerted_quality))
     return dag
 
 

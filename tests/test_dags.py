@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 PROJECT = Path(__file__).resolve().parent.parent
-ALLOWED_TAGS = {"driftline", "monitoring", "baseline", "demo", "classification", "regression"}
+ALLOWED_TAGS = {"driftline", "retraining", "monitoring", "baseline", "demo", "classification", "regression"}
 
 
 def _dagbag(monitors_dir: Path | None = None) -> dict:
@@ -63,9 +63,20 @@ def test_monitoring_dag_shape(airflow_db):
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
     assert {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks} == {
         "ingest": ["data_quality", "model_quality", "plan_partitions", "record_run", "wait_for_labels"],
-        "data_quality": ["drift", "record_run"], "plan_partitions": ["profile_partition"],
-        "profile_partition": ["drift"], "drift": ["model_quality", "record_run"],
-        "wait_for_labels": ["model_quality"], "model_quality": ["record_run"], "record_run": []}
+        "data_quality": ["alert_data", "drift", "record_run"], "plan_partitions": ["profile_partition"],
+        "profile_partition": ["drift"], "drift": ["alert_data", "model_quality", "record_run"],
+        "wait_for_labels": ["model_quality"], "model_quality": ["alert_quality", "record_run"],
+        "alert_data": ["alert_quality", "record_run"], "alert_quality": ["record_run", "retrain_decision"],
+        "retrain_decision": ["request_retraining"], "request_retraining": [], "record_run": []}
+    # alerts: sent even when a stage failed, in interval order (persistence reads the past)
+    for t in ("alert_data", "alert_quality"):
+        assert dag.get_task(t).trigger_rule == "all_done" and dag.get_task(t).depends_on_past
+    # the retraining request updates the Asset the retraining DAG is scheduled on
+    (outlet,) = dag.get_task("request_retraining").outlets
+    assert outlet.uri == "driftline://churn/retraining"
+    retrain = get_dag("driftline_retrain_churn")
+    assert [a.uri for a in retrain.timetable.asset_condition.objects] == ["driftline://churn/retraining"]
+    assert set(retrain.params) == {"model", "end", "window", "dry_run"}
     # the label wait gives its worker slot back between looks, and a wait that ends without
     # labels does not stop the interval's evaluation
     wait = dag.get_task("wait_for_labels")

@@ -19,7 +19,7 @@ import pyarrow as pa
 from driftline.baseline import resolve_baseline
 from driftline.config import ModelConfig
 from driftline.quality import run_quality
-from driftline.store import Resolver, Store, interval_key
+from driftline.store import Resolver, Store, as_utc, interval_key
 
 HISTORY_COLUMNS = {
     "model": pa.string(), "interval_start": pa.timestamp("us", tz="UTC"), "interval_end": pa.timestamp("us", tz="UTC"),
@@ -57,9 +57,20 @@ def read_history(store: Store, model: str) -> pd.DataFrame:
     return out[list(HISTORY_COLUMNS)].sort_values(["interval_start", "metric", "segment", "kind"]).reset_index(drop=True)
 
 
+def interval_history(store: Store, model: str, start: datetime) -> list[dict]:
+    """The interval's rows of the metrics history (every stage's), as dicts."""
+    key = interval_key(start)
+    rows = []
+    for name in store.listdir(history_prefix(model)):
+        if name.startswith(key + "__") and name.endswith(".parquet"):
+            rows += store.read_parquet(posixpath.join(history_prefix(model), name)).to_pylist()
+    return rows
+
+
 #: What a run concludes from its batch. A re-run removes them before it ingests, so a stage
 #: that fails on the re-run leaves no verdict of the previous batch behind.
-VERDICT_ARTIFACTS = ("run.json", "quality.json", "gx_validation.json", "constraint_violations.json", "data_docs",
+VERDICT_ARTIFACTS = ("run.json", "bias.json", "alerts.data.json", "alerts.quality.json", "quality.json",
+                     "gx_validation.json", "constraint_violations.json", "data_docs",
                      "drift.json", "current_profile.json", "profiles", "merged.parquet", "model_quality.json",
                      "labels.json")
 #: Rows of the batch kept (sampled across partitions) for the multivariate checks.
@@ -196,8 +207,37 @@ def run_labels_and_quality(cfg: ModelConfig, store: Store, start: datetime, end:
     out = run_model_quality(cfg, store, start, end, as_of=now, waited=waited)
     if cfg.labels:
         out["labels_sync"] = synced["summary"]
-        out["reevaluate"] = reevaluate(cfg, store, now=now, skip=start)["summary"]
+        again = reevaluate(cfg, store, now=now, skip=start)
+        out["reevaluate"] = again["summary"]
+        out["reevaluated"] = [d["interval"] for d in again["reevaluated"]]
     return out
+
+
+def run_alerts(cfg: ModelConfig, store: Store, start: datetime, group: str, send=None,
+               also: list[str] | tuple = ()) -> dict:
+    """Evaluate one alert group (driftline.alerts) for the interval -- and first for the earlier
+    intervals in ``also`` (interval keys re-evaluated in this run), oldest first -- then deliver
+    the new messages on the model's routes (``send``: route, message -> str; None delivers
+    only to the log). Returns the records and the delivery summary; a failed route raises
+    AlertDeliveryError after every other route was tried and recorded."""
+    from driftline.alerts import dispatch, evaluate, summary_lines
+    from driftline.store import parse_interval_key
+
+    starts = sorted({*(parse_interval_key(k) for k in also), as_utc(start)})
+    records = [evaluate(cfg, store, t, group) for t in starts]
+    messages = [m for r in records for m in r["messages"]]
+    lines = [x for r in records for x in summary_lines(r)]
+    try:
+        delivery = dispatch(cfg, store, messages, send)
+    except Exception as exc:
+        exc.summary_lines = [*lines, str(exc)]  # type: ignore[attr-defined]
+        raise
+    return {"group": group, "records": records, "messages": len(messages), "delivery": delivery,
+            "summary": f"{group} alerts: " + "; ".join(
+                f"{r['interval']} {sum(a['status'] == 'firing' for a in r['alerts'])} firing" for r in records)
+                       + f"; {delivery['summary']}",
+            "lines": [*lines, delivery["summary"]],
+            "firing": [a for r in records for a in r["alerts"] if a["status"] == "firing"]}
 
 
 def record_run(cfg: ModelConfig, store: Store, start: datetime, end: datetime, stages: dict[str, dict]) -> dict:
@@ -248,11 +288,21 @@ def monitor_interval(cfg: ModelConfig, store: Store, start: datetime, end: datet
     stages["data_quality"] = run_data_quality(cfg, store, start)
     parts = [profile_partition(cfg, store, start, p) for p in plan_partitions(cfg, store, start)]
     stages["drift"] = run_drift(cfg, store, start, end, parts)
+    stages["alerts_data"] = _brief(run_alerts(cfg, store, start, "data"))
     stages["model_quality"] = run_labels_and_quality(cfg, store, start, end, resolver=resolver)
+    stages["alerts_quality"] = _brief(run_alerts(cfg, store, start, "quality",
+                                                 also=stages["model_quality"].get("reevaluated", [])))
     out = record_run(cfg, store, start, end, stages)
     out["seconds"] = round(time.perf_counter() - t0, 2)
     out["stages"] = stages
     return out
+
+
+def _brief(alerts: dict) -> dict:
+    """What run.json and XCom keep of an alert evaluation (the records are in the store)."""
+    return {"summary": alerts["summary"], "messages": alerts["messages"],
+            "firing": [{k: a[k] for k in ("check", "subject", "severity", "interval", "incident", "message")}
+                       for a in alerts["firing"]][:50]}
 
 
 def summary_block(title: str, lines: list[str], artifacts: str | None = None) -> str:

@@ -100,3 +100,38 @@ class ConfigErrorsDag(DAG):
 
 class ModelFilesError(ValueError):
     """One or more model YAML files are invalid (the message names each file and field)."""
+
+
+def retraining_asset(model: str):
+    """The Asset a monitoring run updates when the model's retraining policy holds; the
+    model's retraining DAG is scheduled on it."""
+    from airflow.sdk import Asset
+
+    return Asset(name=f"driftline_retrain_{model}", uri=f"driftline://{model}/retraining")
+
+
+def promoted_asset(model: str):
+    """Updated when a retrained model is promoted: a deployment DAG can be scheduled on it."""
+    from airflow.sdk import Asset
+
+    return Asset(name=f"driftline_promoted_{model}", uri=f"driftline://{model}/promoted")
+
+
+def alert_sender(context=None):
+    """route, message -> delivered through Airflow's notifiers (driftline_airflow.notify)."""
+    from driftline_airflow.notify import send
+
+    return lambda route, message: send(route, message, context)
+
+
+@contextlib.contextmanager
+def logged_delivery_failure(title: str, artifacts: str | None = None) -> Iterator[None]:
+    """A route that refused a message fails the task (its retry sends only what is missing),
+    after the summary block is in the log."""
+    from driftline.alerts import AlertDeliveryError
+
+    try:
+        yield
+    except AlertDeliveryError as exc:
+        log_summary(title + ": DELIVERY FAILED", getattr(exc, "summary_lines", [str(exc)]), artifacts)
+        raise

@@ -1,0 +1,355 @@
+"""From violations to alerts, and from alerts to messages that are sent once.
+
+A run's violations (``constraint_violations.json``: data quality, drift, model quality, bias)
+become **alerts**, one per (check, subject) -- the subject being the feature, metric[segment]
+or facet:metric the violation names -- each with a severity and a human sentence, under the
+model's ``alerting`` policy:
+
+- **persistence**: a check alerts only when it failed in at least ``hold`` of the last ``of``
+  intervals (this one included) and fails now; below that the alert is ``pending`` (recorded,
+  not sent). So one noisy hour does not page anyone.
+- **incidents**: an alert that keeps firing interval after interval is one incident, named by
+  the interval it opened in. It is announced once (``firing``), and once (``resolved``) when the
+  policy no longer holds in an interval where the check was evaluated and passed. An interval
+  where the check could not be evaluated (no data, not enough labels) neither fires nor
+  resolves: the incident carries on.
+
+Each evaluation writes ``alerts.<group>.json`` in the run's folder: the ``data`` group
+(data quality, drift) right after drift, so a drift alert does not wait out the label delay;
+the ``quality`` group (model quality, its estimate, bias) after model quality, and again for
+each interval re-evaluated when its labels land.
+
+**Sent once.** A message's id is (model, check, subject, incident, event): the same whether a
+task retries, a run is re-run, or a backfill recomputes the interval. ``dispatch`` records each
+delivery in the store (``alerts/<model>/sent/``) only after the route accepted it and skips a
+delivery already recorded, so a retry after a failed route re-sends nothing that went out.
+(A crash between a route's acceptance and the record could repeat that one message; the id
+travels with it -- the webhook's ``Idempotency-Key`` -- so receivers can drop it.) Each message
+is kept in ``alerts/<model>/events/``: the alert history, read back with ``read_events``.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import posixpath
+import re
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from driftline.config import CHECK_FAMILIES, SEVERITY_RANK, AlertRoute, ModelConfig
+from driftline.store import Store, StoreError, as_utc, interval_key, parse_interval_key
+
+log = logging.getLogger("driftline.alerts")
+
+GROUPS = {"data": ("data_quality", "drift"), "quality": ("model_quality", "model_quality_estimate", "bias")}
+#: Incidents are looked for this many intervals back when the previous interval has no record
+#: (it did not run, or ran before alerting existed).
+CONTINUITY_LOOKBACK = 3
+CHECK_NAMES = {
+    "baseline_drift_check": "drift", "multivariate_drift_check": "multivariate drift",
+    "data_type_check": "wrong types", "completeness_check": "missing values",
+    "categorical_values_check": "unknown categories", "missing_column_check": "missing column",
+    "extra_column_check": "extra column", "range_check": "values out of range",
+    "quarantine_check": "quarantined records", "model_quality_check": "model quality",
+    "model_quality_estimate_check": "estimated model quality", "bias_drift_check": "bias drift",
+}
+
+
+class AlertDeliveryError(RuntimeError):
+    """One or more routes refused a message; what went out is recorded and will not be re-sent."""
+
+
+def alerts_prefix(model: str) -> str:
+    return posixpath.join("alerts", model)
+
+
+def _file_id(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def route_id(route: AlertRoute) -> str:
+    target = hashlib.sha256((route.target or "").encode()).hexdigest()[:8]
+    return re.sub(r"[^A-Za-z0-9_-]", "_", f"{route.type}-{route.conn_id or 'none'}-{target}")
+
+
+def subject_of(v: dict) -> str:
+    name = v.get("feature_name") or ""
+    method = str((v.get("details") or {}).get("method", ""))
+    if v.get("constraint_check_type") == "baseline_drift_check" and method.startswith("missing_share"):
+        return f"{name} (missing share)"
+    return name or "-"
+
+
+# -- what an interval found --------------------------------------------------------------
+def _violations(store: Store, prefix: str) -> list[dict]:
+    rel = posixpath.join(prefix, "constraint_violations.json")
+    return store.read_json(rel).get("violations", []) if store.exists(rel) else []
+
+
+def _read(store: Store, prefix: str, name: str) -> dict | None:
+    rel = posixpath.join(prefix, name)
+    return store.read_json(rel) if store.exists(rel) else None
+
+
+def evaluated_families(cfg: ModelConfig, store: Store, prefix: str) -> dict[str, bool]:
+    """Which check families the interval actually evaluated (no data, drift off, too few
+    labels: not evaluated, so nothing there can fire or resolve)."""
+    quality = _read(store, prefix, "quality.json") or {}
+    drift = _read(store, prefix, "drift.json") or {}
+    mq = _read(store, prefix, "model_quality.json") or {}
+    bias = _read(store, prefix, "bias.json") or {}
+    overall = mq.get("overall") or {}
+    return {
+        "data_quality": bool(quality) and quality.get("status") not in ("no_data", None),
+        "drift": bool(drift.get("checked")),
+        "model_quality": (overall.get("realized") or {}).get("status") == "ok",
+        "model_quality_estimate": (overall.get("estimated") or {}).get("status") == "ok",
+        "bias": any(f.get("status") == "ok" for f in (bias.get("facets") or {}).values()),
+    }
+
+
+def breaches(store: Store, prefix: str, families: tuple[str, ...]) -> dict[tuple[str, str], dict]:
+    out = {}
+    for v in _violations(store, prefix):
+        check = v.get("constraint_check_type", "")
+        if CHECK_FAMILIES.get(check) in families:
+            out.setdefault((check, subject_of(v)), v)
+    return out
+
+
+def previous_starts(cfg: ModelConfig, start: datetime, n: int) -> list[datetime]:
+    """The n interval starts before start on the model's schedule, latest first."""
+    from croniter import croniter
+
+    it = croniter(cfg.cron, as_utc(start))
+    out = []
+    for _ in range(n):
+        t = it.get_prev(datetime)
+        if t < cfg.start_date:
+            break
+        out.append(t.astimezone(timezone.utc))
+    return out
+
+
+# -- sentences ------------------------------------------------------------------------------
+def _g(x: Any) -> str:
+    return "-" if x is None else f"{x:.3g}" if isinstance(x, float) else str(x)
+
+
+def sentence(v: dict, drift: dict | None, baseline: str | None) -> str:
+    """One line a person can act on, e.g. 'monthly_charges: wasserstein 0.45 > 0.1 against
+    baseline v3; mean 63.5 -> 75.4, max 120 -> 142; drives 64% of the drift'."""
+    check, subject, d = v["constraint_check_type"], subject_of(v), v.get("details") or {}
+    against = f" against baseline {baseline}" if baseline else ""
+    if check == "baseline_drift_check":
+        feat = ((drift or {}).get("features") or {}).get(v["feature_name"]) or \
+               ((drift or {}).get("prediction") or {}).get(v["feature_name"]) or {}
+        if str(d.get("method", "")).startswith("missing_share"):
+            m = feat.get("missing") or {}
+            return (f"{subject}: {_pct(m.get('current_share'))} missing vs {_pct(m.get('reference_share'))} in "
+                    f"baseline {baseline}")
+        if d.get("pvalue") is not None and d.get("method") in ("ks", "chi_square", "z_test"):
+            core = f"{d['method']} p-value {_g(d['pvalue'])} < {_g(d.get('threshold'))}"
+        else:
+            core = f"{d.get('method')} {_g(d.get('statistic'))} > {_g(d.get('threshold'))}"
+        parts = [f"{subject}: {core}{against}"]
+        ref, cur = feat.get("reference") or {}, feat.get("current") or {}
+        if "mean" in ref and "mean" in cur:
+            parts.append(f"mean {_g(ref['mean'])} -> {_g(cur['mean'])}, max {_g(ref.get('max'))} -> {_g(cur.get('max'))}")
+        elif ref.get("top") and cur.get("top"):
+            top = max(cur["top"], key=lambda k: abs(cur["top"][k] - ref["top"].get(k, 0.0)))
+            parts.append(f"'{top}' {_pct(ref['top'].get(top, 0.0))} -> {_pct(cur['top'][top])} of rows")
+        if feat.get("contribution_share") is not None:
+            parts.append(f"drives {_pct(feat['contribution_share'])} of the drift")
+        return "; ".join(parts)
+    if check in ("model_quality_check", "model_quality_estimate_check", "bias_drift_check"):
+        return f"{subject}: {v.get('description', '')}"
+    return f"{subject}: {v.get('description', CHECK_NAMES.get(check, check))}"
+
+
+def _pct(x: Any) -> str:
+    return "-" if x is None else f"{100 * x:.0f}%" if abs(x) >= 0.1 else f"{100 * x:.1f}%"
+
+
+# -- evaluation -----------------------------------------------------------------------------
+def _record_rel(model: str, start: datetime, group: str) -> str:
+    return posixpath.join(Store.run_prefix(model, start), f"alerts.{group}.json")
+
+
+def read_record(store: Store, model: str, start: datetime, group: str) -> dict | None:
+    rel = _record_rel(model, start, group)
+    return store.read_json(rel) if store.exists(rel) else None
+
+
+def evaluate(cfg: ModelConfig, store: Store, start: datetime, group: str) -> dict:
+    """Turn the interval's violations of one group into alerts and the messages to send.
+    Deterministic from the store: a re-run or a backfill of the interval gives the same
+    alerts and the same message ids. Writes ``alerts.<group>.json``; returns it."""
+    if group not in GROUPS:
+        raise ValueError(f"alert group {group!r}: expected one of {sorted(GROUPS)}")
+    start = as_utc(start)
+    families = GROUPS[group]
+    prefix = Store.run_prefix(cfg.name, start)
+    evaluated = evaluated_families(cfg, store, prefix)
+    now_found = breaches(store, prefix, families)
+    depth = max(getattr(cfg.alerting, f).persistence.of for f in families)
+    before = previous_starts(cfg, start, max(depth - 1, CONTINUITY_LOOKBACK))
+    history = [breaches(store, Store.run_prefix(cfg.name, t), families) for t in before[:depth - 1]]
+    previous = next((r for t in before[:CONTINUITY_LOOKBACK] if (r := read_record(store, cfg.name, t, group))), None)
+    open_before = {(a["check"], a["subject"]): a for a in (previous or {}).get("alerts", [])
+                   if a["status"] in ("firing", "open")}
+    drift = _read(store, prefix, "drift.json")
+    baseline = (_read(store, prefix, "quality.json") or drift or {}).get("baseline")
+    alerts, messages = [], []
+    for check, subject in sorted(set(now_found) | set(open_before)):
+        pol = cfg.alerting.policy(check)
+        family = CHECK_FAMILIES.get(check, "data_quality")
+        if not pol.enabled:
+            continue
+        v = now_found.get((check, subject))
+        was = open_before.get((check, subject))
+        hold, of = pol.persistence.hold, pol.persistence.of
+        count = (1 if v else 0) + sum(1 for h in history[:of - 1] if (check, subject) in h)
+        base = {"model": cfg.name, "check": check, "subject": subject, "family": family,
+                "interval": interval_key(start), "severity": pol.severity, "hold": hold, "of": of, "count": count}
+        if not evaluated.get(family, False) and not v:
+            if was:  # not evaluated here: the incident carries on, nothing is sent
+                alerts.append({**base, "status": "open", "incident": was["incident"], "message": was["message"],
+                               "note": "not evaluated in this interval"})
+            continue
+        if v and (count >= hold or was):
+            incident = was["incident"] if was else interval_key(start)
+            msg = sentence(v, drift, baseline)
+            if of > 1:
+                msg += f" (failed in {count} of the last {of} intervals)"
+            alert = {**base, "status": "firing", "incident": incident, "message": msg, "violation": v}
+            alerts.append(alert)
+            since = _intervals_between(cfg, parse_interval_key(incident), start)
+            if not was:
+                messages.append(_message(cfg, alert, "firing", store))
+            elif cfg.alerting.repeat_every and since and since % cfg.alerting.repeat_every == 0:
+                messages.append(_message(cfg, alert, "firing", store, reminder=True))
+        elif v:
+            alerts.append({**base, "status": "pending", "incident": None, "violation": v,
+                           "message": sentence(v, drift, baseline) + f" (failed in {count} of the last {of} "
+                                                                     f"intervals; alerts at {hold})"})
+        elif was and count < hold:
+            alert = {**base, "status": "resolved", "incident": was["incident"],
+                     "message": f"{subject}: {CHECK_NAMES.get(check, check)} back within bounds "
+                                f"(open since {was['incident']})"}
+            alerts.append(alert)
+            messages.append(_message(cfg, alert, "resolved", store))
+        elif was:  # passed now, but the rule still holds over the window: stays open
+            alerts.append({**base, "status": "open", "incident": was["incident"], "message": was["message"],
+                           "note": f"passed here; failed in {count} of the last {of} intervals"})
+    record = {"model": cfg.name, "interval": interval_key(start), "interval_start": start.isoformat(),
+              "group": group, "evaluated": {f: evaluated[f] for f in families}, "alerts": alerts,
+              "messages": messages, "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    store.write_json(_record_rel(cfg.name, start, group), record)
+    return record
+
+
+def _intervals_between(cfg: ModelConfig, a: datetime, b: datetime) -> int:
+    from croniter import croniter
+
+    n, it = 0, croniter(cfg.cron, as_utc(a))
+    while n < 100_000 and it.get_next(datetime) <= as_utc(b):
+        n += 1
+    return n
+
+
+def _message(cfg: ModelConfig, alert: dict, event: str, store: Store, reminder: bool = False) -> dict:
+    incident_key = "|".join([cfg.name, alert["check"], alert["subject"], alert["incident"]])
+    key = f"{incident_key}|{event}" + (f"|{alert['interval']}" if reminder else "")
+    what = CHECK_NAMES.get(alert["check"], alert["check"])
+    title = (f"[driftline] {'RESOLVED' if event == 'resolved' else alert['severity'].upper()} {cfg.name}: "
+             f"{what} in {alert['subject']}" + (" (still open)" if reminder else ""))
+    return {"id": key, "event": event, "model": cfg.name, "check": alert["check"], "subject": alert["subject"],
+            "severity": alert["severity"], "interval": alert["interval"], "incident": alert["incident"],
+            "incident_key": incident_key, "title": title, "text": alert["message"],
+            "links": {"artifacts": store.uri(Store.run_prefix(cfg.name, parse_interval_key(alert["interval"])))}}
+
+
+# -- delivery ------------------------------------------------------------------------------
+Sender = Callable[[AlertRoute, dict], str]
+
+
+def dispatch(cfg: ModelConfig, store: Store, messages: list[dict], send: Sender | None) -> dict:
+    """Deliver each message on each of the model's routes whose ``min_severity`` it reaches,
+    once: deliveries already recorded are skipped. Every route is tried; when some fail, the
+    others' deliveries are recorded and AlertDeliveryError is raised (a retry sends the rest)."""
+    sent, skipped, failed, logged, undelivered = [], 0, [], 0, 0
+    for m in messages:
+        fid = _file_id(m["id"])
+        event_rel = posixpath.join(alerts_prefix(cfg.name), "events", f"{fid}.json")
+        if not store.exists(event_rel):
+            store.write_json(event_rel, {**m, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        for route in cfg.alerts:
+            if SEVERITY_RANK[m["severity"]] < SEVERITY_RANK[route.min_severity] and m["event"] != "resolved":
+                continue
+            if route.type == "log":
+                log.warning("ALERT %s %s: %s", m["event"].upper(), m["title"], m["text"])
+                logged += 1
+                continue
+            if m["event"] == "resolved" and not store.exists(_sent_rel(cfg.name, m["incident_key"] + "|firing", route)):
+                continue  # this route never got the firing message (severity below its bar)
+            rel = _sent_rel(cfg.name, m["id"], route)
+            if send is None:  # the CLI: no Airflow connections; the DAG's run delivers it
+                undelivered += 1
+                continue
+            if store.exists(rel):
+                skipped += 1
+                continue
+            try:
+                result = send(route, m)
+            except Exception as exc:  # noqa: BLE001 - any failure of a route is reported, the others go on
+                failed.append(f"{route.type}:{route.conn_id}: {type(exc).__name__}: {exc}")
+                continue
+            store.write_json(rel, {"id": m["id"], "route": route_id(route), "type": route.type,
+                                   "result": result, "sent_at": datetime.now(timezone.utc).isoformat()})
+            sent.append(f"{route.type}:{route.conn_id}")
+    summary = (f"{len(messages)} message(s): {len(sent)} delivered, {skipped} already sent before, "
+               f"{logged} logged" + (f", {undelivered} not delivered (no sender outside Airflow)" if undelivered else "")
+               + (f", {len(failed)} FAILED" if failed else ""))
+    out = {"summary": summary, "delivered": len(sent), "skipped": skipped, "failed": failed}
+    if failed:
+        raise AlertDeliveryError(summary + ": " + "; ".join(failed))
+    return out
+
+
+def _sent_rel(model: str, key: str, route: AlertRoute) -> str:
+    return posixpath.join(alerts_prefix(model), "sent", f"{_file_id(key)}.{route_id(route)}.json")
+
+
+def read_events(store: Store, model: str) -> list[dict]:
+    """Every message ever raised for the model, oldest interval first, with its deliveries."""
+    events_dir = posixpath.join(alerts_prefix(model), "events")
+    sent_dir = posixpath.join(alerts_prefix(model), "sent")
+    deliveries: dict[str, list[dict]] = {}
+    for name in store.listdir(sent_dir):
+        deliveries.setdefault(name.split(".", 1)[0], []).append(store.read_json(posixpath.join(sent_dir, name)))
+    out = []
+    for name in store.listdir(events_dir):
+        try:
+            e = store.read_json(posixpath.join(events_dir, name))
+        except StoreError:
+            continue
+        e["deliveries"] = deliveries.get(name.split(".", 1)[0], [])
+        out.append(e)
+    return sorted(out, key=lambda e: (e["interval"], e["check"], e["subject"], e["event"]))
+
+
+def summary_lines(record: dict, delivery: dict | None = None) -> list[str]:
+    """The alert task's log block: one line per alert, then the delivery result."""
+    by = {s: [a for a in record["alerts"] if a["status"] == s] for s in ("firing", "open", "pending", "resolved")}
+    lines = [f"{record['group']} alerts {record['model']} {record['interval']}: " +
+             ", ".join(f"{len(v)} {k}" for k, v in by.items()) +
+             f"; evaluated: {', '.join(f for f, ok in record['evaluated'].items() if ok) or 'nothing'}"]
+    for status in ("firing", "resolved", "pending", "open"):
+        for a in by[status][:15]:
+            new = " NEW" if status == "firing" and a["incident"] == a["interval"] else ""
+            lines.append(f"- {status.upper()}{new} [{a['severity']}] {a['check']}: {a['message']}")
+    if delivery:
+        lines.append(delivery["summary"])
+    return lines

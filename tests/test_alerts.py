@@ -1,0 +1,158 @@
+"""Alerts from violations: persistence ("N of the last M intervals"), incidents announced once
+when they open and once when they resolve, and deliveries recorded so nothing goes out twice.
+The intervals here are hand-made: each one's violations and evaluated stages are written to a
+local store as the stages would write them."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from driftline.alerts import AlertDeliveryError, dispatch, evaluate, read_events
+from driftline.store import Store
+
+T0 = datetime(2026, 10, 1, tzinfo=timezone.utc)
+
+
+def _day(i: int) -> datetime:
+    return T0 + timedelta(days=i)
+
+
+def _drift_violation(feature: str, stat: float = 0.31) -> dict:
+    return {"feature_name": feature, "constraint_check_type": "baseline_drift_check",
+            "description": f"Baseline drift distance: {stat} exceeds threshold: 0.2 (psi)",
+            "details": {"method": "psi", "statistic": stat, "threshold": 0.2, "pvalue": None}}
+
+
+def _write_interval(store: Store, i: int, violations: list[dict], drift_checked: bool = True,
+                    quality_status: str = "ok") -> None:
+    prefix = Store.run_prefix("m", _day(i))
+    store.write_json(f"{prefix}/constraint_violations.json", {"violations": violations})
+    store.write_json(f"{prefix}/quality.json", {"status": quality_status, "baseline": "v3"})
+    store.write_json(f"{prefix}/drift.json", {
+        "checked": drift_checked, "baseline": "v3",
+        "features": {"income": {"reference": {"mean": 50.0, "max": 90.0}, "current": {"mean": 61.0, "max": 120.0},
+                                "contribution_share": 0.8}}})
+
+
+@pytest.fixture
+def setup(tmp_path, make_config):
+    store = Store(f"file://{tmp_path}/store")
+
+    def cfg(**alerting):
+        return make_config(features=[{"name": "income", "type": "numeric"}, {"name": "region", "type": "categorical"}],
+                           alerting=alerting or {}, alerts=[{"type": "log", "min_severity": "info"},
+                                                            {"type": "webhook", "conn_id": "hook"}])
+    return store, cfg
+
+
+def _statuses(record: dict) -> dict[str, str]:
+    return {f"{a['check']}:{a['subject']}": a["status"] for a in record["alerts"]}
+
+
+def test_persistence_two_of_three_on_a_hand_made_series(setup):
+    store, cfg = setup
+    c = cfg(drift={"severity": "warning", "persistence": {"hold": 2, "of": 3}})
+    # income drifts on days 1, 3, 4, 5 (not 0, 2, 6, 7, 8): one day alone (1) is only pending;
+    # 3 is the second failure in 3 days (1, 3) -> fires; 4, 5 the same incident; 6 passes but
+    # 2 of the last 3 (4, 5) failed -> stays open; 7: 1 of 3 -> resolved; 8: nothing
+    series = {0: False, 1: True, 2: False, 3: True, 4: True, 5: True, 6: False, 7: False, 8: False}
+    want = {0: None, 1: "pending", 2: None, 3: "firing", 4: "firing", 5: "firing", 6: "open", 7: "resolved", 8: None}
+    messages = []
+    for i, drifted in series.items():
+        _write_interval(store, i, [_drift_violation("income")] if drifted else [])
+        rec = evaluate(c, store, _day(i), "data")
+        assert _statuses(rec).get("baseline_drift_check:income") == want[i], (i, rec["alerts"])
+        messages += rec["messages"]
+    # one incident, opened on day 3: announced once, resolved once
+    assert [(m["event"], m["interval"], m["incident"]) for m in messages] == [
+        ("firing", "2026-10-04T0000Z", "2026-10-04T0000Z"), ("resolved", "2026-10-08T0000Z", "2026-10-04T0000Z")]
+    firing = messages[0]
+    assert firing["severity"] == "warning" and firing["subject"] == "income"
+    assert firing["text"] == ("income: psi 0.31 > 0.2 against baseline v3; mean 50 -> 61, max 90 -> 120; "
+                              "drives 80% of the drift (failed in 2 of the last 3 intervals)")
+    assert firing["id"] == "m|baseline_drift_check|income|2026-10-04T0000Z|firing"
+
+
+def test_one_of_one_fires_at_once_and_unevaluated_intervals_carry_the_incident(setup):
+    store, cfg = setup
+    c = cfg(drift={"persistence": {"hold": 1, "of": 1}, "severity": "critical"})
+    _write_interval(store, 0, [_drift_violation("income")])
+    assert evaluate(c, store, _day(0), "data")["messages"][0]["event"] == "firing"
+    # day 1 has no data: drift was not evaluated, so the incident neither resolves nor re-fires
+    _write_interval(store, 1, [], drift_checked=False, quality_status="no_data")
+    rec = evaluate(c, store, _day(1), "data")
+    assert _statuses(rec) == {"baseline_drift_check:income": "open"} and rec["messages"] == []
+    # day 2 drifts again: the same incident (opened day 0), nothing new to send
+    _write_interval(store, 2, [_drift_violation("income", 0.5)])
+    rec = evaluate(c, store, _day(2), "data")
+    assert rec["alerts"][0]["incident"] == "2026-10-01T0000Z" and rec["messages"] == []
+    # day 3 passes: resolved, one message
+    _write_interval(store, 3, [])
+    rec = evaluate(c, store, _day(3), "data")
+    assert [m["event"] for m in rec["messages"]] == ["resolved"]
+    assert rec["messages"][0]["id"] == "m|baseline_drift_check|income|2026-10-01T0000Z|resolved"
+
+
+def test_severity_per_check_and_disabled_family(setup):
+    store, cfg = setup
+    c = cfg(severities={"range_check": "info"}, drift={"enabled": False})
+    _write_interval(store, 0, [_drift_violation("income"),
+                               {"feature_name": "income", "constraint_check_type": "range_check",
+                                "description": "2% outside [0, 90]", "details": {}}])
+    rec = evaluate(c, store, _day(0), "data")
+    assert [(a["check"], a["severity"]) for a in rec["alerts"]] == [("range_check", "info")]
+
+
+def test_reevaluation_is_deterministic(setup):
+    """A re-run (or a backfill) of the same intervals gives the same alerts and message ids."""
+    store, cfg = setup
+    c = cfg()
+    for i, v in enumerate([[], [_drift_violation("income")], [_drift_violation("income")], []]):
+        _write_interval(store, i, v)
+    first = [evaluate(c, store, _day(i), "data") for i in range(4)]
+    again = [evaluate(c, store, _day(i), "data") for i in range(4)]
+    ids = lambda recs: [m["id"] for r in recs for m in r["messages"]]  # noqa: E731
+    assert ids(first) == ids(again) and len(ids(first)) == 1
+
+
+def test_dispatch_sends_once_and_a_retry_sends_only_what_failed(setup):
+    store, cfg = setup
+    c = cfg(drift={"persistence": {"hold": 1, "of": 1}})
+    _write_interval(store, 0, [_drift_violation("income"), _drift_violation("region")])
+    messages = evaluate(c, store, _day(0), "data")["messages"]
+    assert len(messages) == 2
+    received, refuse = [], {messages[1]["id"]}
+
+    def send(route, message):
+        if message["id"] in refuse:
+            raise ConnectionError("receiver down")
+        received.append(message["id"])
+        return "200"
+
+    with pytest.raises(AlertDeliveryError, match=r"1 delivered.*1 FAILED.*receiver down"):
+        dispatch(c, store, messages, send)
+    assert received == [messages[0]["id"]]
+    refuse.clear()
+    out = dispatch(c, store, messages, send)  # the task's retry
+    assert received == [messages[0]["id"], messages[1]["id"]]
+    assert out["delivered"] == 1 and out["skipped"] == 1
+    dispatch(c, store, messages, send)  # a re-run of the interval
+    assert len(received) == 2
+    events = read_events(store, "m")
+    assert [e["subject"] for e in events] == ["income", "region"]
+    assert all(len(e["deliveries"]) == 1 and e["deliveries"][0]["type"] == "webhook" for e in events)
+
+
+def test_resolved_goes_only_to_routes_that_got_the_firing(setup, make_config):
+    store, _ = setup
+    c = make_config(features=[{"name": "income", "type": "numeric"}],
+                    alerting={"drift": {"persistence": {"hold": 1, "of": 1}, "severity": "warning"}},
+                    alerts=[{"type": "webhook", "conn_id": "pager", "min_severity": "critical"},
+                            {"type": "webhook", "conn_id": "chat", "min_severity": "info"}])
+    sent = []
+    for i, v in enumerate([[_drift_violation("income")], []]):
+        _write_interval(store, i, v)
+        dispatch(c, store, evaluate(c, store, _day(i), "data")["messages"],
+                 lambda r, m: sent.append((r.conn_id, m["event"])) or "ok")
+    assert sent == [("chat", "firing"), ("chat", "resolved")]

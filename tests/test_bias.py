@@ -64,3 +64,30 @@ def test_compare_bias_rules():
     assert compare_bias(m, None, {"DPPL": {"max_change": 0.01}}) == []
     with pytest.raises(ValueError, match="unknown rule"):
         compare_bias(m, None, {"DPPL": {"max": 1}})
+
+
+def test_bootstrap_standard_error_matches_the_analytic_one():
+    """DPPL is a difference of two proportions: its standard error is
+    sqrt(qa(1-qa)/na + qd(1-qd)/nd); the count bootstrap must agree."""
+    from driftline.bias import bootstrap_se
+
+    rng = np.random.default_rng(3)
+    d = rng.random(4000) < 0.1
+    pred = np.where(d, rng.random(4000) < 0.3, rng.random(4000) < 0.5)
+    qa, qd, na, nd = pred[~d].mean(), pred[d].mean(), (~d).sum(), d.sum()
+    want = np.sqrt(qa * (1 - qa) / na + qd * (1 - qd) / nd)
+    se = bootstrap_se(d, pred, seed=1)
+    assert se["DPPL"] == pytest.approx(want, rel=0.15)
+    assert se["CI"] > 0 and se["DI"] > 0
+
+
+def test_changes_within_sampling_noise_are_not_breaches():
+    from driftline.bias import compare_bias
+
+    rules = {"DI": {"max_change": 0.2}}
+    # a 0.27 move with a standard error of 0.15 is noise (0.27 - 2 x 0.15 < 0.2) ...
+    assert compare_bias({"DI": 1.07}, {"DI": 0.80}, rules, se={"DI": 0.15}) == []
+    # ... with 0.02 it is not; the baseline's own noise counts too
+    (b,) = compare_bias({"DI": 1.07}, {"DI": 0.80}, rules, se={"DI": 0.02})
+    assert b["rule"] == "max_change"
+    assert compare_bias({"DI": 1.07}, {"DI": 0.80}, rules, se={"DI": 0.02}, baseline_se={"DI": 0.1}) == []

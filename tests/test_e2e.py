@@ -60,7 +60,7 @@ def _checks(violations) -> set[tuple[str, str]]:
 
 
 DRIFT_CHECKS = {"baseline_drift_check", "multivariate_drift_check"}
-QUALITY_CHECKS = {"model_quality_check", "model_quality_estimate_check"}
+QUALITY_CHECKS = {"model_quality_check", "model_quality_estimate_check", "bias_drift_check"}
 
 
 def _assert_demo_findings(store: Store, manifest: dict, runs: dict[int, dict]) -> None:

@@ -347,7 +347,12 @@ def resolve_baseline(cfg: ModelConfig, store: Store, version: str | None = None)
         raise BaselineError(f"model {cfg.name!r} has no baseline in {store.uri('baselines', cfg.name)}: "
                             f"run `driftline baseline --model {cfg.name}` or the driftline_baseline DAG first")
     if wanted == "latest":
-        wanted = versions[-1]
+        # the champion's baseline (driftline.registry) when one is on record: after a rollback
+        # "latest" is the baseline of the model that serves, not the newest one built
+        from driftline.registry import champion  # noqa: PLC0415 - registry imports this module
+
+        record = champion(store, cfg.name)
+        wanted = record["baseline"] if record and record.get("baseline") in versions else versions[-1]
     elif wanted not in versions:
         raise BaselineError(f"model {cfg.name!r}: baseline {wanted} not found (have {versions})")
     return BaselineRef(cfg.name, wanted, Store.baseline_prefix(cfg.name, wanted))
@@ -395,10 +400,23 @@ def _write_version(store: Store, cfg: ModelConfig, statistics: dict, constraints
 
 
 def create_baseline(cfg: ModelConfig, store: Store, resolver: Resolver | None = None,
-                    training_data: str | None = None, seed: int = 0) -> dict:
-    """Profile the training data and write a new baseline version. Returns a small summary."""
-    source = training_data or cfg.baseline.training_data
-    table = read_table(source, resolver)
+                    training_data: str | pa.Table | None = None, seed: int = 0,
+                    evaluation_data: str | pa.Table | None = None, model: Any = None,
+                    origin: dict | None = None, update_champion: bool = True) -> dict:
+    """Profile the training data and write a new baseline version. Returns a small summary.
+
+    ``training_data`` and ``evaluation_data`` (labelled rows the model did not train on) are
+    locations or Arrow tables; default: the model file's. ``model`` is an estimator; default:
+    the registry's champion (driftline.registry), else the file ``baseline.model``. ``origin``
+    is merged into the manifest. When a champion is on record and ``update_champion`` is true,
+    the new version becomes the champion's baseline."""
+    from driftline import registry
+
+    if isinstance(training_data, pa.Table):
+        table, source = training_data, "the given table"
+    else:
+        source = training_data or cfg.baseline.training_data
+        table = read_table(source, resolver)
     if table.num_rows == 0:
         raise BaselineError(f"{source}: training data has no rows")
     df = frame_for(cfg, table, source)
@@ -409,14 +427,32 @@ def create_baseline(cfg: ModelConfig, store: Store, resolver: Resolver | None = 
         n = min(cfg.baseline.sample_rows, table.num_rows)
         idx = np.sort(np.random.default_rng(seed).choice(table.num_rows, size=n, replace=False))
         sample = table.select(cfg.feature_names).take(pa.array(idx))
-    extras, notes = drift_artifacts(cfg, df, table, sample, resolver, seed)
-    out = _write_version(store, cfg, statistics, constraints, sample,
-                         {"origin": "training_data", "training_data": source, "drift": notes}, extras)
+    made = {"origin": "training_data", "training_data": source}
+    record = registry.champion(store, cfg.name)
+    if model is None and record is not None:
+        model, _ = registry.load_model_version(store, cfg.name, record["version"])
+        made["model_version"] = record["version"]
+    given: dict[str, Any] = {}
+    if model is not None:
+        given["model"] = model
+        if not cfg.baseline.model:  # drift_artifacts scores a model only when the file names one
+            cfg = cfg.model_copy(update={"baseline": cfg.baseline.model_copy(update={"model": "(given estimator)"})})
+    if isinstance(evaluation_data, pa.Table):
+        given["evaluation"] = (evaluation_data, "the given evaluation table")
+    elif evaluation_data:
+        cfg = cfg.model_copy(update={"baseline": cfg.baseline.model_copy(update={"evaluation_data": evaluation_data})})
+    extras, notes = drift_artifacts(cfg, df, table, sample, resolver, seed, given=given)
+    out = _write_version(store, cfg, statistics, constraints, sample, {**made, "drift": notes, **(origin or {})},
+                         extras)
     out["summary"] = (f"baseline {cfg.name}/{out['version']}: {out['rows']} training rows, "
                       f"{len(cfg.features)} features, {out['expectations']} expectations; "
                       f"predictions: {notes['predictions']}; importance: {notes['importance']}; "
                       f"model quality: {notes['performance']}; "
                       f"multivariate: {notes['multivariate']} -> {out['uri']}")
+    current = registry.champion(store, cfg.name) if update_champion else None
+    if current is not None:
+        registry.set_champion(store, cfg.name, current["version"], out["version"], reason="baseline rebuilt")
+        out["summary"] += f"; champion {cfg.name}/{current['version']} now uses it"
     return out
 
 
@@ -435,9 +471,12 @@ def prediction_kinds(cfg: ModelConfig) -> dict[str, str]:
 
 
 def drift_artifacts(cfg: ModelConfig, df: pd.DataFrame, table: pa.Table, sample: pa.Table | None,
-                    resolver: Resolver | None, seed: int = 0) -> tuple[dict[str, dict], dict]:
+                    resolver: Resolver | None, seed: int = 0,
+                    given: dict | None = None) -> tuple[dict[str, dict], dict]:
     """profile.json, importance.json and multivariate.json of a new baseline, and a note of
-    where its reference predictions and importance came from."""
+    where its reference predictions and importance came from. ``given``: an estimator
+    ("model") and/or an evaluation table ("evaluation": (table, source)) to use instead of
+    the model file's locations."""
     from driftline.drift_engine import fit_multivariate, reference_profile
 
     kinds = profiled_kinds(cfg)
@@ -447,7 +486,7 @@ def drift_artifacts(cfg: ModelConfig, df: pd.DataFrame, table: pa.Table, sample:
     pkinds = prediction_kinds(cfg)
     predictions = None
     if cfg.baseline.model:
-        predictions, importance, notes_model, perf = _model_reference(cfg, resolver, seed)
+        predictions, importance, notes_model, perf = _model_reference(cfg, resolver, seed, given or {})
         notes.update(notes_model)
         if importance:
             extras["importance"] = importance
@@ -463,6 +502,9 @@ def drift_artifacts(cfg: ModelConfig, df: pd.DataFrame, table: pa.Table, sample:
         perf = None
     notes["performance"] = "none" if perf is None else perf[0]["source"]
     if perf is not None:
+        if "_bias" in perf[0]:
+            extras["bias"] = perf[0].pop("_bias")
+            notes["bias"] = f"{len(cfg.bias.facets)} facet(s) on {perf[0]['source']}"
         extras["performance"] = perf[0]
         if perf[1] is not None:
             extras["_loss_estimator"] = perf[1]
@@ -477,12 +519,16 @@ def drift_artifacts(cfg: ModelConfig, df: pd.DataFrame, table: pa.Table, sample:
     return extras, notes
 
 
-def _model_reference(cfg: ModelConfig, resolver: Resolver | None, seed: int) -> tuple[pd.DataFrame, dict | None, dict]:
+def _model_reference(cfg: ModelConfig, resolver: Resolver | None, seed: int,
+                     given: dict) -> tuple[pd.DataFrame, dict | None, dict]:
     from driftline.model import load_model, model_input, permutation_importance, predict
 
-    model = load_model(cfg.baseline.model, resolver)
-    source = cfg.baseline.evaluation_data or cfg.baseline.training_data
-    table = read_table(source, resolver)
+    model = given["model"] if "model" in given else load_model(cfg.baseline.model, resolver)
+    if "evaluation" in given:
+        table, source = given["evaluation"]
+    else:
+        source = cfg.baseline.evaluation_data or cfg.baseline.training_data
+        table = read_table(source, resolver)
     if table.num_rows == 0:
         raise BaselineError(f"{source}: evaluation data has no rows")
     eval_df = frame_for(cfg, table, source)
@@ -515,6 +561,11 @@ def _performance(cfg: ModelConfig, frame: pd.DataFrame, predictions: dict, y: np
         predictions = {k: v[keep] for k, v in predictions.items()}
     doc, estimator = performance_reference(cfg, frame.reset_index(drop=True), predictions, y, seed)
     doc["source"] = f"{len(y)} labelled rows with the model's predictions"
+    if cfg.bias.facets:  # the reference bias drift is measured against, on the same rows
+        from driftline.bias import bias_report
+
+        doc["_bias"] = {**bias_report(cfg, frame.reset_index(drop=True), predictions[cfg.prediction.label], y),
+                        "source": doc["source"]}
     return doc, estimator
 
 

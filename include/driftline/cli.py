@@ -11,6 +11,11 @@
     driftline labels --model NAME [--since T] [--force]
                                                   ingest the labels that arrived (by arrival day)
     driftline reevaluate --model NAME [--as-of T]  re-evaluate the model quality of intervals whose labels changed
+    driftline models --model NAME                 list the registered model versions; mark the champion and its baseline
+    driftline rollback --model NAME --to vN       make an earlier model version (and its baseline) the champion again
+    driftline retrain --model NAME [--end T] [--window 14d] [--as-of T] [--dry-run]
+                                                  train a challenger on recent labelled traffic, compare it with the
+                                                  champion on the latest rows, promote it if it is better
     driftline profile --data FILE --out FILE       profile a dataset once (a reference for `drift`)
     driftline drift --baseline REF --current FILE  drift between two datasets: JSON out
 
@@ -152,6 +157,67 @@ def cmd_reevaluate(args) -> int:
         print(sync_labels(cfg, store, now=now)["summary"])
     out = reevaluate(cfg, store, now=now)
     print(out["summary"])
+    return 0
+
+
+def cmd_models(args) -> int:
+    from driftline.registry import baseline_of, champion, list_model_versions
+
+    cfg, store = _model(args), Store(args.store)
+    versions = list_model_versions(store, cfg.name)
+    if not versions:
+        print(f"{cfg.name}: no registered model versions in {store.uri('models', cfg.name)} (the first "
+              f"`driftline retrain` registers baseline.model as v1)")
+        return 0
+    record = champion(store, cfg.name) or {}
+    metric = cfg.retrain_metric
+    print(f"{cfg.name}: {len(versions)} model version(s); champion {record.get('version', '-')} with baseline "
+          f"{record.get('baseline') or '-'} (* = champion; {metric} on its retraining holdout)")
+
+    def score(v: float | None) -> str:
+        return "-" if v is None else f"{v:.4f}"
+
+    rows = [("", "version", "created", "origin", metric, "vs champion", "baseline", "parent", "run")]
+    for m in reversed(versions):
+        held = (m.get("scores") or {}).get("holdout") or {}
+        is_champion = m["version"] == record.get("version")
+        rows.append(("*" if is_champion else "", m["version"], m.get("created_at", "-"), m.get("origin", "-"),
+                     score(held.get("challenger")), score(held.get("champion")),
+                     (record.get("baseline") if is_champion else baseline_of(store, cfg.name, m["version"])) or "-",
+                     m.get("parent") or "-", m.get("run_id") or "-"))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  " + "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0
+
+
+def cmd_rollback(args) -> int:
+    from driftline.registry import rollback
+
+    cfg = _model(args)
+    print(rollback(Store(args.store), cfg.name, args.to, actor="cli")["summary"])
+    return 0
+
+
+def cmd_retrain(args) -> int:
+    from driftline.config import parse_duration
+    from driftline.labels import sync_labels
+    from driftline.retrain import evaluate, prepare, promote, train
+
+    cfg, store = _model(args), Store(args.store)
+    now = datetime.now(timezone.utc)
+    end = _parse_time(args.end) if args.end else now
+    window = parse_duration(args.window) if args.window else None
+    as_of = _parse_time(args.as_of) if args.as_of else None
+    run_id = args.run_id or f"cli__{now.strftime('%Y%m%dT%H%M%SZ')}"
+    if cfg.labels is not None:
+        print(sync_labels(cfg, store, now=as_of)["summary"])
+    print(prepare(cfg, store, run_id, end, window=window, as_of=as_of)["summary"])
+    print(train(cfg, store, run_id)["summary"])
+    decision = evaluate(cfg, store, run_id)
+    print(decision["summary"])
+    if decision["promote"]:
+        print("dry run: nothing promoted" if args.dry_run else promote(cfg, store, run_id, actor="cli")["summary"])
     return 0
 
 
@@ -308,6 +374,24 @@ def build_parser() -> argparse.ArgumentParser:
     re_.add_argument("--as-of", help="evaluate with the labels arrived by this time (default: now)")
     re_.set_defaults(fn=cmd_reevaluate)
 
+    mo = sub.add_parser("models", help="list the registered model versions")
+    model_args(mo)
+    mo.set_defaults(fn=cmd_models)
+
+    rb = sub.add_parser("rollback", help="make an earlier model version the champion again")
+    model_args(rb)
+    rb.add_argument("--to", required=True, metavar="vN", help="the model version to serve (see `driftline models`)")
+    rb.set_defaults(fn=cmd_rollback)
+
+    rt = sub.add_parser("retrain", help="train a challenger and promote it if it beats the champion")
+    model_args(rt)
+    rt.add_argument("--end", help="end of the recent window (default: now)")
+    rt.add_argument("--window", help="recent labelled traffic to use, e.g. 14d (default: retraining.window)")
+    rt.add_argument("--as-of", help="use the labels arrived by this time (default: now)")
+    rt.add_argument("--run-id", help="name of the run's folder under models/<model>/retraining (default: cli__<now>)")
+    rt.add_argument("--dry-run", action="store_true", help="decide, but promote nothing")
+    rt.set_defaults(fn=cmd_retrain)
+
     def column_args(sp):
         g = sp.add_mutually_exclusive_group()
         g.add_argument("--model", help="take column types and drift settings from this model (monitors folder)")
@@ -347,8 +431,10 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     except Exception as exc:  # noqa: BLE001 - one readable line, not a traceback, for known failures
         from driftline.baseline import BaselineError
+        from driftline.registry import RegistryError
+        from driftline.retrain import RetrainError
 
-        if isinstance(exc, (BaselineError, FileNotFoundError, ValueError)):
+        if isinstance(exc, (BaselineError, RegistryError, RetrainError, FileNotFoundError, ValueError)):
             print(f"driftline: {exc}", file=sys.stderr)
             return 2
         raise

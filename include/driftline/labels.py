@@ -469,7 +469,8 @@ def label_window(cfg: ModelConfig, start: datetime, end: datetime) -> tuple[date
 
 def prediction_columns(cfg: ModelConfig, columns: list[str]) -> list[str]:
     """Columns of the batch the model-quality stage needs."""
-    want = [cfg.inference_id, "inference_time", *cfg.prediction_columns, *cfg.performance.segments]
+    want = [cfg.inference_id, "inference_time", *cfg.prediction_columns, *cfg.performance.segments,
+            *(f.feature for f in cfg.bias.facets)]
     if cfg.problem_type == "regression":  # direct loss estimation reads the features
         want += cfg.feature_names
     return [c for c in dict.fromkeys(want) if c in columns]

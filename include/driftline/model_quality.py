@@ -345,15 +345,63 @@ def run_model_quality(cfg: ModelConfig, store: Store, start: datetime, end: date
 
     write_history_rows(store, cfg.name, start, "model_quality",
                        history_rows(cfg, start, end, ref.version, result, seconds))
+    bias = run_bias(cfg, store, start, end, ref, df) if cfg.bias.facets else None
     g = result["overall"]
     heads = headline(cfg)
+    if bias:
+        doc["summary"] += f"; {bias['summary']}"
+    found = found + (bias["violations"] if bias else [])
     return {"status": "violations" if found else ("ok" if g["realized"].get("status") == "ok" else "estimated"),
-            "summary": doc["summary"], "findings": findings(result)[:20], "model_quality_uri": uri,
+            "summary": doc["summary"], "model_quality_uri": uri,
+            "findings": (findings(result) + [v["description"] for v in (bias or {}).get("violations", [])])[:20],
             "coverage": g["coverage"], "labelled": g["labelled"], "predicted": g["predicted"],
             "violations": len(found), "baseline": ref.version,
             "realized": {m: g["realized"].get("metrics", {}).get(m) for m in heads} if g["realized"].get("status") == "ok" else None,
             "estimated": {m: g["estimated"]["metrics"][m]["value"] for m in heads
                           if m in g["estimated"].get("metrics", {})} if g["estimated"].get("status") == "ok" else None}
+
+
+def run_bias(cfg: ModelConfig, store: Store, start: datetime, end: datetime, ref, df: pd.DataFrame) -> dict:
+    """Bias drift of the interval (driftline.bias): every facet's Clarify metrics on the
+    interval's predictions (and its labelled rows), against the baseline's ``bias.json``.
+    Writes ``bias.json``, ``bias_drift_check`` violations and ``bias.<metric>`` history rows."""
+    from driftline.bias import BIAS_FILE, bias_report, bias_violations
+    from driftline.monitor import write_history_rows
+    from driftline.quality import write_violations
+
+    prefix = Store.run_prefix(cfg.name, start)
+    ref_rel = posixpath.join(ref.prefix, BIAS_FILE)
+    reference = store.read_json(ref_rel) if store.exists(ref_rel) else None
+    y_pred = _predicted(cfg, df)
+    known = ~np.isnan(y_pred)
+    y_true = None
+    labelled = None
+    if cfg.labels and cfg.labels.column in df:
+        truth = pd.to_numeric(df[cfg.labels.column], errors="coerce").to_numpy(dtype="float64")
+        labelled = ~np.isnan(truth)
+        y_true = np.where(labelled, truth, 0).astype(bool)
+    frame = df[known].reset_index(drop=True)
+    report = bias_report(cfg, frame, y_pred[known].astype(bool), None if y_true is None else y_true[known],
+                         None if labelled is None else labelled[known])
+    found = bias_violations(cfg, report, reference)
+    doc = {"model": cfg.name, "interval_start": start.isoformat(), "interval_end": end.isoformat(),
+           "baseline": ref.version, "reference": (reference or {}).get("facets"), "rules": cfg.bias.rules,
+           **report, "violations": found,
+           "note": None if reference else f"baseline {ref.version} has no bias.json (built before bias facets "
+                                          "were configured): only absolute rules apply"}
+    store.write_json(posixpath.join(prefix, BIAS_FILE), doc)
+    write_violations(store, prefix, "bias", found)
+    now = datetime.now(timezone.utc)
+    rows = [{"model": cfg.name, "interval_start": start, "interval_end": end, "metric": f"bias.{m}",
+             "segment": label, "value": float(v), "kind": "realized", "baseline_version": ref.version,
+             "computed_at": now} for label, e in report["facets"].items() for m, v in e["metrics"].items()
+            if v is not None]
+    write_history_rows(store, cfg.name, start, "bias", rows)
+    parts = [f"{label}: " + ", ".join(f"{m} {_fmt(e['metrics'].get(m))}" for m in ("DPPL", "DI", "DPL", "AD")
+                                      if e["metrics"].get(m) is not None)
+             for label, e in report["facets"].items()]
+    return {"summary": f"bias {'; '.join(parts)} ({len(found)} breach(es))", "violations": found,
+            "bias_uri": store.uri(prefix, BIAS_FILE)}
 
 
 def label_coverage(cfg: ModelConfig, store: Store, start: datetime, end: datetime,

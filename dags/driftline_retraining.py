@@ -52,7 +52,7 @@ def build_retraining_dag(cfg: ModelConfig) -> DAG:
         default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
         params={
             "model": Param(cfg.name, type="string", enum=[cfg.name], description="The model to retrain."),
-            "end": Param("", type="string", pattern=r"^$|^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?)?Z?$",
+            "end": Param("", type="string", pattern=r"^$|^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:\d{2})?$",
                          description="End of the recent-data window (ISO date/time, UTC); empty: now."),
             "window": Param("", type="string", pattern=DURATION,
                             description=f"Recent-data window, e.g. 14d; empty: the model file's ({pol.window})."),
@@ -160,6 +160,12 @@ def build_retraining_dag(cfg: ModelConfig) -> DAG:
         def promote(p: dict, decision: dict, *, outlet_events=None, **context) -> dict:
             from driftline.retrain import promote as run
 
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            if not decision["promote"] or p["dry_run"]:
+                # none_failed_min_one_success also counts plan and evaluate: the gate chose
+                # not_promoted (both of this task's gate paths were skipped)
+                raise AirflowSkipException("not promoted: " + decision["reason"])
             approval = context["ti"].xcom_pull(task_ids="approve")
             actor = "driftline"
             if approval and approval.get("responded_by_user"):

@@ -112,6 +112,9 @@ def test_alerts_once_then_retraining_through_the_asset(tmp_path, monkeypatch, ai
 
     from driftline import registry
 
+    from datetime import timezone
+
+    began = datetime.now(timezone.utc)  # the metadata DB is shared by the session's tests
     receiver = Receiver(refuse_request=2)
     monkeypatch.setenv("AIRFLOW_CONN_ALERTS_HOOK", json.dumps(
         {"conn_type": "http", "host": "127.0.0.1", "port": receiver.port, "schema": "http"}))
@@ -164,9 +167,12 @@ def test_alerts_once_then_retraining_through_the_asset(tmp_path, monkeypatch, ai
 
     with create_session() as s:
         asset = s.query(AssetModel).filter(AssetModel.uri == "driftline://churn/retraining").one()
-        emitted = [e.extra for e in s.query(AssetEvent).filter(AssetEvent.asset_id == asset.id)]
+        emitted = [e.extra for e in s.query(AssetEvent).filter(AssetEvent.asset_id == asset.id,
+                                                                AssetEvent.timestamp >= began)
+                   .order_by(AssetEvent.timestamp)]
         queued = s.query(AssetDagRunQueue).filter(AssetDagRunQueue.asset_id == asset.id,
-                                                  AssetDagRunQueue.target_dag_id == "driftline_retrain_churn").count()
+                                                  AssetDagRunQueue.target_dag_id == "driftline_retrain_churn",
+                                                  AssetDagRunQueue.created_at >= began).count()
     # the first drift day, then again once the 3-day cooldown was over; the re-runs asked for nothing
     assert [e["interval"] for e in emitted] == [manifest["interval_starts"][d][:10] + "T0000Z" for d in (3, 6)]
     request = emitted[-1]
@@ -193,7 +199,7 @@ def test_alerts_once_then_retraining_through_the_asset(tmp_path, monkeypatch, ai
     assert [m["version"] for m in registry.list_model_versions(store, "churn")] == ["v1", "v2"]
     with create_session() as s:
         target = s.query(AssetModel).filter(AssetModel.uri == "driftline://churn/promoted").one()
-        promoted = s.query(AssetEvent).filter(AssetEvent.asset_id == target.id).all()
+        promoted = s.query(AssetEvent).filter(AssetEvent.asset_id == target.id, AssetEvent.timestamp >= began).all()
         assert [e.extra["version"] for e in promoted] == ["v2"]
 
     # later monitoring runs use the new baseline, which holds the post-drift data (mixed with the

@@ -76,11 +76,48 @@ def main() -> int:
         band = f"{fmt(acc.get('value'))} [{fmt(acc.get('lower'))}-{fmt(acc.get('upper'))}]" if acc else "-"
         print(f"{r[0]:<12} {g['labelled']:>5}/{g['predicted']:<6} {fmt(real.get('accuracy')):>17}  {band:<24} "
               f"{fmt(real.get('roc_auc')):>16}  {fmt(auc.get('value'))}")
+    from driftline.alerts import read_events
+
+    events = read_events(store, "churn")
+    print("\ninterval     alerts sent (incidents opened / resolved; the task log holds every alert)")
+    for r in rows:
+        day = [e for e in events if e["interval"].startswith(r[0])]
+        opened = sorted({f"{e['check'].replace('_check', '')}:{e['subject']}" for e in day if e["event"] == "firing"})
+        closed = sorted({f"{e['check'].replace('_check', '')}:{e['subject']}" for e in day if e["event"] == "resolved"})
+        print(f"{r[0]:<12} +{len(opened)} {', '.join(opened)[:90] or '-'}" + (f"  | resolved {len(closed)}: "
+              f"{', '.join(closed)[:60]}" if closed else ""))
+    retrain_demo(store, log_path)
     print(f"\nartifacts: {store.uri('runs', 'churn')}/<interval>/  (batch.parquet, quarantine.jsonl, "
           f"constraint_violations.json, data_docs/index.html, drift.json, model_quality.json, run.json)")
     print(f"baselines: {store.uri('baselines', 'churn')}   metrics history: {store.uri('metrics', 'churn', 'history')}")
     print(f"task logs (with each task's summary block): {log_path}")
     return 0 if all(str(r[1]).endswith("success") for r in rows) else 1
+
+
+def retrain_demo(store: Store, log_path: Path) -> None:
+    """Run the retraining the monitoring runs asked for (the scheduler would, on the Asset)."""
+    from driftline import registry
+    from driftline.retrain_policy import list_requests
+
+    requests = sorted((r for r in list_requests(store, "churn") if r.get("emitted")), key=lambda r: r["interval"])
+    if not requests:
+        print("\nretraining: no request")
+        return
+    req = requests[-1]
+    print(f"\nretraining requested for {', '.join(r['interval'] for r in requests)}: {req['why'][:150]}")
+    champ = registry.champion(store, "churn")
+    if champ and champ["version"] != "v1":
+        print(f"retraining: champion is already {champ['version']} (baseline {champ['baseline']}); "
+              f"`driftline models --model churn` lists the versions")
+        return
+    dag = get_dag("driftline_retrain_churn")
+    with output_to(log_path):
+        dr = dag.test(run_conf={"end": req["end"], "window": f"{req['window_days']:g}d", "dry_run": False})
+    decision = dr.get_task_instance("evaluate").xcom_pull(task_ids="evaluate") or {}
+    champ = registry.champion(store, "churn") or {}
+    print(f"retraining DAG: {dr.state}; {decision.get('reason', '?')}")
+    print(f"champion now {champ.get('version')} with baseline {champ.get('baseline')} "
+          f"(later runs use it; `driftline rollback --model churn --to v1` goes back)")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,8 @@ def main() -> int:
     demo_root = default_demo_root()
     manifest = json.loads(Store(demo_root).read_bytes("manifest.json"))
     store = Store(default_store_url())
-    dag = get_dag(DAG_ID)
+    with output_to(Path(os.environ.get("AIRFLOW_HOME", ".")) / "logs" / "demo_runs.log"):
+        dag = get_dag(DAG_ID)
     cfg = load_configs().models["churn"]
     rows = []
     log_path = Path(os.environ.get("AIRFLOW_HOME", ".")) / "logs" / "demo_runs.log"
@@ -79,19 +80,26 @@ def main() -> int:
     from driftline.alerts import read_events
 
     events = read_events(store, "churn")
-    print("\ninterval     alerts sent (incidents opened / resolved; the task log holds every alert)")
+    print("\ninterval     alert incidents opened                          resolved   (every alert: the task logs)")
     for r in rows:
         day = [e for e in events if e["interval"].startswith(r[0])]
-        opened = sorted({f"{e['check'].replace('_check', '')}:{e['subject']}" for e in day if e["event"] == "firing"})
-        closed = sorted({f"{e['check'].replace('_check', '')}:{e['subject']}" for e in day if e["event"] == "resolved"})
-        print(f"{r[0]:<12} +{len(opened)} {', '.join(opened)[:90] or '-'}" + (f"  | resolved {len(closed)}: "
-              f"{', '.join(closed)[:60]}" if closed else ""))
+        print(f"{r[0]:<12} {_by_check(day, 'firing'):<47} {_by_check(day, 'resolved')}")
     retrain_demo(store, log_path)
     print(f"\nartifacts: {store.uri('runs', 'churn')}/<interval>/  (batch.parquet, quarantine.jsonl, "
           f"constraint_violations.json, data_docs/index.html, drift.json, model_quality.json, run.json)")
     print(f"baselines: {store.uri('baselines', 'churn')}   metrics history: {store.uri('metrics', 'churn', 'history')}")
     print(f"task logs (with each task's summary block): {log_path}")
     return 0 if all(str(r[1]).endswith("success") for r in rows) else 1
+
+
+def _by_check(events: list[dict], kind: str) -> str:
+    """'drift 5, model_quality 1' for the events of one kind."""
+    counts: dict[str, int] = {}
+    for e in events:
+        if e["event"] == kind:
+            name = e["check"].removesuffix("_check").replace("baseline_drift", "drift")
+            counts[name] = counts.get(name, 0) + 1
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "-"
 
 
 def retrain_demo(store: Store, log_path: Path) -> None:
@@ -110,8 +118,8 @@ def retrain_demo(store: Store, log_path: Path) -> None:
         print(f"retraining: champion is already {champ['version']} (baseline {champ['baseline']}); "
               f"`driftline models --model churn` lists the versions")
         return
-    dag = get_dag("driftline_retrain_churn")
     with output_to(log_path):
+        dag = get_dag("driftline_retrain_churn")
         dr = dag.test(run_conf={"end": req["end"], "window": f"{req['window_days']:g}d", "dry_run": False})
     decision = dr.get_task_instance("evaluate").xcom_pull(task_ids="evaluate") or {}
     champ = registry.champion(store, "churn") or {}

@@ -35,6 +35,10 @@ def test_baseline_then_monitor(demo_env, capsys):
     run = json.loads((tmp_path / "store/runs/churn/2026-10-02T0000Z/run.json").read_text())
     assert run["status"] == "ok" and run["stages"]["ingest"]["quarantined"] == 3
     assert run["stages"]["drift"]["drifted"] == [] and (tmp_path / "store/runs/churn/2026-10-02T0000Z/drift.json").exists()
+    # alerts were evaluated on both clean days (data, and quality once the labels were there): none
+    assert run["stages"]["alerts_data"]["summary"].startswith("data alerts: 2026-10-02T0000Z 0 firing")
+    assert main(["--store", store, "alerts", "--model", "churn"]) == 0
+    assert capsys.readouterr().out.startswith("churn: no alerts in ")
     # the stored baseline version folder works as a reference for `driftline drift` too
     rc = main(["drift", "--baseline", str(tmp_path / "store/baselines/churn/v1"), "--model", "churn",
                "--current", str(tmp_path / "store/runs/churn/2026-10-02T0000Z/batch.parquet"),

@@ -11,6 +11,7 @@
     driftline labels --model NAME [--since T] [--force]
                                                   ingest the labels that arrived (by arrival day)
     driftline reevaluate --model NAME [--as-of T]  re-evaluate the model quality of intervals whose labels changed
+    driftline alerts --model NAME [--since T]     the alert history: every message raised, where it was delivered
     driftline models --model NAME                 list the registered model versions; mark the champion and its baseline
     driftline rollback --model NAME --to vN       make an earlier model version (and its baseline) the champion again
     driftline retrain --model NAME [--end T] [--window 14d] [--as-of T] [--dry-run]
@@ -188,6 +189,23 @@ def cmd_models(args) -> int:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  " + "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0
+
+
+def cmd_alerts(args) -> int:
+    """The alert history: every message raised, oldest first, with where it was delivered."""
+    from driftline.alerts import read_events
+
+    cfg, store = _model(args), Store(args.store)
+    events = [e for e in read_events(store, cfg.name) if not args.since or e["interval"] >= args.since]
+    if not events:
+        print(f"{cfg.name}: no alerts in {store.uri('alerts', cfg.name)}")
+        return 0
+    for e in events:
+        routes = ", ".join(sorted(d["route"] for d in e.get("deliveries", []))) or "log only"
+        print(f"{e['interval']}  {e['event'].upper():<8} {e['severity']:<8} {e['check']}: {e['text']}  [{routes}]")
+    print(f"{len(events)} message(s): {sum(e['event'] == 'firing' for e in events)} firing, "
+          f"{sum(e['event'] == 'resolved' for e in events)} resolved")
     return 0
 
 
@@ -377,6 +395,11 @@ def build_parser() -> argparse.ArgumentParser:
     mo = sub.add_parser("models", help="list the registered model versions")
     model_args(mo)
     mo.set_defaults(fn=cmd_models)
+
+    al = sub.add_parser("alerts", help="the alert history: every message raised and where it went")
+    model_args(al)
+    al.add_argument("--since", help="only intervals from this one on (e.g. 2026-10-04)")
+    al.set_defaults(fn=cmd_alerts)
 
     rb = sub.add_parser("rollback", help="make an earlier model version the champion again")
     model_args(rb)

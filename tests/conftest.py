@@ -71,3 +71,35 @@ def s3_server():
         yield endpoint, "driftline-test"
     finally:
         server.stop()
+
+
+#: Every label of the demo week has arrived by then.
+DEMO_LABELS_AS_OF = "2026-10-20T00:00:00+00:00"
+
+
+@pytest.fixture(scope="session")
+def labelled_demo_week(tmp_path_factory):
+    """Once per session: the demo (40 rows an hour), its first baseline (v1), every day's
+    capture ingested and the labels synced -- what retraining reads -- in a store that tests
+    copy. Returns {"demo": URL, "store": Path, "manifest": dict, "cfg": ModelConfig}."""
+    from datetime import datetime
+
+    from driftline.baseline import create_baseline
+    from driftline.config import default_monitors_dir, load_all
+    from driftline.demo import demo_interval_starts, generate_demo
+    from driftline.labels import sync_labels
+    from driftline.monitor import run_ingest
+    from driftline.store import Store
+
+    root = tmp_path_factory.mktemp("demo-week")
+    demo = f"file://{root}/demo"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DRIFTLINE_DEMO_ROOT", demo)
+        cfg = load_all(default_monitors_dir()).models["churn"]
+    manifest = generate_demo(demo, rows_per_hour=40, training_rows=6000)
+    store = Store(f"file://{root}/store")
+    create_baseline(cfg, store)
+    for start in demo_interval_starts(manifest):
+        run_ingest(cfg, store, start, cfg.interval_end(start))
+    sync_labels(cfg, store, now=datetime.fromisoformat(DEMO_LABELS_AS_OF))
+    return {"demo": demo, "store": root / "store", "manifest": manifest, "cfg": cfg}

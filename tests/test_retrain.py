@@ -13,12 +13,10 @@ import yaml
 from sklearn.metrics import roc_auc_score
 
 from driftline import registry, retrain
-from driftline.baseline import create_baseline, list_versions, resolve_baseline
-from driftline.config import default_monitors_dir, load_all
-from driftline.demo import demo_interval_starts, generate_demo
-from driftline.labels import sync_labels
+from driftline.baseline import list_versions, resolve_baseline
+from driftline.config import default_monitors_dir
 from driftline.model import model_input
-from driftline.monitor import run_data_quality, run_ingest
+from driftline.monitor import run_data_quality
 from driftline.retrain import RetrainError
 from driftline.store import Store
 
@@ -34,21 +32,11 @@ def _small_search(cfg, **changes):
 
 
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory):
-    """The demo's week ingested, labels synced and the first baseline built, in a store each
-    test copies."""
-    root = tmp_path_factory.mktemp("retrain")
-    demo = f"file://{root}/demo"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DRIFTLINE_DEMO_ROOT", demo)
-        cfg = load_all(default_monitors_dir()).models["churn"]
-    manifest = generate_demo(demo, rows_per_hour=40, training_rows=6000)
-    store = Store(f"file://{root}/store")
-    create_baseline(cfg, store)
-    for start in demo_interval_starts(manifest):
-        run_ingest(cfg, store, start, cfg.interval_end(start))
-    sync_labels(cfg, store, now=AS_OF)
-    return _small_search(cfg), root / "store", manifest
+def scenario(labelled_demo_week):
+    """The demo's week ingested, labels synced and the first baseline built (conftest), in a
+    store each test copies."""
+    w = labelled_demo_week
+    return _small_search(w["cfg"]), w["store"], w["manifest"]
 
 
 @pytest.fixture

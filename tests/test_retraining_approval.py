@@ -25,16 +25,13 @@ from uuid import UUID
 import pytest
 
 from driftline import registry
-from driftline.baseline import create_baseline, list_versions
+from driftline.baseline import list_versions
 from driftline.config import default_monitors_dir, load_all, parse_duration
-from driftline.demo import demo_interval_starts, generate_demo
-from driftline.labels import sync_labels
-from driftline.monitor import run_ingest
+from driftline.demo import demo_interval_starts
 from driftline.store import Store
 
 pytestmark = pytest.mark.e2e
 
-AS_OF = datetime(2026, 10, 20, tzinfo=timezone.utc)  # every label of the demo week has arrived
 DAG_ID = "driftline_retrain_churn"
 POST_DRIFT_DAYS = [3, 4, 5, 6]
 RUN_LIMIT = 150.0      # seconds one dag.test() may take before the watchdog aborts it
@@ -42,23 +39,13 @@ PARK_LIMIT = 120.0     # seconds the responder waits for `approve` to park in AW
 
 
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory, airflow_db):
-    """Once per module: the demo, the first baseline (v1) and the post-drift days ingested with
-    their labels synced, in a store each test copies."""
-    root = tmp_path_factory.mktemp("approval")
-    demo = f"file://{root}/demo"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DRIFTLINE_DEMO_ROOT", demo)
-        cfg = load_all(default_monitors_dir()).models["churn"]
-    manifest = generate_demo(demo, rows_per_hour=40, training_rows=6000)
-    store = Store(f"file://{root}/store")
-    create_baseline(cfg, store)
-    starts = demo_interval_starts(manifest)
-    for day in POST_DRIFT_DAYS:
-        run_ingest(cfg, store, starts[day], cfg.interval_end(starts[day]))
-    sync_labels(cfg, store, now=AS_OF)
-    end = starts[-1] + timedelta(days=1)  # day 7's start: the window covers days 3-6
-    return {"demo": demo, "store": root / "store", "end": end.strftime("%Y-%m-%dT%H:%M:%SZ")}
+def scenario(labelled_demo_week, airflow_db):
+    """The demo, the first baseline (v1) and the week's capture and labels (conftest), in a
+    store each test copies; the window ends at day 7's start, so it covers the post-drift days."""
+    w = labelled_demo_week
+    starts = demo_interval_starts(w["manifest"])
+    end = starts[POST_DRIFT_DAYS[-1]] + timedelta(days=1)
+    return {"demo": w["demo"], "store": w["store"], "end": end.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
 @pytest.fixture

@@ -156,3 +156,42 @@ def test_resolved_goes_only_to_routes_that_got_the_firing(setup, make_config):
         dispatch(c, store, evaluate(c, store, _day(i), "data")["messages"],
                  lambda r, m: sent.append((r.conn_id, m["event"])) or "ok")
     assert sent == [("chat", "firing"), ("chat", "resolved")]
+
+
+def test_feedback_suppresses_for_its_window_and_changes_the_verdict(setup):
+    """A false positive on an open drift incident: the next intervals' violations are still
+    recorded but raise nothing and do not count in the verdict; after the window the check
+    alerts again (a new incident); a re-run keeps the answer."""
+    from driftline import feedback
+    from driftline.monitor import record_run
+
+    store, cfg = setup
+    c = cfg(drift={"persistence": {"hold": 1, "of": 1}}, suppress_false_positive="2d")
+    sent = []
+
+    def day(i: int, drifted: bool) -> dict:
+        _write_interval(store, i, [_drift_violation("income")] if drifted else [])
+        rec = evaluate(c, store, _day(i), "data")
+        dispatch(c, store, rec["messages"], lambda route, m: sent.append(m["id"]) or "200")
+        return record_run(c, store, _day(i), _day(i + 1), {"data_quality": {"status": "ok", "baseline": "v3"}})
+
+    assert day(0, True)["status"] == "violations"
+    (incident,) = sent
+    with pytest.raises(feedback.FeedbackError, match="no alert incident"):
+        feedback.record(c, store, "m|baseline_drift_check|nope|2026-10-01T0000Z", "false_positive", "alice")
+    rec = feedback.record(c, store, incident, "false_positive", "alice", "promo week, not drift")
+    assert rec["until"].startswith("2026-10-03")  # 2 days from the latest evaluated interval (day 0)
+    run1 = day(1, True)
+    assert run1["status"] == "ok" and run1["violations"] == 0
+    stored = store.read_json(f"{Store.run_prefix('m', _day(1))}/run.json")
+    assert stored["suppressed"][0]["by"] == "alice" and stored["suppressed"][0]["kind"] == "false_positive"
+    (a,) = store.read_json(f"{Store.run_prefix('m', _day(1))}/alerts.data.json")["alerts"]
+    assert a["status"] == "suppressed" and "marked false positive by alice" in a["message"]
+    assert day(1, True)["status"] == "ok"  # a re-run keeps the answer
+    # day 2 is past the window: it alerts again, as a new incident
+    assert day(2, True)["status"] == "violations"
+    assert sent == [incident, "m|baseline_drift_check|income|2026-10-03T0000Z|firing"]
+    assert [r["kind"] for r in feedback.read_all(store, "m")] == ["false_positive"]
+    # acknowledging records who and when, and suppresses nothing
+    feedback.record(c, store, sent[-1], "acknowledged", "bob")
+    assert day(3, True)["status"] == "violations"

@@ -201,6 +201,9 @@ def evaluate(cfg: ModelConfig, store: Store, start: datetime, group: str) -> dic
                    if a["status"] in ("firing", "open")}
     drift = _read(store, prefix, "drift.json")
     baseline = (_read(store, prefix, "quality.json") or drift or {}).get("baseline")
+    from driftline import feedback
+
+    answers = feedback.suppressions(store, cfg.name)
     alerts, messages = [], []
     for check, subject in sorted(set(now_found) | set(open_before)):
         pol = cfg.alerting.policy(check)
@@ -218,7 +221,12 @@ def evaluate(cfg: ModelConfig, store: Store, start: datetime, group: str) -> dic
                 alerts.append({**base, "status": "open", "incident": was["incident"], "message": was["message"],
                                "note": "not evaluated in this interval"})
             continue
-        if v and (count >= hold or was):
+        said = feedback.active(answers, check, subject, start) if v else None
+        if said:  # a person said false positive / expected: recorded, not sent
+            alerts.append({**base, "status": "suppressed", "incident": None, "violation": v,
+                           "message": sentence(v, drift, baseline) + f" ({feedback.note(said)})",
+                           "feedback": {k: said.get(k) for k in ("kind", "by", "at", "comment", "until")}})
+        elif v and (count >= hold or was):
             incident = was["incident"] if was else interval_key(start)
             msg = sentence(v, drift, baseline)
             if of > 1:
@@ -342,11 +350,12 @@ def read_events(store: Store, model: str) -> list[dict]:
 
 def summary_lines(record: dict, delivery: dict | None = None) -> list[str]:
     """The alert task's log block: one line per alert, then the delivery result."""
-    by = {s: [a for a in record["alerts"] if a["status"] == s] for s in ("firing", "open", "pending", "resolved")}
+    by = {s: [a for a in record["alerts"] if a["status"] == s]
+          for s in ("firing", "open", "pending", "resolved", "suppressed")}
     lines = [f"{record['group']} alerts {record['model']} {record['interval']}: " +
              ", ".join(f"{len(v)} {k}" for k, v in by.items()) +
              f"; evaluated: {', '.join(f for f, ok in record['evaluated'].items() if ok) or 'nothing'}"]
-    for status in ("firing", "resolved", "pending", "open"):
+    for status in ("firing", "resolved", "pending", "open", "suppressed"):
         for a in by[status][:15]:
             new = " NEW" if status == "firing" and a["incident"] == a["interval"] else ""
             lines.append(f"- {status.upper()}{new} [{a['severity']}] {a['check']}: {a['message']}")

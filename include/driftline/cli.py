@@ -12,6 +12,8 @@
                                                   ingest the labels that arrived (by arrival day)
     driftline reevaluate --model NAME [--as-of T]  re-evaluate the model quality of intervals whose labels changed
     driftline alerts --model NAME [--since T]     the alert history: every message raised, where it was delivered
+    driftline feedback --model NAME --alert ID --kind false_positive|expected|acknowledged --by WHO [--comment C]
+                                                  answer an alert; false positive / expected suppress the check a while
     driftline models --model NAME                 list the registered model versions; mark the champion and its baseline
     driftline rollback --model NAME --to vN       make an earlier model version (and its baseline) the champion again
     driftline retrain --model NAME [--end T] [--window 14d] [--as-of T] [--dry-run]
@@ -28,6 +30,7 @@ The store is ``--store`` or ``DRIFTLINE_STORE_URL`` (default ``file://<project>/
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -203,9 +206,28 @@ def cmd_alerts(args) -> int:
         return 0
     for e in events:
         routes = ", ".join(sorted(d["route"] for d in e.get("deliveries", []))) or "log only"
-        print(f"{e['interval']}  {e['event'].upper():<8} {e['severity']:<8} {e['check']}: {e['text']}  [{routes}]")
+        print(f"{e['interval']}  {e['event'].upper():<8} {e['severity']:<8} {e['check']}: {e['text']}  [{routes}]"
+              f"  id {e['incident_key']}")
     print(f"{len(events)} message(s): {sum(e['event'] == 'firing' for e in events)} firing, "
           f"{sum(e['event'] == 'resolved' for e in events)} resolved")
+    return 0
+
+
+def cmd_feedback(args) -> int:
+    """A person's answer to an alert incident (see driftline.feedback)."""
+    from driftline import feedback
+
+    cfg, store = _model(args), Store(args.store)
+    if not args.alert:
+        for r in feedback.read_all(store, cfg.name):
+            print(f"{r['at'][:19]}  {r['incident_key']}  {feedback.note(r)}")
+        return 0
+    try:
+        rec = feedback.record(cfg, store, args.alert, args.kind, args.by, args.comment or "")
+    except feedback.FeedbackError as exc:
+        print(f"driftline: {exc}", file=sys.stderr)
+        return 2
+    print(f"{rec['incident_key']}: {feedback.note(rec)}")
     return 0
 
 
@@ -400,6 +422,14 @@ def build_parser() -> argparse.ArgumentParser:
     model_args(al)
     al.add_argument("--since", help="only intervals from this one on (e.g. 2026-10-04)")
     al.set_defaults(fn=cmd_alerts)
+
+    fb = sub.add_parser("feedback", help="answer an alert: acknowledged, false_positive or expected")
+    model_args(fb)
+    fb.add_argument("--alert", help="the alert's id or incident key (see `driftline alerts`); none: list the answers")
+    fb.add_argument("--kind", choices=["acknowledged", "false_positive", "expected"], default="acknowledged")
+    fb.add_argument("--by", default=os.environ.get("USER", ""), help="who answers (default: $USER)")
+    fb.add_argument("--comment", help="why, e.g. 'summer promotion, expected until the 15th'")
+    fb.set_defaults(fn=cmd_feedback)
 
     rb = sub.add_parser("rollback", help="make an earlier model version the champion again")
     model_args(rb)

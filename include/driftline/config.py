@@ -329,6 +329,16 @@ class Alerting(_Strict):
     severities: dict[str, Severity] = Field(default_factory=dict)
     #: Re-send an incident still open after this many intervals (0: one message per incident).
     repeat_every: int = Field(default=0, ge=0)
+    #: A person's answer to an alert (driftline.feedback): "false positive" or "expected" (e.g.
+    #: a known seasonal change) suppresses that check on that subject for this long, in data
+    #: time from the latest interval evaluated when the answer came; "acknowledged" only records.
+    suppress_false_positive: Duration = timedelta(days=7)
+    suppress_expected: Duration = timedelta(days=7)
+
+    @field_validator("suppress_false_positive", "suppress_expected", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> timedelta:
+        return parse_duration(v)
 
     @field_validator("severities")
     @classmethod

@@ -248,8 +248,17 @@ def record_run(cfg: ModelConfig, store: Store, start: datetime, end: datetime, s
     status = quality.get("status", "unknown")
     violations_rel = posixpath.join(prefix, "constraint_violations.json")
     violations = store.read_json(violations_rel).get("violations", []) if store.exists(violations_rel) else []
-    if status == "ok" and violations:  # another stage (drift) found something
+    # violations a person marked false positive / expected (driftline.feedback) stay in
+    # constraint_violations.json but do not count against the verdict
+    from driftline.alerts import read_record, subject_of
+
+    suppressed = {(a["check"], a["subject"]): a["feedback"] for g in ("data", "quality")
+                  if (r := read_record(store, cfg.name, start, g)) for a in r["alerts"] if a["status"] == "suppressed"}
+    counted = [v for v in violations if (v["constraint_check_type"], subject_of(v)) not in suppressed]
+    if status == "ok" and counted:  # another stage (drift) found something
         status = "violations"
+    elif status == "violations" and not counted:
+        status = "ok"
     now = datetime.now(timezone.utc)
     base = {"model": cfg.name, "interval_start": start, "interval_end": end, "segment": "",
             "kind": "realized", "baseline_version": quality.get("baseline"), "computed_at": now}
@@ -268,7 +277,8 @@ def record_run(cfg: ModelConfig, store: Store, start: datetime, end: datetime, s
     run = {
         "model": cfg.name, "interval_start": start.isoformat(), "interval_end": end.isoformat(),
         "interval": interval_key(start), "status": status, "baseline": quality.get("baseline"),
-        "violations": len(violations), "violation_checks": sorted({v["constraint_check_type"] for v in violations}),
+        "violations": len(counted), "violation_checks": sorted({v["constraint_check_type"] for v in counted}),
+        "suppressed": [{"check": c, "subject": s_, **fb} for (c, s_), fb in sorted(suppressed.items())],
         "drifted_features": stages.get("drift", {}).get("drifted", []),
         "drift": stages.get("drift", {}).get("summary"),
         "model_quality": stages.get("model_quality", {}).get("summary"),

@@ -1,0 +1,122 @@
+"""A person's answer to an alert, and what it changes.
+
+Each alert incident (driftline.alerts: model, check, subject, the interval it opened in) can be
+answered by a person -- from the CLI, the driftline page or Airflow's human-in-the-loop
+operators -- with one of:
+
+- ``acknowledged``: seen, being handled; recorded, changes nothing;
+- ``false_positive``: the check was wrong here;
+- ``expected``: real, but known (a seasonal change, a planned launch).
+
+A false positive or an expected change **suppresses** that check on that subject for a window
+(``alerting.suppress_false_positive`` / ``suppress_expected``, default 7 days), counted in data
+time from the latest interval evaluated when the answer came, so a backfill decides as the
+scheduled runs did: while suppressed, the check's violations are still recorded (SageMaker's
+``constraint_violations.json`` is untouched) but they raise no alert (status ``suppressed``,
+with who said what) and do not count against the run's verdict; once the window is over, a
+check that still fails opens a new incident. Answers are stored append-only under
+``alerts/<model>/feedback/`` -- outside the run folders, so no re-run or backfill loses them --
+each with who and when.
+"""
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import re
+from datetime import datetime, timezone
+
+from driftline.config import ModelConfig
+from driftline.store import Store, as_utc, parse_interval_key
+
+KINDS = ("acknowledged", "false_positive", "expected")
+SUPPRESSING = ("false_positive", "expected")
+
+
+class FeedbackError(ValueError):
+    """The answer names no known alert, or is not one of KINDS."""
+
+
+def feedback_prefix(model: str) -> str:
+    return posixpath.join("alerts", model, "feedback")
+
+
+def _incident_id(incident_key: str) -> str:
+    return hashlib.sha256(incident_key.encode()).hexdigest()[:24]
+
+
+def find_incident(store: Store, model: str, ref: str) -> dict:
+    """The incident an answer is about: ``ref`` is a message id or incident key
+    (model|check|subject|incident[|event]) as the alert carried it."""
+    from driftline.alerts import read_events
+
+    key = ref if ref.count("|") == 3 else "|".join(ref.split("|")[:4])
+    for e in read_events(store, model):
+        if e.get("incident_key") == key:
+            return {"incident_key": key, "check": e["check"], "subject": e["subject"], "incident": e["incident"],
+                    "severity": e["severity"], "text": e["text"]}
+    raise FeedbackError(f"{model}: no alert incident {key!r} in {store.uri('alerts', model, 'events')} "
+                        f"(`driftline alerts --model {model}` lists them)")
+
+
+def record(cfg: ModelConfig, store: Store, ref: str, kind: str, by: str, comment: str = "",
+           at: datetime | None = None, source: str = "cli") -> dict:
+    """Store a person's answer to an incident; returns the record (with ``until`` for the
+    suppressing kinds)."""
+    if kind not in KINDS:
+        raise FeedbackError(f"feedback kind {kind!r}: expected one of {', '.join(KINDS)}")
+    if not by.strip():
+        raise FeedbackError("feedback needs who gives it (by)")
+    inc = find_incident(store, cfg.name, ref)
+    at = as_utc(at or datetime.now(timezone.utc))
+    rec = {"model": cfg.name, **inc, "kind": kind, "by": by.strip(), "comment": comment, "at": at.isoformat(),
+           "source": source}
+    if kind in SUPPRESSING:
+        window = cfg.alerting.suppress_false_positive if kind == "false_positive" else cfg.alerting.suppress_expected
+        rec["from"] = _latest_evaluated(cfg, store, parse_interval_key(inc["incident"])).isoformat()
+        rec["until"] = (datetime.fromisoformat(rec["from"]) + window).isoformat()
+    stamp = re.sub(r"[^0-9A-Za-z]", "", at.isoformat())[:20]
+    rel = posixpath.join(feedback_prefix(cfg.name), _incident_id(inc["incident_key"]),
+                         f"{stamp}-{_incident_id(by + comment + kind)[:8]}.json")
+    store.write_json(rel, rec)
+    return rec
+
+
+def _latest_evaluated(cfg: ModelConfig, store: Store, floor: datetime) -> datetime:
+    """The start of the latest interval with a run (the data time "now" of an answer)."""
+    from driftline.labels import interval_starts
+
+    starts = [t for t in interval_starts(store, cfg.name) if t >= floor]
+    return max(starts, default=floor)
+
+
+def read_all(store: Store, model: str) -> list[dict]:
+    """Every answer, oldest first."""
+    out = []
+    base = feedback_prefix(model)
+    for folder in store.listdir(base):
+        for name in store.listdir(posixpath.join(base, folder)):
+            if name.endswith(".json"):
+                out.append(store.read_json(posixpath.join(base, folder, name)))
+    return sorted(out, key=lambda r: r["at"])
+
+
+def suppressions(store: Store, model: str) -> list[dict]:
+    """The suppressing answers (false positive, expected), latest per incident last."""
+    return [r for r in read_all(store, model) if r["kind"] in SUPPRESSING]
+
+
+def active(records: list[dict], check: str, subject: str, start: datetime) -> dict | None:
+    """The answer suppressing (check, subject) at the interval starting at ``start``, if any:
+    its window covers the interval, and it was given for an incident that opened before."""
+    start = as_utc(start)
+    hits = [r for r in records if r["check"] == check and r["subject"] == subject
+            and parse_interval_key(r["incident"]) <= start < datetime.fromisoformat(r["until"])]
+    return hits[-1] if hits else None
+
+
+def note(r: dict) -> str:
+    """'marked false positive by alice on 2026-10-06: seasonal promo (until 2026-10-13)'."""
+    what = {"false_positive": "marked false positive", "expected": "marked expected",
+            "acknowledged": "acknowledged"}[r["kind"]]
+    until = f" (suppressed until {r['until'][:10]})" if r.get("until") else ""
+    return f"{what} by {r['by']} on {r['at'][:10]}" + (f": {r['comment']}" if r.get("comment") else "") + until

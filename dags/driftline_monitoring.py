@@ -39,6 +39,9 @@ Each run monitors one data interval of one model (`data_interval_start` to
    schedules the model's retraining DAG (`driftline_retrain_<model>`).
 9. **record_run**: writes `run.json` and the interval's rows of the metrics history
    (and, with `metrics_out.cloudwatch.enabled`, publishes them to CloudWatch).
+10. **report**: writes the run's self-contained HTML report (`report.html`: reference vs
+   current distributions per feature, model quality, bias, data quality, alerts) and logs the
+   same verdict as a compact table.
 
 Every artifact is keyed by the interval's start, so a re-run or a backfill of an interval
 replaces its own artifacts and nothing else. Artifacts: `runs/<model>/<interval>/` in the
@@ -216,6 +219,17 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
                         out["artifacts"])
             return out
 
+        @task(trigger_rule="all_done")
+        def report(data_interval_start=None) -> str:
+            # all_done: a run that failed half-way still gets its page, saying what did not run
+            from driftline.report import summary_table, write_run_report
+
+            store = get_store()
+            with fail_clearly():
+                uri = write_run_report(cfg, store, data_interval_start)
+            log_summary(f"report {cfg.name}", summary_table(cfg, store, data_interval_start), uri)
+            return uri
+
         ingested = ingest()
         quality = data_quality(ingested)
         parts = profile_partition.expand(part=plan_partitions(ingested))
@@ -230,6 +244,7 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
         [performance, alerted_data] >> alerted_quality
         recorded = record_run(ingested, quality, drifted, performance)
         [alerted_data, alerted_quality] >> recorded
+        recorded >> report()
 
         if cfg.retraining.enabled:
             asset = retraining_asset(cfg.name)

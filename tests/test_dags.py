@@ -67,7 +67,8 @@ def test_monitoring_dag_shape(airflow_db):
         "profile_partition": ["drift"], "drift": ["alert_data", "model_quality", "record_run"],
         "wait_for_labels": ["model_quality"], "model_quality": ["alert_quality", "record_run"],
         "alert_data": ["alert_quality", "record_run"], "alert_quality": ["record_run", "retrain_decision"],
-        "retrain_decision": ["request_retraining"], "request_retraining": [], "record_run": []}
+        "retrain_decision": ["request_retraining"], "request_retraining": [], "record_run": ["report"],
+        "report": []}
     # alerts: sent even when a stage failed, in interval order (persistence reads the past)
     for t in ("alert_data", "alert_quality"):
         assert dag.get_task(t).trigger_rule == "all_done" and dag.get_task(t).depends_on_past

@@ -171,7 +171,8 @@ def test_demo_end_to_end_local(tmp_path, monkeypatch, airflow_db):
     prefix = runs[INCIDENT_DAY]["prefix"]
     for name in ("batch.parquet", "quarantine.jsonl", "ingest.json", "gx_validation.json", "quality.json",
                  "data_docs/index.html", "constraint_violations.json", "run.json", "drift.json",
-                 "current_profile.json", "profiles/part-00000.json"):
+                 "current_profile.json", "profiles/part-00000.json", "report.html", "alerts.data.json",
+                 "alerts.quality.json", "bias.json"):
         assert store.exists(f"{prefix}/{name}"), name
     history = read_history(store, "churn")
     assert set(history["interval_start"].dt.strftime("%Y-%m-%d")) == {manifest["interval_starts"][d][:10] for d in DAYS}

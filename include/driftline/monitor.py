@@ -69,7 +69,7 @@ def interval_history(store: Store, model: str, start: datetime) -> list[dict]:
 
 #: What a run concludes from its batch. A re-run removes them before it ingests, so a stage
 #: that fails on the re-run leaves no verdict of the previous batch behind.
-VERDICT_ARTIFACTS = ("run.json", "bias.json", "alerts.data.json", "alerts.quality.json", "quality.json",
+VERDICT_ARTIFACTS = ("run.json", "report.html", "bias.json", "alerts.data.json", "alerts.quality.json", "quality.json",
                      "gx_validation.json", "constraint_violations.json", "data_docs",
                      "drift.json", "current_profile.json", "profiles", "merged.parquet", "model_quality.json",
                      "labels.json")
@@ -303,6 +303,9 @@ def monitor_interval(cfg: ModelConfig, store: Store, start: datetime, end: datet
     stages["alerts_quality"] = _brief(run_alerts(cfg, store, start, "quality",
                                                  also=stages["model_quality"].get("reevaluated", [])))
     out = record_run(cfg, store, start, end, stages)
+    from driftline.report import write_run_report
+
+    out["report"] = write_run_report(cfg, store, start)
     out["seconds"] = round(time.perf_counter() - t0, 2)
     out["stages"] = stages
     return out

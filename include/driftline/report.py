@@ -1,0 +1,889 @@
+"""The report of one run: a self-contained HTML page for the data scientist, and a fixed-width
+summary table for the on-call engineer's task log.
+
+Both read only the artifacts the run left in its folder (``runs/<model>/<interval>/``):
+``run.json``, ``ingest.json``, ``quality.json``, ``constraint_violations.json``,
+``drift.json``, ``current_profile.json`` (and the baseline's ``profile.json``, whose bin
+edges the current batch was profiled on), ``model_quality.json``, ``bias.json`` and
+``alerts.{data,quality}.json``. A stage that did not run leaves its file missing; the report
+then says so in a sentence instead of failing.
+
+The page loads nothing: styles are inline, charts are SVG drawn here, there is no script.
+Every value that comes from data or configuration -- feature names, category values,
+descriptions, messages, the model name -- goes through :func:`esc` (``html.escape``) before it
+reaches the page, SVG text included; the only markup is the literal markup of this module.
+"""
+from __future__ import annotations
+
+import html
+import math
+import posixpath
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from driftline.config import SEVERITY_RANK, ModelConfig
+from driftline.store import Store, StoreError, as_utc, interval_key
+
+#: The run artifacts the report reads, by short name.
+ARTIFACTS = {
+    "run": "run.json", "ingest": "ingest.json", "quality": "quality.json",
+    "violations": "constraint_violations.json", "drift": "drift.json", "current_profile": "current_profile.json",
+    "model_quality": "model_quality.json", "bias": "bias.json",
+    "alerts_data": "alerts.data.json", "alerts_quality": "alerts.quality.json",
+}
+REPORT_FILE = "report.html"
+DATA_DOCS = "data_docs/index.html"
+ALERT_ORDER = ("firing", "open", "pending", "resolved")
+#: Categories drawn per feature; the rest are summed into "(other)".
+MAX_CATEGORIES = 10
+#: Characters of a label drawn in a chart (the full value is in the bar's tooltip).
+LABEL_CHARS = 22
+WORST_CHARS = 200
+
+REF_COLOR, CUR_COLOR = "#9aa5b1", "#2f6fdf"
+
+
+# -- reading a run ---------------------------------------------------------------------------
+def load_run(cfg: ModelConfig, store: Store, interval_start: datetime) -> dict[str, Any]:
+    """Every artifact of the run (None when missing), the baseline's profile, and the
+    problems met reading them (``_problems``: sentences for the page)."""
+    prefix = Store.run_prefix(cfg.name, as_utc(interval_start))
+    problems: list[str] = []
+    art: dict[str, Any] = {name: _read_json(store, posixpath.join(prefix, fn), problems)
+                           for name, fn in ARTIFACTS.items()}
+    version = _baseline_version(art)
+    art["baseline_profile"] = None
+    if version:
+        rel = posixpath.join(Store.baseline_prefix(cfg.name, version), "profile.json")
+        art["baseline_profile"] = _read_json(store, rel, problems)
+    art["data_docs"] = _exists(store, posixpath.join(prefix, DATA_DOCS))
+    art["prefix"], art["uri"], art["_problems"] = prefix, store.uri(prefix), problems
+    return art
+
+
+def _read_json(store: Store, rel: str, problems: list[str]) -> Any:
+    try:
+        return store.read_json(rel) if store.exists(rel) else None
+    except (StoreError, ValueError) as exc:  # an unreadable artifact is reported, not fatal
+        problems.append(f"{rel}: could not be read ({exc})")
+        return None
+
+
+def _exists(store: Store, rel: str) -> bool:
+    try:
+        return store.exists(rel)
+    except StoreError:
+        return False
+
+
+def _baseline_version(art: dict) -> str | None:
+    for name in ("drift", "run", "quality", "model_quality"):
+        if isinstance(art.get(name), dict) and art[name].get("baseline"):
+            return str(art[name]["baseline"])
+    return None
+
+
+# -- formatting ------------------------------------------------------------------------------
+def esc(value: Any) -> str:
+    """Text for HTML (and SVG): every data value goes through here."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def fmt_num(x: Any, digits: int = 4) -> str:
+    """A number as the report prints it: ``digits`` significant digits, 'n/a' for None/NaN.
+    Plain text (not escaped): pass it through esc() on its way to HTML, or use num()."""
+    if x is None:
+        return "n/a"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, float):
+        return "n/a" if math.isnan(x) else f"{x:.{digits}g}"
+    return str(x)
+
+
+def fmt_pct(x: Any, digits: int = 1) -> str:
+    return "n/a" if not isinstance(x, (int, float)) or isinstance(x, bool) else f"{x:.{digits}%}"
+
+
+def num(x: Any, digits: int = 4) -> str:
+    return esc(fmt_num(x, digits))
+
+
+def pct(x: Any, digits: int = 1) -> str:
+    return esc(fmt_pct(x, digits))
+
+
+def clip(text: Any, n: int) -> str:
+    """Shortened raw text (escape after clipping, never before: an entity must not be cut)."""
+    s = "" if text is None else str(text)
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def badge(text: str, kind: str) -> str:
+    """kind: ok | bad | warn | info (a CSS class of this module, never data)."""
+    return f'<span class="badge {kind}">{esc(text)}</span>'
+
+
+def note(text: str) -> str:
+    return f'<p class="note">{esc(text)}</p>'
+
+
+def table(headers: list[str], rows: list[list[str]], cls: str = "") -> str:
+    """headers are plain text; rows hold cells that are already HTML (built with esc/num/pct)."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f'<table class="{esc(cls)}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def section(anchor: str, title: str, body: str) -> str:
+    return f'<section id="{esc(anchor)}"><h2>{esc(title)}</h2>{body}</section>'
+
+
+def _f(x: float) -> str:
+    """An SVG coordinate."""
+    return f"{x:.1f}"
+
+
+def _short(x: float) -> str:
+    """A compact axis label: 3 significant digits, thousands as k."""
+    if not math.isfinite(x):
+        return "∞" if x > 0 else "-∞"
+    return f"{x / 1000:.3g}k" if abs(x) >= 1000 else f"{x:.3g}"
+
+
+# -- charts (inline SVG) ---------------------------------------------------------------------
+def _svg(width: int, height: int, label: str, body: str) -> str:
+    return (f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+            f'role="img" aria-label="{esc(label)}"><title>{esc(label)}</title>{body}</svg>')
+
+
+def _shares(counts: list[float]) -> list[float]:
+    total = float(sum(counts))
+    return [c / total if total else 0.0 for c in counts]
+
+
+def svg_histogram(edges: list[float], ref_counts: list[float], cur_counts: list[float], label: str) -> str:
+    """Reference and current shares of rows per bin of the baseline's edges, bars side by side.
+    Bins are drawn at equal widths (they are the baseline's quantile bins): the x-axis labels
+    give the edges."""
+    ref, cur = _shares(ref_counts), _shares(cur_counts)
+    n = len(ref)
+    width, height, left, bottom, top = 460, 170, 40, 30, 12
+    plot_w, plot_h = width - left - 10, height - bottom - top
+    peak = max([*ref, *cur, 1e-12])
+    slot = plot_w / n
+    parts = [f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 10}" y2="{top + plot_h}" class="axis"/>',
+             f'<text x="{left - 4}" y="{top + 4}" class="tick" text-anchor="end">{pct(peak, 0)}</text>',
+             f'<text x="{left - 4}" y="{top + plot_h}" class="tick" text-anchor="end">0%</text>']
+    for i in range(n):
+        lo, hi = edges[i], edges[i + 1]
+        span = f"[{_short(lo)}, {_short(hi)})"
+        for j, (share, color) in enumerate(((ref[i], REF_COLOR), (cur[i], CUR_COLOR))):
+            h = share / peak * plot_h
+            x = left + i * slot + slot * (0.1 + 0.4 * j)
+            who = "reference" if j == 0 else "current"
+            parts.append(f'<rect x="{_f(x)}" y="{_f(top + plot_h - h)}" width="{_f(slot * 0.4)}" height="{_f(h)}" '
+                         f'fill="{color}"><title>{esc(span)} {who}: {pct(share)}</title></rect>')
+        if i:
+            parts.append(f'<text x="{_f(left + i * slot)}" y="{top + plot_h + 12}" class="tick" '
+                         f'text-anchor="middle">{esc(_short(lo))}</text>')
+    return _svg(width, height, label, "".join(parts))
+
+
+def _category_rows(ref_top: dict, cur_top: dict, ref_other: float, cur_other: float) -> list[tuple[str, float, float]]:
+    names = sorted(set(ref_top) | set(cur_top), key=lambda k: (-max(ref_top.get(k, 0.0), cur_top.get(k, 0.0)), str(k)))
+    rows = [(str(k), float(ref_top.get(k, 0.0)), float(cur_top.get(k, 0.0))) for k in names[:MAX_CATEGORIES]]
+    rest = names[MAX_CATEGORIES:]
+    ro = ref_other + sum(ref_top.get(k, 0.0) for k in rest)
+    co = cur_other + sum(cur_top.get(k, 0.0) for k in rest)
+    if ro > 0 or co > 0:
+        rows.append(("(other)", ro, co))
+    return rows
+
+
+def svg_categories(ref_top: dict, cur_top: dict, label: str, ref_other: float = 0.0, cur_other: float = 0.0) -> str:
+    """Reference and current shares of each category, a pair of horizontal bars per value."""
+    rows = _category_rows(ref_top, cur_top, ref_other or 0.0, cur_other or 0.0)
+    width, left, row_h, right = 460, 150, 24, 50
+    height = max(row_h * len(rows) + 8, 30)
+    peak = max([r for _, a, b in rows for r in (a, b)] + [1e-12])
+    plot_w = width - left - right
+    parts = []
+    for i, (name, a, b) in enumerate(rows):
+        y = 4 + i * row_h
+        parts.append(f'<text x="{left - 6}" y="{y + 14}" class="tick" text-anchor="end">'
+                     f'<title>{esc(name)}</title>{esc(clip(name, LABEL_CHARS))}</text>')
+        for j, (share, color) in enumerate(((a, REF_COLOR), (b, CUR_COLOR))):
+            w = share / peak * plot_w
+            yy = y + 2 + j * 10
+            who = "reference" if j == 0 else "current"
+            parts.append(f'<rect x="{left}" y="{yy}" width="{_f(w)}" height="9" fill="{color}">'
+                         f'<title>{esc(name)} {who}: {pct(share)}</title></rect>'
+                         f'<text x="{_f(left + w + 4)}" y="{yy + 8}" class="tick">{pct(share)}</text>')
+    return _svg(width, height, label, "".join(parts))
+
+
+QUANTILES = ("p05", "p25", "p50", "p75", "p95")
+
+
+def svg_quantiles(ref: dict, cur: dict, label: str) -> str | None:
+    """Box plots (p05-p95 whiskers, p25-p75 box, median, mean dot) of reference and current,
+    on one scale: the fallback when no histogram is on record. None without quantiles."""
+    if not all(isinstance(s.get(q), (int, float)) for s in (ref, cur) for q in QUANTILES):
+        return None
+    values = [s[q] for s in (ref, cur) for q in QUANTILES]
+    lo, hi = min(values), max(values)
+    pad = (hi - lo) * 0.05 or 1.0
+    lo, hi = lo - pad, hi + pad
+    width, left, right = 460, 80, 10
+    plot_w = width - left - right
+
+    def x(v: float) -> float:
+        return left + (v - lo) / (hi - lo) * plot_w
+
+    parts = []
+    for i, (who, s, color) in enumerate((("reference", ref, REF_COLOR), ("current", cur, CUR_COLOR))):
+        y = 10 + i * 34
+        q = [s[k] for k in QUANTILES]
+        tip = esc(f"{who}: " + ", ".join(f"{k} {fmt_num(s[k])}" for k in QUANTILES))
+        parts.append(f'<g><title>{tip}</title>'
+                     f'<text x="{left - 6}" y="{y + 14}" class="tick" text-anchor="end">{esc(who)}</text>'
+                     f'<line x1="{_f(x(q[0]))}" y1="{y + 10}" x2="{_f(x(q[4]))}" y2="{y + 10}" stroke="{color}"/>'
+                     f'<rect x="{_f(x(q[1]))}" y="{y}" width="{_f(max(x(q[3]) - x(q[1]), 1))}" height="20" '
+                     f'fill="{color}" fill-opacity="0.5" stroke="{color}"/>'
+                     f'<line x1="{_f(x(q[2]))}" y1="{y}" x2="{_f(x(q[2]))}" y2="{y + 20}" stroke="#222"/></g>')
+        if isinstance(s.get("mean"), (int, float)):
+            parts.append(f'<circle cx="{_f(x(s["mean"]))}" cy="{y + 10}" r="3" fill="#222"/>')
+    parts.append(f'<text x="{left}" y="84" class="tick">{esc(_short(lo))}</text>'
+                 f'<text x="{width - right}" y="84" class="tick" text-anchor="end">{esc(_short(hi))}</text>')
+    return _svg(width, 90, label, "".join(parts))
+
+
+def svg_band(value: float | None, lower: float | None, upper: float | None, realized: float | None,
+             baseline: float | None, bound: float | None) -> str:
+    """One metric on a line: the estimate's band and value (blue), the realized value (black
+    diamond), the baseline (grey tick) and the breach bound (red tick)."""
+    points = [v for v in (value, lower, upper, realized, baseline, bound) if isinstance(v, (int, float))]
+    if not points:
+        return ""
+    lo, hi = min(points), max(points)
+    pad = (hi - lo) * 0.1 or 0.05
+    lo, hi = lo - pad, hi + pad
+    width, height = 170, 18
+
+    def x(v: float) -> str:
+        return _f(4 + (v - lo) / (hi - lo) * (width - 8))
+
+    parts = [f'<line x1="4" y1="9" x2="{width - 4}" y2="9" class="axis"/>']
+    if isinstance(baseline, (int, float)):
+        parts.append(f'<line x1="{x(baseline)}" y1="2" x2="{x(baseline)}" y2="16" stroke="{REF_COLOR}" stroke-width="2">'
+                     f'<title>baseline {num(baseline)}</title></line>')
+    if isinstance(bound, (int, float)):
+        parts.append(f'<line x1="{x(bound)}" y1="2" x2="{x(bound)}" y2="16" stroke="#c0392b" stroke-width="2">'
+                     f'<title>bound {num(bound)}</title></line>')
+    if isinstance(lower, (int, float)) and isinstance(upper, (int, float)):
+        parts.append(f'<rect x="{x(lower)}" y="5" width="{_f(float(x(upper)) - float(x(lower)))}" height="8" '
+                     f'fill="{CUR_COLOR}" fill-opacity="0.25">'
+                     f'<title>estimate band [{num(lower)}, {num(upper)}]</title></rect>')
+    if isinstance(value, (int, float)):
+        parts.append(f'<circle cx="{x(value)}" cy="9" r="3.5" fill="{CUR_COLOR}">'
+                     f'<title>estimated {num(value)}</title></circle>')
+    if isinstance(realized, (int, float)):
+        cx = float(x(realized))
+        parts.append(f'<path d="M{_f(cx)} 3 L{_f(cx + 5)} 9 L{_f(cx)} 15 L{_f(cx - 5)} 9 Z" fill="#222">'
+                     f'<title>realized {num(realized)}</title></path>')
+    return _svg(width, height, "realized vs estimated", "".join(parts))
+
+
+# -- the verdict per check family (shared by the page's header and the log table) ------------
+@dataclass
+class Family:
+    name: str
+    status: str      # short, upper case when something is wrong
+    level: str       # ok | bad | warn | info
+    counts: str
+    worst: str
+
+
+def _violations(art: dict, *sources: str | None) -> list[dict]:
+    vs = (art.get("violations") or {}).get("violations", [])
+    return [v for v in vs if v.get("source") in sources]
+
+
+def _dq_family(art: dict) -> Family:
+    q, ing = art.get("quality"), art.get("ingest") or {}
+    quarantined = ing.get("quarantined", (q or {}).get("quarantined", 0)) or 0
+    if q is None:
+        return Family("data quality", "not run", "info", f"quarantined {quarantined}", "no quality.json")
+    if q.get("status") == "no_data":
+        return Family("data quality", "NO DATA", "warn", f"{q.get('rows', 0)} rows",
+                      clip(q.get("summary", ""), WORST_CHARS))
+    vs = _violations(art, "data_quality", None) or (q.get("violation_list") or [])
+    counts = f"{len(vs)} of {q.get('expectations', '?')} failed, quarantined {quarantined}"
+    if not vs:
+        return Family("data quality", "ok", "ok" if not quarantined else "warn", counts, "-")
+    worst = max(vs, key=_failed_share)
+    share = _failed_share(worst)
+    what = f"{worst.get('constraint_check_type')} {worst.get('feature_name')}"
+    return Family("data quality", "FAIL", "bad", counts,
+                  f"{what}: {fmt_pct(share)} of rows" if share else f"{what}: {worst.get('description', '')}")
+
+
+def _failed_share(v: dict) -> float:
+    d = v.get("details") or {}
+    n, bad = d.get("element_count"), d.get("unexpected_count")
+    return bad / n if isinstance(n, (int, float)) and n and isinstance(bad, (int, float)) else 0.0
+
+
+def _drift_family(art: dict) -> Family:
+    d = art.get("drift")
+    if d is None:
+        return Family("drift", "not run", "info", "-", "no drift.json")
+    if not d.get("checked", True):
+        return Family("drift", "not checked", "warn", "-", clip(d.get("why", ""), WORST_CHARS))
+    ds = d.get("dataset") or {}
+    drifted = ds.get("drifted_features") or [n for n, r in (d.get("features") or {}).items() if r.get("drifted")]
+    preds = [n for n, r in (d.get("prediction") or {}).items() if r.get("drifted")]
+    multi = [k for k, v in (d.get("multivariate") or {}).items() if isinstance(v, dict) and v.get("drifted")]
+    counts = f"{len(drifted)}/{ds.get('features', len(d.get('features') or {}))} features"
+    if preds:
+        counts += f", prediction {len(preds)}"
+    if multi:
+        counts += ", multivariate"
+    if not (drifted or preds or multi):
+        return Family("drift", "ok", "ok", counts, "-")
+    ordered = [n for n, _ in sorted_features(d.get("features") or {}) if n in drifted]
+    parts = []
+    if ordered:
+        top = d["features"][ordered[0]]
+        parts.append(f"drifted: {', '.join(ordered)}; worst {ordered[0]} {_stat_text(top)}"
+                     + (f" ({fmt_pct(top['contribution_share'], 0)} of drift)"
+                        if isinstance(top.get("contribution_share"), (int, float)) else ""))
+    if preds:
+        parts.append(f"prediction: {', '.join(preds)}")
+    if multi:
+        parts.append(f"multivariate: {', '.join(multi)}")
+    return Family("drift", "DRIFT", "bad", counts, "; ".join(parts))
+
+
+def _stat_text(r: dict) -> str:
+    """'wasserstein 0.4479 >= 0.1', 'ks p=0.001 < alpha 0.05' or 'missing 0.0% -> 7.9%' (plain text)."""
+    drifted = r.get("distribution_drifted", r.get("drifted"))
+    if r.get("distribution_drifted") is False and (r.get("missing") or {}).get("drifted"):
+        m = r["missing"]
+        return f"missing {fmt_pct(m.get('reference_share'))} -> {fmt_pct(m.get('current_share'))}"
+    if r.get("pvalue") is not None:  # a test: the threshold is its alpha
+        p = r.get("pvalue_adjusted", r["pvalue"])
+        return f"{r.get('method')} p={fmt_num(p, 3)} {'<' if drifted else '>='} alpha {fmt_num(r.get('threshold'))}"
+    return f"{r.get('method')} {fmt_num(r.get('statistic'))} {'>=' if drifted else '<'} {fmt_num(r.get('threshold'))}"
+
+
+def _mq_family(art: dict) -> Family:
+    mq = art.get("model_quality")
+    if mq is None:
+        return Family("model quality", "not run", "info", "-", "no model_quality.json")
+    g = mq.get("overall") or {}
+    labels = mq.get("labels") or g
+    breaches = mq.get("violations") or []
+    counts = f"{len(breaches)} breach(es), labels {fmt_pct(labels.get('coverage'), 0)}"
+    realized_ok = (g.get("realized") or {}).get("status") == "ok"
+    if breaches:
+        worst = max(breaches, key=_shortfall)
+        return Family("model quality", "FAIL", "bad", counts, f"{worst.get('feature_name')}: {worst.get('description')}")
+    if not realized_ok:
+        why = (g.get("realized") or {}).get("why") or (g.get("realized") or {}).get("status", "no labels")
+        est = "estimate ok" if (g.get("estimated") or {}).get("status") == "ok" else "no estimate"
+        return Family("model quality", "no labels", "warn", counts, f"{why}; {est}")
+    return Family("model quality", "ok", "ok", counts, "-")
+
+
+def _shortfall(v: dict) -> float:
+    d = v.get("details") or {}
+    a, b = d.get("value"), d.get("bound")
+    return abs(a - b) if isinstance(a, (int, float)) and isinstance(b, (int, float)) else 0.0
+
+
+def _bias_family(art: dict) -> Family:
+    b = art.get("bias")
+    if b is None:
+        return Family("bias", "not run", "info", "-", "no bias.json")
+    facets = b.get("facets") or {}
+    vs = b.get("violations") or []
+    counts = f"{len(vs)} breach(es) in {len(facets)} facet(s)"
+    if vs:
+        return Family("bias", "FAIL", "bad", counts, str(vs[0].get("description", vs[0].get("feature_name"))))
+    if not any(f.get("status") == "ok" for f in facets.values()):
+        return Family("bias", "not checked", "warn", counts, b.get("note") or "no facet large enough")
+    return Family("bias", "ok", "ok", counts, "-")
+
+
+def _alerts(art: dict) -> list[dict] | None:
+    records = [art.get("alerts_data"), art.get("alerts_quality")]
+    if not any(isinstance(r, dict) for r in records):
+        return None
+    alerts = [a for r in records if isinstance(r, dict) for a in r.get("alerts", [])]
+    rank = {s: i for i, s in enumerate(ALERT_ORDER)}
+    return sorted(alerts, key=lambda a: (rank.get(a.get("status"), 9), -SEVERITY_RANK.get(a.get("severity"), -1),
+                                         str(a.get("check")), str(a.get("subject"))))
+
+
+def _alerts_family(art: dict) -> Family:
+    alerts = _alerts(art)
+    if alerts is None:
+        return Family("alerts", "not run", "info", "-", "no alerts.*.json")
+    by = {s: sum(a.get("status") == s for a in alerts) for s in ALERT_ORDER}
+    counts = ", ".join(f"{n} {s}" for s, n in by.items() if n) or "none"
+    firing = [a for a in alerts if a.get("status") in ("firing", "open")]
+    if firing:
+        worst = firing[0]  # the most severe: _alerts sorts by status, then severity
+        return Family("alerts", "FIRING", "bad", counts, f"[{worst.get('severity')}] {worst.get('message')}")
+    if by["pending"]:
+        return Family("alerts", "pending", "warn", counts, str(alerts[0].get("message")))
+    return Family("alerts", "ok", "ok", counts, "-")
+
+
+def families(art: dict) -> list[Family]:
+    return [_dq_family(art), _drift_family(art), _mq_family(art), _bias_family(art), _alerts_family(art)]
+
+
+# -- header ----------------------------------------------------------------------------------
+def _verdict(art: dict) -> tuple[str, str]:
+    status = (art.get("run") or {}).get("status")
+    if status is None:
+        bad = any(f.level == "bad" for f in families(art))
+        return ("VIOLATIONS" if bad else "UNKNOWN"), ("bad" if bad else "warn")
+    return {"ok": ("OK", "ok"), "violations": ("VIOLATIONS", "bad"), "no_data": ("NO DATA", "warn")}.get(
+        status, (str(status).upper(), "warn"))
+
+
+def _interval(cfg: ModelConfig, art: dict, start: datetime) -> tuple[str, str]:
+    for name in ("run", "drift", "model_quality"):
+        doc = art.get(name)
+        if isinstance(doc, dict) and doc.get("interval_end"):
+            return str(doc.get("interval_start", start.isoformat())), str(doc["interval_end"])
+    try:
+        end = cfg.interval_end(start).isoformat()
+    except Exception:  # noqa: BLE001 - a start off the schedule: the end is just unknown
+        end = "?"
+    return start.isoformat(), end
+
+
+def _header(cfg: ModelConfig, art: dict, start: datetime) -> str:
+    run, ing, q = art.get("run") or {}, art.get("ingest") or {}, art.get("quality") or {}
+    stages_ingest = (run.get("stages") or {}).get("ingest") or {}
+    verdict, level = _verdict(art)
+    begin, end = _interval(cfg, art, start)
+    alerts = _alerts(art) or []
+    facts = [
+        ("model", esc(cfg.name)), ("interval", f"{esc(begin)} → {esc(end)}"),
+        ("baseline", esc(_baseline_version(art) or "none")), ("verdict", badge(verdict, level)),
+        ("rows", num(ing.get("rows", stages_ingest.get("rows", q.get("rows"))))),
+        ("records seen", num(ing.get("records_seen", stages_ingest.get("records_seen")))),
+        ("quarantined", num(ing.get("quarantined", stages_ingest.get("quarantined", q.get("quarantined"))))),
+        ("violations", num(len((art.get("violations") or {}).get("violations", [])))),
+        ("alerts firing", num(sum(a.get("status") == "firing" for a in alerts))),
+    ]
+    dl = "".join(f'<div class="fact"><dt>{esc(k)}</dt><dd>{v}</dd></div>' for k, v in facts)
+    fam = table(["check", "status", "counts", "worst"],
+                [[esc(f.name), badge(f.status, f.level), esc(f.counts), esc(f.worst)] for f in families(art)],
+                "families")
+    problems = "".join(note(p) for p in art.get("_problems", []))
+    if not art.get("run"):
+        problems += note("run.json is missing: the run has not finished recording (or did not run).")
+    return (f"<header><h1>driftline · {esc(cfg.name)} · {esc(interval_key(start))}</h1>"
+            f'<dl class="facts">{dl}</dl>{fam}{problems}</header>')
+
+
+# -- drift -----------------------------------------------------------------------------------
+def sorted_features(features: dict) -> list[tuple[str, dict]]:
+    """Drifted first, then by share of the drift, drift score and name."""
+    def key(item: tuple[str, dict]) -> tuple:
+        name, r = item
+        share = r.get("contribution_share")
+        return (not r.get("drifted"), -(share if isinstance(share, (int, float)) else 0.0),
+                -(r.get("score") if isinstance(r.get("score"), (int, float)) else 0.0), str(name))
+    return sorted(features.items(), key=key)
+
+
+def _chart(name: str, r: dict, art: dict) -> str:
+    label = f"{name}: reference vs current"
+    if r.get("type") in ("categorical", "boolean") or "top" in (r.get("reference") or {}):
+        ref, cur = r.get("reference") or {}, r.get("current") or {}
+        if ref.get("top") is None and cur.get("top") is None:
+            return note("no category shares on record")
+        return svg_categories(ref.get("top") or {}, cur.get("top") or {}, label,
+                              ref.get("other_share") or 0.0, cur.get("other_share") or 0.0)
+    base = ((art.get("baseline_profile") or {}).get("columns") or {}).get(name) or {}
+    curp = ((art.get("current_profile") or {}).get("columns") or {}).get(name) or {}
+    edges, rc, cc = base.get("edges"), base.get("bin_counts"), curp.get("bin_counts")
+    if edges and rc and cc and len(rc) == len(cc) == len(edges) - 1 and curp.get("edges") in (None, edges):
+        return svg_histogram([float(e) for e in edges], rc, cc, label)
+    return svg_quantiles(r.get("reference") or {}, r.get("current") or {}, label) or note("no distribution on record")
+
+
+def _numeric_summary(r: dict) -> str:
+    ref, cur = r.get("reference") or {}, r.get("current") or {}
+    keys = [k for k in ("mean", "std", "min", "p05", "p50", "p95", "max") if k in ref or k in cur]
+    if not keys:
+        return ""
+    return table(["", *keys], [[esc("reference"), *(num(ref.get(k)) for k in keys)],
+                               [esc("current"), *(num(cur.get(k)) for k in keys)]], "compact")
+
+
+def _test_cells(r: dict) -> list[tuple[str, str]]:
+    if not r.get("checked", True):
+        return [("not checked", esc(r.get("why", "")))]
+    out = [("method", esc(r.get("method"))), ("statistic", num(r.get("statistic")))]
+    if r.get("pvalue") is not None:
+        out += [("p-value", num(r.get("pvalue"), 3))]
+        if r.get("pvalue_adjusted") is not None:
+            out += [("adjusted p-value", num(r["pvalue_adjusted"], 3))]
+        out += [("alpha", num(r.get("threshold")))]
+    else:
+        out += [("threshold", num(r.get("threshold")))]
+    m = r.get("missing") or {}
+    if m:
+        out += [("missing", f"{pct(m.get('reference_share'))} → {pct(m.get('current_share'))}"
+                            + (" " + badge("missing drift", "bad") if m.get("drifted") else ""))]
+    if r.get("importance_rank") is not None:
+        out += [("importance rank", num(r.get("importance_rank")))]
+    if isinstance(r.get("contribution_share"), (int, float)):
+        out += [("share of drift", pct(r["contribution_share"]))]
+    if r.get("why"):
+        out += [("why this method", esc(r["why"]))]
+    return out
+
+
+def _feature_card(name: str, r: dict, art: dict) -> str:
+    verdict = badge("DRIFT", "bad") if r.get("drifted") else badge("no drift", "ok")
+    facts = "".join(f"<tr><th>{esc(k)}</th><td>{v}</td></tr>" for k, v in _test_cells(r))
+    summary = _numeric_summary(r) if "mean" in (r.get("reference") or {}) else ""
+    kind = esc(r.get("type", ""))
+    return (f'<div class="card{" drifted" if r.get("drifted") else ""}">'
+            f'<h3><code>{esc(name)}</code> <small>{kind}</small> {verdict}</h3>'
+            f'<div class="side"><div>{_chart(name, r, art)}{summary}</div>'
+            f'<table class="facts-table">{facts}</table></div></div>')
+
+
+def _legend(version: str | None) -> str:
+    return (f'<p class="legend"><span class="swatch" style="background:{REF_COLOR}"></span>reference '
+            f'(baseline {esc(version or "?")}) <span class="swatch" style="background:{CUR_COLOR}"></span>current</p>')
+
+
+def _drift_section(art: dict) -> str:
+    d = art.get("drift")
+    if d is None:
+        return section("drift", "Drift", note("Drift was not computed for this interval (no drift.json)."))
+    if not d.get("checked", True):
+        return section("drift", "Drift", note(f"Drift not checked: {d.get('why', 'unknown reason')}."))
+    ds = d.get("dataset") or {}
+    feats = d.get("features") or {}
+    head = (f"<p>{esc(d.get('summary', ''))}</p>"
+            f"<p>{num(ds.get('drifted'))} of {num(ds.get('features'))} features drifted "
+            f"({pct(ds.get('share'))}; dataset drift at {pct(ds.get('drift_share'))}: "
+            f"{badge('yes', 'bad') if ds.get('dataset_drift') else badge('no', 'ok')}). "
+            f"Importance: {esc(d.get('importance_source', 'none'))}.</p>")
+    if not ds.get("drifted"):
+        head += '<p class="good">No drift detected: every feature is within its threshold.</p>'
+    cards = "".join(_feature_card(n, r, art) for n, r in sorted_features(feats))
+    return section("drift", "Feature drift (sorted by what drives it)", head + _legend(d.get("baseline")) + cards)
+
+
+def _prediction_section(art: dict) -> str:
+    d = art.get("drift") or {}
+    preds = d.get("prediction") or {}
+    if not preds:
+        return section("prediction", "Prediction drift", note("No prediction drift on record (no prediction columns "
+                                                               "in the baseline, or drift did not run)."))
+    cards = "".join(_feature_card(n, r, art) for n, r in sorted_features(preds))
+    return section("prediction", "Prediction drift", _legend(d.get("baseline")) + cards)
+
+
+def _multivariate_section(art: dict) -> str:
+    mv = (art.get("drift") or {}).get("multivariate")
+    if not mv:
+        return section("multivariate", "Multivariate drift", note("No multivariate drift check on record."))
+    if not mv.get("checked", True):
+        return section("multivariate", "Multivariate drift", note(f"Not checked: {mv.get('why', 'unknown reason')}."))
+    rows, extra = [], ""
+    for method, r in mv.items():
+        if not isinstance(r, dict):
+            continue
+        if "statistic" not in r:
+            rows.append([esc(method), esc(r.get("why", r.get("status", "not run"))), "", "", "", ""])
+            continue
+        thr = num(r.get("threshold")) + (f" (lower {num(r['lower_threshold'])})" if "lower_threshold" in r else "")
+        rows.append([esc(method), num(r.get("statistic")), thr, num(r.get("pvalue"), 3),
+                     badge("DRIFT", "bad") if r.get("drifted") else badge("no drift", "ok"),
+                     num(r.get("rows", r.get("rows_current")))])
+        if r.get("features"):
+            top = sorted(r["features"], key=lambda f: -(f.get("importance") or 0.0))[:6]
+            extra += (f"<p>{esc(method)}: features that separate current from reference: "
+                      + ", ".join(f"<code>{esc(f.get('feature'))}</code> {num(f.get('importance'), 2)}" for f in top)
+                      + "</p>")
+    return section("multivariate", "Multivariate drift",
+                   table(["method", "statistic", "threshold", "p-value", "verdict", "rows"], rows) + extra)
+
+
+# -- model quality ---------------------------------------------------------------------------
+def _metric_names(g: dict, base: dict) -> list[str]:
+    names: list[str] = []
+    for src in (((g.get("realized") or {}).get("metrics") or {}), ((g.get("estimated") or {}).get("metrics") or {}), base):
+        names += [m for m in src if m not in names]
+    return names
+
+
+def _breach_of(breaches: list[dict], metric: str, segment: str = "") -> list[dict]:
+    return [b for b in breaches if (b.get("details") or b).get("metric") == metric
+            and (b.get("details") or {}).get("segment", segment) == segment]
+
+
+def _quality_rows(g: dict, base: dict, thresholds: dict, breaches: list[dict], segment: str = "") -> list[list[str]]:
+    real = (g.get("realized") or {}).get("metrics") or {}
+    est = (g.get("estimated") or {}).get("metrics") or {}
+    err = g.get("estimate_error") or {}
+    rows = []
+    for m in _metric_names(g, base):
+        e = est.get(m) if isinstance(est.get(m), dict) else {}
+        found = _breach_of(breaches, m, segment)
+        bound = (found[0].get("details") or {}).get("bound") if found else None
+        rule = "; ".join(f"{k} {fmt_num(v)}" for k, v in (thresholds.get(m) or {}).items())
+        verdict = badge("BREACH", "bad") if found else (badge("ok", "ok") if rule else "")
+        rows.append([f"<code>{esc(m)}</code>", num(base.get(m)), num(real.get(m)), num(e.get("value")),
+                     f"[{num(e.get('lower'))}, {num(e.get('upper'))}]" if e else "", num(err.get(m), 3),
+                     svg_band(e.get("value"), e.get("lower"), e.get("upper"), real.get(m), base.get(m), bound),
+                     esc(rule), verdict])
+    return rows
+
+
+def _status_note(g: dict) -> str:
+    out = ""
+    for kind in ("realized", "estimated"):
+        r = g.get(kind) or {}
+        if r and r.get("status") != "ok":
+            out += note(f"{kind}: {r.get('why') or r.get('status')}")
+    return out
+
+
+def _segments(mq: dict) -> str:
+    segs = mq.get("segments") or {}
+    overall = mq.get("overall") or {}
+    names = list((mq.get("thresholds") or {}).keys()) or _metric_names(overall, {})[:3]
+    breaches = mq.get("violations") or []
+    rows = []
+    for feature, values in segs.items():
+        for value, g in values.items():
+            seg = f"{feature}={value}"
+            real = (g.get("realized") or {}).get("metrics") or {}
+            est = (g.get("estimated") or {}).get("metrics") or {}
+            cells = [f"<code>{esc(seg)}</code>",
+                     f"{num(g.get('labelled'))}/{num(g.get('predicted'))} ({pct(g.get('coverage'), 0)})"]
+            for m in names:
+                e = est.get(m) if isinstance(est.get(m), dict) else {}
+                bad = _breach_of(breaches, m, seg)
+                cell = (f"{num(real.get(m), 3)} · est {num(e.get('value'), 3)} "
+                        f"[{num(e.get('lower'), 3)}, {num(e.get('upper'), 3)}]")
+                cells.append(f'<span class="{"bad-text" if bad else ""}">{cell}</span>'
+                             + (" " + badge("BREACH", "bad") if bad else ""))
+            rows.append(cells)
+    if not rows:
+        return ""
+    headers = ["segment", "labels", *(f"{m}: realized · estimated [band]" for m in names)]
+    return "<h3>Per segment</h3>" + table(headers, rows)
+
+
+def _model_quality_section(art: dict) -> str:
+    mq = art.get("model_quality")
+    if mq is None:
+        return section("model-quality", "Model quality",
+                       note("Model quality was not evaluated for this interval (no model_quality.json): "
+                            "the stage has not run yet."))
+    labels = mq.get("labels") or {}
+    g = mq.get("overall") or {}
+    breaches = mq.get("violations") or []
+    cov = (f"<p>Labels: {num(labels.get('labelled', g.get('labelled')))} of "
+           f"{num(labels.get('predicted', g.get('predicted')))} predictions "
+           f"({pct(labels.get('coverage', g.get('coverage')))} coverage)"
+           + (f", latest arrival {esc(labels['latest_arrival'])}" if labels.get("latest_arrival") else "")
+           + (f"; the wait timed out at {esc((mq.get('waited') or {}).get('deadline'))}"
+              if (mq.get("waited") or {}).get("timed_out") else "") + ".</p>")
+    base = (mq.get("baseline_metrics") or {}).get("metrics") or {}
+    method = (g.get("estimated") or {}).get("method")
+    overall = table(["metric", "baseline", "realized", f"estimated{f' ({method})' if method else ''}", "band",
+                     "estimate error", "realized vs estimated", "rule", ""],
+                    _quality_rows(g, base, mq.get("thresholds") or {}, breaches))
+    found = ("<h3>Breaches</h3><ul>" + "".join(
+        f"<li><code>{esc(b.get('feature_name'))}</code>: {esc(b.get('description'))}</li>" for b in breaches) + "</ul>"
+             if breaches else '<p class="good">No model-quality breaches.</p>')
+    return section("model-quality", "Model quality: realized vs estimated",
+                   cov + _status_note(g) + "<h3>Overall</h3>" + overall + _segments(mq) + found)
+
+
+# -- bias ------------------------------------------------------------------------------------
+def _bias_rows(label: str, cur: dict, ref: dict, rules: dict, breaches: list[dict]) -> list[list[str]]:
+    rows = []
+    cm, cs, rm, rs = cur.get("metrics") or {}, cur.get("se") or {}, ref.get("metrics") or {}, ref.get("se") or {}
+    for m in list(dict.fromkeys([*cm, *rm])):
+        a, b = rm.get(m), cm.get(m)
+        change = b - a if isinstance(a, (int, float)) and isinstance(b, (int, float)) else None
+        found = [v for v in breaches if (v.get("details") or {}).get("facet") == label
+                 and (v.get("details") or {}).get("metric") == m]
+        undefined = (cur.get("undefined") or {}).get(m)
+        rule = "; ".join(f"{k} {fmt_num(v)}" for k, v in (rules.get(m) or {}).items())
+        rows.append([f"<code>{esc(m)}</code>", f"{num(a, 3)} ± {num(rs.get(m), 2)}",
+                     (f"{num(b, 3)} ± {num(cs.get(m), 2)}" if b is not None else esc(undefined or "n/a")),
+                     num(change, 3), esc(rule),
+                     badge("BREACH", "bad") + " " + esc(found[0].get("description")) if found
+                     else (badge("ok", "ok") if rule and b is not None else "")])
+    return rows
+
+
+def _bias_section(art: dict) -> str:
+    b = art.get("bias")
+    if b is None:
+        return section("bias", "Bias", note("Bias was not computed for this interval (no bias.json: no facet is "
+                                            "configured, or the stage has not run)."))
+    out = note(b["note"]) if b.get("note") else ""
+    breaches = b.get("violations") or []
+    for label, cur in (b.get("facets") or {}).items():
+        ref = (b.get("reference") or {}).get(label) or {}
+        status = f"status {cur.get('status')}, labels {cur.get('labels_status')}"
+        out += (f"<h3>Facet <code>{esc(label)}</code> <small>feature {esc(cur.get('feature'))}: "
+                f"{num(cur.get('n_a'))} rows in the advantaged group, {num(cur.get('n_d'))} in the disadvantaged; "
+                f"{num(cur.get('labelled'))} labelled; {esc(status)}</small></h3>"
+                + table(["metric", "baseline ± SE", "current ± SE", "change", "rule", "breach"],
+                        _bias_rows(label, cur, ref, b.get("rules") or {}, breaches)))
+    if not b.get("facets"):
+        out += note("No facet evaluated.")
+    out += ('<p class="good">No bias breaches.</p>' if not breaches else "")
+    return section("bias", "Bias per facet vs baseline", out)
+
+
+# -- data quality, violations, alerts --------------------------------------------------------
+def _violation_rows(vs: list[dict], with_source: bool = False) -> list[list[str]]:
+    return [([esc(v.get("source", ""))] if with_source else [])
+            + [esc(v.get("constraint_check_type")), f"<code>{esc(v.get('feature_name'))}</code>", esc(v.get("description"))]
+            for v in vs]
+
+
+def _quarantine(art: dict) -> str:
+    ing = art.get("ingest")
+    if ing is None:
+        return note("Ingest left no report (no ingest.json).")
+    reasons = ing.get("quarantine_reasons") or {}
+    text = (f"<p>Ingest: {num(ing.get('records_seen'))} records seen, {num(ing.get('rows'))} rows, "
+            f"{num(ing.get('quarantined'))} quarantined.</p>")
+    if reasons:
+        text += table(["reason", "count", "description", "example"],
+                      [[esc(k), num(r.get("count")), esc(r.get("description")), esc(clip(r.get("example"), 200))]
+                       for k, r in reasons.items()])
+    return text
+
+
+def _data_quality_section(art: dict) -> str:
+    q = art.get("quality")
+    docs = (f'<p><a href="{esc(DATA_DOCS)}">Great Expectations Data Docs of this run</a> '
+            f"(<code>{esc(DATA_DOCS)}</code> in the run folder)</p>" if art.get("data_docs") or (q or {}).get("data_docs")
+            else note("No Data Docs for this run."))
+    if q is None:
+        return section("data-quality", "Data quality",
+                       note("Data quality was not checked for this interval (no quality.json).") + _quarantine(art))
+    vs = _violations(art, "data_quality", None) if art.get("violations") else (q.get("violation_list") or [])
+    body = f"<p>{esc(q.get('summary', ''))}</p>" + docs + _quarantine(art)
+    if vs:
+        body += table(["check", "feature", "description"], _violation_rows(vs))
+    elif q.get("status") == "no_data":
+        body += note("Too few rows to check.")
+    else:
+        body += f'<p class="good">No violations: all {num(q.get("expectations"))} expectations met.</p>'
+    return section("data-quality", "Data quality", body)
+
+
+def _all_violations_section(art: dict) -> str:
+    doc = art.get("violations")
+    if doc is None:
+        return section("violations", "Constraint violations (all stages)", note("No constraint_violations.json."))
+    vs = doc.get("violations", [])
+    body = (table(["stage", "check", "subject", "description"], _violation_rows(vs, with_source=True)) if vs
+            else '<p class="good">No violations in any stage.</p>')
+    return section("violations", "Constraint violations (all stages)", body)
+
+
+def _alerts_section(art: dict) -> str:
+    alerts = _alerts(art)
+    if alerts is None:
+        return section("alerts", "Alerts", note("Alerts were not evaluated for this interval."))
+    if not alerts:
+        return section("alerts", "Alerts", '<p class="good">No alerts for this interval.</p>')
+    level = {"firing": "bad", "open": "bad", "pending": "warn", "resolved": "ok"}
+    rows = [[badge(str(a.get("status")), level.get(a.get("status"), "info")), esc(a.get("severity")),
+             esc(a.get("check")), f"<code>{esc(a.get('subject'))}</code>", esc(a.get("incident") or ""),
+             esc(a.get("message"))] for a in alerts]
+    return section("alerts", "Alerts", table(["status", "severity", "check", "subject", "incident since", "message"], rows))
+
+
+# -- the page --------------------------------------------------------------------------------
+STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1180px;padding:16px;color:#1d232a}
+h1{font-size:22px;margin:4px 0 12px}h2{font-size:18px;border-bottom:1px solid #d5dbe1;padding-bottom:4px;margin-top:28px}
+h3{font-size:15px;margin:14px 0 6px}small{color:#5c6773;font-weight:normal}code{font-size:13px}
+.facts{display:flex;flex-wrap:wrap;gap:8px 20px;margin:0 0 12px}.fact dt{font-size:11px;color:#5c6773;text-transform:uppercase}
+.fact dd{margin:0;font-weight:600}
+table{border-collapse:collapse;margin:6px 0 10px}th,td{border:1px solid #e1e6ea;padding:3px 7px;text-align:left;vertical-align:top}
+th{background:#f4f6f8;font-weight:600}table.compact td,table.compact th{padding:1px 5px;font-size:12px}
+.badge{display:inline-block;padding:0 7px;border-radius:9px;font-size:12px;font-weight:600}
+.badge.ok{background:#dff3e4;color:#1e6b34}.badge.bad{background:#fbe0de;color:#a12a1f}
+.badge.warn{background:#fff0cc;color:#7a5800}.badge.info{background:#e5ecf6;color:#2b4c7e}
+.card{border:1px solid #e1e6ea;border-radius:6px;padding:6px 12px;margin:10px 0}.card.drifted{border-left:4px solid #d9534f}
+.side{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}.facts-table th{width:130px}
+.note{color:#5c6773;font-style:italic}.good{color:#1e6b34}.bad-text{color:#a12a1f;font-weight:600}
+.legend .swatch{display:inline-block;width:11px;height:11px;margin:0 4px 0 10px;vertical-align:-1px}
+svg.chart .tick{font-size:10px;fill:#444}svg.chart .axis{stroke:#888;stroke-width:1}
+footer{margin-top:30px;color:#5c6773;font-size:12px}
+"""
+
+
+def render_run_report(cfg: ModelConfig, store: Store, interval_start: datetime) -> str:
+    """The run's report: one self-contained HTML page (inline CSS and SVG, no script, no
+    network). Missing artifacts become short notes."""
+    start = as_utc(interval_start)
+    art = load_run(cfg, store, start)
+    body = "".join([
+        _header(cfg, art, start), _data_quality_section(art), _drift_section(art), _prediction_section(art),
+        _multivariate_section(art), _model_quality_section(art), _bias_section(art), _alerts_section(art),
+        _all_violations_section(art),
+    ])
+    made = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    title = f"driftline {cfg.name} {interval_key(start)}"
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>{body}"
+            f"<footer>artifacts: <code>{esc(art['uri'])}</code> · generated {esc(made)}</footer></body></html>\n")
+
+
+def write_run_report(cfg: ModelConfig, store: Store, interval_start: datetime) -> str:
+    """Render the report and write it as ``report.html`` in the run's folder; returns its URI."""
+    prefix = Store.run_prefix(cfg.name, as_utc(interval_start))
+    return store.write_text(posixpath.join(prefix, REPORT_FILE), render_run_report(cfg, store, interval_start))
+
+
+def summary_table(cfg: ModelConfig, store: Store, interval_start: datetime) -> list[str]:
+    """The same verdict as fixed-width text for the task log: a title line, a header and one
+    line per check family (data quality, drift, model quality, bias, alerts) with its status,
+    counts and worst item."""
+    start = as_utc(interval_start)
+    art = load_run(cfg, store, start)
+    verdict, _ = _verdict(art)
+    fams = families(art)
+    w_status = max(len("status"), *(len(f.status) for f in fams))
+    w_counts = max(len("counts"), *(len(f.counts) for f in fams))
+    line = "{:<13} {:<%d} {:<%d} {}" % (w_status, w_counts)
+    report = posixpath.join(art["prefix"], REPORT_FILE)
+    where = f"report {store.uri(report)}" if _exists(store, report) else f"artifacts {art['uri']}"
+    return [f"{cfg.name} {interval_key(start)} baseline {_baseline_version(art) or 'none'}: {verdict}; {where}",
+            line.format("check", "status", "counts", "worst").rstrip(),
+            *(line.format(f.name, f.status, f.counts, clip(f.worst, WORST_CHARS)) for f in fams)]
+

@@ -1,0 +1,264 @@
+"""The run report: real runs of the demo (a clean day and a drifted day), read back from the
+HTML page and the log table; a hand-made run whose names are HTML, to prove they stay text."""
+from __future__ import annotations
+
+import html
+import posixpath
+import re
+from datetime import datetime, timezone
+
+import pytest
+
+from driftline.report import render_run_report, summary_table, write_run_report
+from driftline.store import Store
+
+CLEAN_DAY, DRIFT_DAY = 0, 4
+SCRIPT = "<script>alert(1)</script>"
+IMG = '"><img src=x onerror=alert(1)>'
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The demo, its baseline, and the monitoring of one clean and one drifted day, once."""
+    from driftline.baseline import create_baseline
+    from driftline.config import default_monitors_dir, load_all
+    from driftline.demo import generate_demo
+    from driftline.monitor import monitor_interval
+
+    root = tmp_path_factory.mktemp("report")
+    demo = f"file://{root}/demo"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DRIFTLINE_DEMO_ROOT", demo)
+        manifest = generate_demo(demo, rows_per_hour=40, training_rows=6000)
+        cfg = load_all(default_monitors_dir()).models["churn"]
+        store = Store(f"file://{root}/store")
+        create_baseline(cfg, store)
+        out = {"cfg": cfg, "store": store, "root": root}
+        for day in (CLEAN_DAY, DRIFT_DAY):
+            start = datetime.fromisoformat(manifest["interval_starts"][day])
+            monitor_interval(cfg, store, start, cfg.interval_end(start))
+            uri = write_run_report(cfg, store, start)
+            prefix = Store.run_prefix(cfg.name, start)
+            out[day] = {"start": start, "prefix": prefix, "uri": uri,
+                        "html": store.read_bytes(posixpath.join(prefix, "report.html")).decode(),
+                        "read": lambda name, p=prefix: store.read_json(posixpath.join(p, name))}
+    return out
+
+
+def _section(page: str, anchor: str) -> str:
+    start = page.index(f'<section id="{anchor}">')
+    return page[start:page.index("</section>", start)]
+
+
+def _cards(section: str) -> list[tuple[str, str]]:
+    """(feature name as shown, the card's HTML) in page order."""
+    parts = section.split('<div class="card')[1:]
+    return [(html.unescape(re.search(r"<code>(.*?)</code>", p).group(1)), p) for p in parts]
+
+
+def test_report_is_written_into_the_run_folder(runs):
+    day = runs[DRIFT_DAY]
+    assert day["uri"] == runs["store"].uri(day["prefix"], "report.html")
+    assert (runs["root"] / "store" / day["prefix"] / "report.html").is_file()
+    assert day["html"].startswith("<!DOCTYPE html>") and day["html"].rstrip().endswith("</html>")
+
+
+def test_drifted_day_leads_with_the_features_that_drive_the_drift(runs):
+    day = runs[DRIFT_DAY]
+    drift = day["read"]("drift.json")
+    drifted = drift["dataset"]["drifted_features"]
+    assert drifted, "the demo's drift day drifted nothing"
+    cards = _cards(_section(day["html"], "drift"))
+    names = [n for n, _ in cards]
+    assert sorted(names) == sorted(drift["features"])
+    assert set(names[:len(drifted)]) == set(drifted)  # drifted first ...
+    shares = [drift["features"][n]["contribution_share"] for n in names[:len(drifted)]]
+    assert shares == sorted(shares, reverse=True)      # ... by their share of the drift
+    for name, card in cards:
+        r = drift["features"][name]
+        assert "<svg" in card, name
+        assert f"<th>statistic</th><td>{r['statistic']:.4g}</td>" in card, name
+        assert f"<th>method</th><td>{r['method']}</td>" in card
+        assert ("DRIFT" in card.split("</h3>")[0]) == r["drifted"], name
+        if r["pvalue"] is not None:
+            assert f"<th>alpha</th><td>{r['threshold']:.4g}</td>" in card
+        else:
+            assert f"<th>threshold</th><td>{r['threshold']:.4g}</td>" in card
+    # numeric features are drawn on the baseline's bins: two bars per bin
+    base = runs["store"].read_json("baselines/churn/v1/profile.json")["columns"]["monthly_charges"]
+    svg = re.search(r"<svg.*?</svg>", dict(cards)["monthly_charges"], re.S).group(0)
+    assert svg.count("<rect") == 2 * (len(base["edges"]) - 1)
+    # categories: one pair of bars per value
+    shown = set(drift["features"]["contract"]["reference"]["top"]) | set(drift["features"]["contract"]["current"]["top"])
+    assert dict(cards)["contract"].count("<rect") == 2 * len(shown)
+
+
+def test_drifted_day_shows_prediction_and_multivariate_drift(runs):
+    day = runs[DRIFT_DAY]
+    drift = day["read"]("drift.json")
+    pred = _section(day["html"], "prediction")
+    for name, r in drift["prediction"].items():
+        assert f"<code>{name}</code>" in pred and f"{r['statistic']:.4g}" in pred
+    multi = _section(day["html"], "multivariate")
+    for method, r in drift["multivariate"].items():
+        if isinstance(r, dict) and "statistic" in r:
+            assert method in multi and f"{r['statistic']:.4g}" in multi
+
+
+def test_drifted_day_shows_model_quality_realized_vs_estimated(runs):
+    day = runs[DRIFT_DAY]
+    mq = day["read"]("model_quality.json")
+    sec = _section(day["html"], "model-quality")
+    g = mq["overall"]
+    assert f"({mq['labels']['coverage']:.1%} coverage)" in sec
+    for metric, value in g["realized"]["metrics"].items():
+        est = g["estimated"]["metrics"][metric]
+        row = sec[sec.index(f"<td><code>{metric}</code></td>"):].split("</tr>")[0]
+        assert f"<td>{value:.4g}</td>" in row and f"<td>{est['value']:.4g}</td>" in row
+        assert f"[{est['lower']:.4g}, {est['upper']:.4g}]" in row and "<svg" in row
+    assert mq["violations"], "the demo's drift day breached no model-quality threshold"
+    for v in mq["violations"]:
+        assert html.escape(v["description"]) in sec
+    for feature, values in mq["segments"].items():
+        for value in values:
+            assert f"<code>{feature}={value}</code>" in sec
+    bias = _section(day["html"], "bias")
+    b = day["read"]("bias.json")
+    for label, facet in b["facets"].items():
+        assert html.escape(label) in bias
+        assert f"{facet['metrics']['DI']:.3g} ± {facet['se']['DI']:.2g}" in bias
+
+
+def test_drifted_day_lists_violations_data_docs_and_alerts(runs):
+    day = runs[DRIFT_DAY]
+    page = day["html"]
+    dq = _section(page, "data-quality")
+    assert '<a href="data_docs/index.html">' in dq
+    assert (runs["root"] / "store" / day["prefix"] / "data_docs" / "index.html").is_file()
+    for v in day["read"]("constraint_violations.json")["violations"]:
+        assert html.escape(v["description"]) in page
+    alerts = [a for g in ("data", "quality") for a in day["read"](f"alerts.{g}.json")["alerts"]]
+    assert any(a["status"] == "firing" for a in alerts)
+    sec = _section(page, "alerts")
+    for a in alerts:
+        assert html.escape(a["message"]) in sec
+    firing = sum(a["status"] == "firing" for a in alerts)
+    assert f"<dt>alerts firing</dt><dd>{firing}</dd>" in page
+    assert '<span class="badge bad">VIOLATIONS</span>' in page
+
+
+def test_clean_day_says_nothing_is_wrong(runs):
+    page = runs[CLEAN_DAY]["html"]
+    assert '<dt>verdict</dt><dd><span class="badge ok">OK</span></dd>' in page
+    assert "No drift detected" in _section(page, "drift")
+    assert "No violations" in _section(page, "data-quality")
+    assert "No violations in any stage" in page and "No alerts for this interval" in page
+    assert "No model-quality breaches" in page and "badge bad" not in page
+
+
+@pytest.mark.parametrize("day", [CLEAN_DAY, DRIFT_DAY])
+def test_the_page_loads_nothing(runs, day):
+    page = runs[day]["html"].lower()
+    assert "<script" not in page and "<link" not in page and "@import" not in page and "url(" not in page
+    assert "http://" not in page and "https://" not in page
+    assert not re.search(r"\bsrc\s*=", page)
+    assert re.findall(r'href="([^"]*)"', page) == ["data_docs/index.html"]
+
+
+def test_summary_table_names_the_drifted_features_and_failing_checks(runs):
+    day = runs[DRIFT_DAY]
+    lines = summary_table(runs["cfg"], runs["store"], day["start"])
+    assert lines[0].startswith("churn 2026-10-05T0000Z baseline v1: VIOLATIONS; report file://")
+    rows = {line[:13].strip(): line for line in lines[2:]}
+    assert list(rows) == ["data quality", "drift", "model quality", "bias", "alerts"]
+    counts_at, worst_at = lines[1].index("counts"), lines[1].index("worst")  # fixed-width columns
+    assert all(line[counts_at - 1] == line[worst_at - 1] == " " != line[counts_at] for line in lines[2:])
+    drifted = day["read"]("drift.json")["dataset"]["drifted_features"]
+    assert " DRIFT " in rows["drift"] and all(f in rows["drift"] for f in drifted)
+    assert f"{len(drifted)}/11 features" in rows["drift"]
+    violations = day["read"]("constraint_violations.json")["violations"]
+    dq = [v for v in violations if v["source"] == "data_quality"]
+    assert " FAIL " in rows["data quality"] and f"{len(dq)} of " in rows["data quality"]
+    assert any(f"{v['constraint_check_type']} {v['feature_name']}" in rows["data quality"] for v in dq)
+    mq = [v for v in violations if v["source"] == "model_quality"]
+    assert " FAIL " in rows["model quality"] and any(v["feature_name"] in rows["model quality"] for v in mq)
+    assert " FIRING " in rows["alerts"]
+    clean = summary_table(runs["cfg"], runs["store"], runs[CLEAN_DAY]["start"])
+    assert ": OK;" in clean[0] and all(line[14:].split()[0] == "ok" for line in clean[2:])
+
+
+# -- hand-made runs ---------------------------------------------------------------------------
+START = datetime(2026, 10, 1, tzinfo=timezone.utc)
+
+
+def _hostile_run(store: Store) -> None:
+    prefix = Store.run_prefix("m", START)
+    w = lambda name, doc: store.write_json(posixpath.join(prefix, name), doc)  # noqa: E731
+    w("run.json", {"model": "m", "interval_start": START.isoformat(), "interval_end": "2026-10-02T00:00:00+00:00",
+                   "status": "violations", "baseline": IMG, "violations": 2})
+    numeric = {"count": 100, "missing": 0, "mean": 1.0, "std": 1.0, "min": 0.0, "max": 3.0,
+               **{q: v for q, v in zip(("p05", "p25", "p50", "p75", "p95"), (0.1, 0.5, 1.0, 1.5, 2.5))}}
+    w("drift.json", {
+        "model": "m", "baseline": IMG, "checked": True, "summary": f"`{SCRIPT}` drifted",
+        "dataset": {"features": 2, "drifted": 1, "share": 0.5, "drift_share": 0.5, "dataset_drift": True,
+                    "drifted_features": [SCRIPT]},
+        "features": {
+            SCRIPT: {"type": "categorical", "checked": True, "method": "jensen_shannon", "statistic": 0.3,
+                     "threshold": 0.1, "pvalue": None, "drifted": True, "score": 3.0, "contribution_share": 1.0,
+                     "why": SCRIPT,
+                     "reference": {"count": 100, "top": {SCRIPT: 0.2, "a": 0.8}, "other_share": 0.0},
+                     "current": {"count": 100, "top": {IMG: 0.5, "a": 0.5}, "other_share": 0.0}},
+            IMG: {"type": "numeric", "checked": True, "method": "ks", "statistic": 0.05, "threshold": 0.05,
+                  "pvalue": 0.4, "drifted": False, "score": 0.1, "reference": numeric, "current": numeric},
+        },
+        "prediction": {}, "multivariate": {"checked": False, "why": SCRIPT}})
+    w("constraint_violations.json", {"violations": [
+        {"feature_name": SCRIPT, "constraint_check_type": "categorical_values_check", "source": "data_quality",
+         "description": f"unknown value {IMG}", "details": {"element_count": 100, "unexpected_count": 50}},
+        {"feature_name": IMG, "constraint_check_type": "baseline_drift_check", "source": "drift",
+         "description": SCRIPT}]})
+    w("quality.json", {"status": "violations", "summary": SCRIPT, "expectations": 3, "baseline": IMG})
+    w("alerts.data.json", {"group": "data", "alerts": [
+        {"check": "categorical_values_check", "subject": SCRIPT, "severity": "critical", "status": "firing",
+         "incident": "2026-10-01T0000Z", "message": f"{SCRIPT} {IMG}"}]})
+    w("bias.json", {"facets": {SCRIPT: {"feature": IMG, "n_a": 60, "n_d": 40, "metrics": {"DI": 0.9},
+                                        "se": {"DI": 0.1}, "status": "ok", "labels_status": "ok"}},
+                    "reference": {}, "rules": {"DI": {"max_change": 0.2}}, "violations": []})
+
+
+def test_names_from_data_are_text_never_markup(tmp_path, make_config):
+    cfg = make_config()
+    store = Store(f"file://{tmp_path}/store")
+    _hostile_run(store)
+    page = render_run_report(cfg, store, START)
+    assert "<script" not in page and "<img" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in page
+    # the hostile category and feature are drawn (SVG text is escaped too)
+    cards = _cards(_section(page, "drift"))
+    assert [n for n, _ in cards] == [SCRIPT, IMG]
+    assert all("<svg" in c for _, c in cards)
+    lines = summary_table(cfg, store, START)
+    assert SCRIPT in lines[3]  # the log is plain text: the name as it is
+
+
+def test_missing_artifacts_become_notes(tmp_path, make_config):
+    cfg = make_config()
+    store = Store(f"file://{tmp_path}/store")
+    page = render_run_report(cfg, store, START)  # nothing ran at all
+    for words in ("run.json is missing", "Drift was not computed", "Model quality was not evaluated",
+                  "Bias was not computed", "Data quality was not checked", "Alerts were not evaluated"):
+        assert words in page, words
+    lines = summary_table(cfg, store, START)
+    assert "UNKNOWN" in lines[0] and all(" not run " in line for line in lines[2:])
+    # drift and data quality ran, labels are not in yet
+    prefix = Store.run_prefix("m", START)
+    store.write_json(posixpath.join(prefix, "model_quality.json"), {
+        "labels": {"predicted": 500, "labelled": 0, "coverage": 0.0},
+        "overall": {"realized": {"status": "not_enough_labels", "why": "not enough labels: 0 of 500 predictions labelled"},
+                    "estimated": {"status": "ok", "metrics": {"accuracy": {"value": 0.8, "lower": 0.75, "upper": 0.85}}}},
+        "violations": []})
+    page = render_run_report(cfg, store, START)
+    assert "not enough labels: 0 of 500 predictions labelled" in page and "[0.75, 0.85]" in page
+    mq = [line for line in summary_table(cfg, store, START) if line.startswith("model quality")][0]
+    assert " no labels " in mq

@@ -86,7 +86,7 @@ def main() -> int:
         print(f"{r[0]:<12} {_by_check(day, 'firing'):<47} {_by_check(day, 'resolved')}")
     retrain_demo(store, log_path)
     print(f"\nartifacts: {store.uri('runs', 'churn')}/<interval>/  (batch.parquet, quarantine.jsonl, "
-          f"constraint_violations.json, data_docs/index.html, drift.json, model_quality.json, run.json)")
+          f"report.html, constraint_violations.json, data_docs/index.html, drift.json, model_quality.json, run.json)")
     print(f"baselines: {store.uri('baselines', 'churn')}   metrics history: {store.uri('metrics', 'churn', 'history')}")
     print(f"task logs (with each task's summary block): {log_path}")
     return 0 if all(str(r[1]).endswith("success") for r in rows) else 1

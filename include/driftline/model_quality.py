@@ -467,7 +467,7 @@ def reevaluate(cfg: ModelConfig, store: Store, now: datetime | None = None, skip
             unchanged += 1
             continue
         out = run_model_quality(cfg, store, start, end, as_of=now)
-        _update_run(store, prefix, out)
+        _update_run(store, cfg.name, start, out)
         done.append({"interval": interval_key(start), "coverage": out["coverage"],
                      "was": state.get("coverage"), "status": out["status"]})
     summary = (f"reevaluate {cfg.name}: {len(done)} interval(s) re-evaluated"
@@ -477,14 +477,18 @@ def reevaluate(cfg: ModelConfig, store: Store, now: datetime | None = None, skip
     return {"summary": summary, "reevaluated": done, "unknown_ids": unknown["unknown"]}
 
 
-def _update_run(store: Store, prefix: str, out: dict) -> None:
-    """Keep run.json's verdict in step with a re-evaluation."""
+def _update_run(store: Store, model: str, start: datetime, out: dict) -> None:
+    """Keep run.json's verdict in step with a re-evaluation (answered alerts still do not count)."""
+    from driftline.monitor import counted_violations
+
+    prefix = Store.run_prefix(model, start)
     rel = posixpath.join(prefix, "run.json")
     if not store.exists(rel):
         return
     run = store.read_json(rel)
     violations_rel = posixpath.join(prefix, "constraint_violations.json")
     found = store.read_json(violations_rel).get("violations", []) if store.exists(violations_rel) else []
+    found, _ = counted_violations(store, model, start, found)
     run["model_quality"] = out["summary"]
     run["violations"] = len(found)
     run["violation_checks"] = sorted({v["constraint_check_type"] for v in found})

@@ -240,6 +240,16 @@ def run_alerts(cfg: ModelConfig, store: Store, start: datetime, group: str, send
             "firing": [a for r in records for a in r["alerts"] if a["status"] == "firing"]}
 
 
+def counted_violations(store: Store, model: str, start: datetime, violations: list[dict]) -> tuple[list, dict]:
+    """The violations that count against the run's verdict, and those a person marked false
+    positive / expected (driftline.feedback: they stay in constraint_violations.json)."""
+    from driftline.alerts import read_record, subject_of
+
+    suppressed = {(a["check"], a["subject"]): a["feedback"] for g in ("data", "quality")
+                  if (r := read_record(store, model, start, g)) for a in r["alerts"] if a["status"] == "suppressed"}
+    return [v for v in violations if (v["constraint_check_type"], subject_of(v)) not in suppressed], suppressed
+
+
 def record_run(cfg: ModelConfig, store: Store, start: datetime, end: datetime, stages: dict[str, dict]) -> dict:
     """Write run.json and the interval's data-quality metrics; return the run's verdict."""
     prefix = Store.run_prefix(cfg.name, start)
@@ -248,13 +258,7 @@ def record_run(cfg: ModelConfig, store: Store, start: datetime, end: datetime, s
     status = quality.get("status", "unknown")
     violations_rel = posixpath.join(prefix, "constraint_violations.json")
     violations = store.read_json(violations_rel).get("violations", []) if store.exists(violations_rel) else []
-    # violations a person marked false positive / expected (driftline.feedback) stay in
-    # constraint_violations.json but do not count against the verdict
-    from driftline.alerts import read_record, subject_of
-
-    suppressed = {(a["check"], a["subject"]): a["feedback"] for g in ("data", "quality")
-                  if (r := read_record(store, cfg.name, start, g)) for a in r["alerts"] if a["status"] == "suppressed"}
-    counted = [v for v in violations if (v["constraint_check_type"], subject_of(v)) not in suppressed]
+    counted, suppressed = counted_violations(store, cfg.name, start, violations)
     if status == "ok" and counted:  # another stage (drift) found something
         status = "violations"
     elif status == "violations" and not counted:

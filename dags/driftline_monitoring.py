@@ -169,18 +169,18 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
         # persistence rule reads the intervals before, which must have been evaluated first
         @task(trigger_rule="all_done", depends_on_past=True)
         def alert_data(data_interval_start=None, **context) -> dict:
-            from driftline.monitor import _brief, run_alerts
+            from driftline.monitor import alert_brief, run_alerts
 
             store = get_store()
             where = store.uri("alerts", cfg.name)
             with logged_delivery_failure(f"alert_data {cfg.name}", where), fail_clearly():
                 out = run_alerts(cfg, store, data_interval_start, "data", send=alert_sender(context))
             log_summary(f"alert_data {cfg.name}", out["lines"], where)
-            return _brief(out)
+            return alert_brief(out)
 
         @task(trigger_rule="all_done", depends_on_past=True)
         def alert_quality(data_interval_start=None, **context) -> dict:
-            from driftline.monitor import _brief, run_alerts
+            from driftline.monitor import alert_brief, run_alerts
 
             performance = context["ti"].xcom_pull(task_ids="model_quality") or {}
             store = get_store()
@@ -189,7 +189,7 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
                 out = run_alerts(cfg, store, data_interval_start, "quality", send=alert_sender(context),
                                  also=performance.get("reevaluated", []))
             log_summary(f"alert_quality {cfg.name}", out["lines"], where)
-            return {**_brief(out), "intervals": [r["interval"] for r in out["records"]]}
+            return alert_brief(out)
 
         @task(trigger_rule="none_failed")
         def record_run(ingested: dict, quality: dict, drifted: dict, performance: dict, data_interval_start=None,
@@ -197,11 +197,10 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
             from driftline.monitor import record_run as record
 
             store = get_store()
-            ti = context["ti"]
+            alerts = {f"alerts_{g}": context["ti"].xcom_pull(task_ids=f"alert_{g}") or {} for g in ("data", "quality")}
             out = record(cfg, store, data_interval_start, data_interval_end,
                          {"ingest": ingested, "data_quality": quality, "drift": drifted, "model_quality": performance,
-                          "alerts_data": ti.xcom_pull(task_ids="alert_data") or {},
-                          "alerts_quality": ti.xcom_pull(task_ids="alert_quality") or {}})
+                          **alerts})
             if cfg.metrics_out.cloudwatch.enabled:
                 from driftline.monitor import interval_history
                 from driftline_airflow.notify import publish_cloudwatch
@@ -213,8 +212,7 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
             log_summary(f"run {cfg.name} {out['interval']}: {out['status'].upper()}",
                         [f"baseline {out['baseline']}; {out['violations']} violation(s); checks failed: {checks}",
                          f"drift: {out['drift']}", f"model quality: {out['model_quality']}",
-                         *(f"alerts: {x['summary']}" for x in (ti.xcom_pull(task_ids="alert_data"),
-                                                               ti.xcom_pull(task_ids="alert_quality")) if x),
+                         *(f"alerts: {x['summary']}" for x in alerts.values() if x),
                          *([out["cloudwatch"]] if "cloudwatch" in out else [])],
                         out["artifacts"])
             return out
@@ -251,14 +249,9 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
 
             @task.short_circuit
             def retrain_decision(alerted: dict, data_interval_start=None) -> dict | bool:
-                from driftline.alerts import read_record
                 from driftline.retrain_policy import decide
-                from driftline.store import parse_interval_key
 
-                store = get_store()
-                records = [r for k in alerted.get("intervals", [])
-                           if (r := read_record(store, cfg.name, parse_interval_key(k), "quality"))]
-                out = decide(cfg, store, data_interval_start, records)
+                out = decide(cfg, get_store(), data_interval_start, alerted.get("intervals", []))
                 log_summary(f"retrain_decision {cfg.name}",
                             [("REQUEST retraining: " if out["request"] else "no retraining: ") + out["why"]])
                 return out if out["request"] else False

@@ -59,38 +59,20 @@ def build_retraining_dag(cfg: ModelConfig) -> DAG:
             "dry_run": Param(False, type="boolean",
                              description="Train and evaluate, never promote."),
         },
-        render_template_as_native_obj=False,
     ) as dag:
 
         @task
         def plan(**context) -> dict:
-            from datetime import datetime, timezone
+            from driftline.retrain import plan as run
 
-            from driftline.config import parse_duration
-
-            params = context["params"]
-            events = context.get("triggering_asset_events") or {}
             request = None
-            for evs in events.values():
-                for ev in evs:
+            for events in (context.get("triggering_asset_events") or {}).values():
+                for ev in events:
                     if (ev.extra or {}).get("model") == cfg.name:
                         request = ev.extra  # the latest event wins
-            run_id = context["run_id"]
-            if request:
-                end = datetime.fromisoformat(request["end"])
-                window = timedelta(days=float(request.get("window_days") or pol.window.total_seconds() / 86400))
-                why, dry_run = f"requested by monitoring ({request['interval']}): {request['why']}", False
-            else:
-                end = (datetime.fromisoformat(params["end"].replace("Z", "+00:00")) if params["end"]
-                       else datetime.now(timezone.utc))
-                end = end if end.tzinfo else end.replace(tzinfo=timezone.utc)
-                window = parse_duration(params["window"]) if params["window"] else pol.window
-                why, dry_run = "triggered by hand", bool(params["dry_run"])
-            safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in run_id)
-            out = {"run": safe, "end": end.isoformat(), "window_days": window.total_seconds() / 86400,
-                   "dry_run": dry_run, "why": why}
-            log_summary(f"plan retraining {cfg.name}",
-                        [why, f"window: {window} before {end.isoformat()}" + (" (DRY RUN)" if dry_run else "")])
+            with fail_clearly():
+                out = run(cfg, context["run_id"], request=request, params=dict(context["params"]))
+            log_summary(f"plan retraining {cfg.name}", [out["summary"]])
             return out
 
         @task
@@ -191,7 +173,9 @@ def build_retraining_dag(cfg: ModelConfig) -> DAG:
 
 
 def _run_prefix(cfg: ModelConfig, p: dict) -> str:
-    return f"models/{cfg.name}/retraining/{p['run']}"
+    from driftline.retrain import run_prefix
+
+    return run_prefix(cfg.name, p["run"])
 
 
 _loaded = load_configs()

@@ -202,3 +202,19 @@ def test_cli_retrain_models_rollback(env, tmp_path, monkeypatch, capsys):
     assert "has no version 'v9'" in capsys.readouterr().err
     assert main([*run, "retrain", *model, "--end", "2026-10-08", "--window", "1h", "--as-of", "2026-10-20"]) == 2
     assert "retraining needs at least 500 (retraining.when.min_labels)" in capsys.readouterr().err
+
+
+def test_plan_from_an_asset_request_or_from_params(labelled_demo_week):
+    cfg = labelled_demo_week["cfg"]
+    req = {"end": "2026-10-08T00:00:00+00:00", "window_days": 4, "interval": "2026-10-07T0000Z",
+           "why": "model quality: accuracy 0.71 < 0.76"}
+    p = retrain.plan(cfg, "asset_triggered__2026-11-23T10:00:00+00:00", request=req)
+    assert p["run"] == "asset_triggered__2026-11-23T10_00_00_00_00" and p["window_days"] == 4
+    assert p["end"] == "2026-10-08T00:00:00+00:00" and not p["dry_run"] and "requested by monitoring" in p["why"]
+    now = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    p = retrain.plan(cfg, "manual__x", params={"end": "", "window": "", "dry_run": True}, now=now)
+    assert p["end"] == now.isoformat() and p["window_days"] == cfg.retraining.window.days and p["dry_run"]
+    p = retrain.plan(cfg, "manual__x", params={"end": "2026-10-05Z", "window": "36h", "dry_run": False})
+    assert p["end"] == "2026-10-05T00:00:00+00:00" and p["window_days"] == 1.5
+    with pytest.raises(RetrainError, match="not an ISO date"):
+        retrain.plan(cfg, "manual__x", params={"end": "yesterday"})

@@ -302,9 +302,9 @@ def monitor_interval(cfg: ModelConfig, store: Store, start: datetime, end: datet
     stages["data_quality"] = run_data_quality(cfg, store, start)
     parts = [profile_partition(cfg, store, start, p) for p in plan_partitions(cfg, store, start)]
     stages["drift"] = run_drift(cfg, store, start, end, parts)
-    stages["alerts_data"] = _brief(run_alerts(cfg, store, start, "data"))
+    stages["alerts_data"] = alert_brief(run_alerts(cfg, store, start, "data"))
     stages["model_quality"] = run_labels_and_quality(cfg, store, start, end, resolver=resolver)
-    stages["alerts_quality"] = _brief(run_alerts(cfg, store, start, "quality",
+    stages["alerts_quality"] = alert_brief(run_alerts(cfg, store, start, "quality",
                                                  also=stages["model_quality"].get("reevaluated", [])))
     out = record_run(cfg, store, start, end, stages)
     from driftline.report import write_run_report
@@ -315,9 +315,10 @@ def monitor_interval(cfg: ModelConfig, store: Store, start: datetime, end: datet
     return out
 
 
-def _brief(alerts: dict) -> dict:
+def alert_brief(alerts: dict) -> dict:
     """What run.json and XCom keep of an alert evaluation (the records are in the store)."""
     return {"summary": alerts["summary"], "messages": alerts["messages"],
+            "intervals": [r["interval"] for r in alerts["records"]],
             "firing": [{k: a[k] for k in ("check", "subject", "severity", "interval", "incident", "message")}
                        for a in alerts["firing"]][:50]}
 

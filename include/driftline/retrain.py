@@ -220,6 +220,33 @@ def _to_table(cfg: ModelConfig, df: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(df, schema=schema, preserve_index=False)
 
 
+def plan(cfg: ModelConfig, run_id: str, request: dict | None = None, params: dict | None = None,
+         now: datetime | None = None) -> dict:
+    """What a retraining run trains on: the monitoring request of its Asset event (its
+    interval's end and window), else the Params of a manual run (``end``: ISO time, empty =
+    now; ``window``: a duration, empty = the model file's; ``dry_run``). ``run_id`` becomes a
+    folder-safe run name."""
+    if request:
+        end = datetime.fromisoformat(request["end"])
+        days = request.get("window_days")
+        window = timedelta(days=float(days)) if days else cfg.retraining.window
+        why, dry_run = f"requested by monitoring ({request['interval']}): {request['why']}", False
+    else:
+        params = params or {}
+        try:
+            end = datetime.fromisoformat(params["end"].replace("Z", "+00:00")) if params.get("end") else None
+        except ValueError:
+            raise RetrainError(f"end {params['end']!r} is not an ISO date/time") from None
+        end = end or now or datetime.now(timezone.utc)
+        window = parse_duration(params["window"]) if params.get("window") else cfg.retraining.window
+        why, dry_run = "triggered by hand", bool(params.get("dry_run"))
+    run = re.sub(r"[^0-9A-Za-z_-]", "_", run_id)
+    run_prefix(cfg.name, run)  # checks the name
+    return {"run": run, "end": as_utc(end).isoformat(), "window_days": window.total_seconds() / 86400,
+            "dry_run": dry_run, "why": why, "summary": f"{why}; window: {duration_text(window)} before "
+                                                     f"{as_utc(end).isoformat()}" + (" (DRY RUN)" if dry_run else "")}
+
+
 def prepare(cfg: ModelConfig, store: Store, run_id: str, end: datetime, window: timedelta | str | None = None,
             include_training_data: bool | None = None, as_of: datetime | None = None,
             resolver: Resolver | None = None) -> dict:

@@ -47,11 +47,14 @@ def _labelled_in_window(cfg: ModelConfig, store: Store, start: datetime, end: da
     return total
 
 
-def decide(cfg: ModelConfig, store: Store, start: datetime, quality_records: list[dict]) -> dict:
-    """Whether this run requests a retraining. ``quality_records``: the quality-group alert
-    records (driftline.alerts.evaluate) of this run. Returns {"request": bool, "why": sentence,
-    ...}; a new request is written to the store (not yet emitted)."""
-    from driftline.alerts import previous_starts
+def decide(cfg: ModelConfig, store: Store, start: datetime, evaluated: list[str]) -> dict:
+    """Whether this run requests a retraining. ``evaluated``: the intervals (keys) whose
+    quality alerts this run evaluated (driftline.alerts.evaluate: the interval and the ones
+    re-evaluated). Returns {"request": bool, "why": sentence, ...}; a new request is written to
+    the store (not yet emitted)."""
+    from driftline.alerts import previous_starts, read_record
+
+    quality_records = [r for k in evaluated if (r := read_record(store, cfg.name, parse_interval_key(k), "quality"))]
 
     start = as_utc(start)
     key = interval_key(start)

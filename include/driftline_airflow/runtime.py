@@ -60,16 +60,19 @@ def load_configs() -> LoadedConfigs:
 
 @contextlib.contextmanager
 def fail_clearly() -> Iterator[None]:
-    """Errors a retry cannot fix (bad config, no baseline, unreadable training data) fail the
-    task at once with their message; store errors are left to the task's retries."""
+    """Errors a retry cannot fix (bad config, no baseline, unreadable training data, too few
+    labels to retrain on, an unknown model version) fail the task at once with their message;
+    store errors are left to the task's retries."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from driftline.baseline import BaselineError
     from driftline.model import ModelError
+    from driftline.registry import RegistryError
+    from driftline.retrain import RetrainError
 
     try:
         yield
-    except (ConfigError, BaselineError, ModelError) as exc:
+    except (ConfigError, BaselineError, ModelError, RetrainError, RegistryError) as exc:
         log.error("%s", exc)
         raise AirflowFailException(str(exc)) from None
 

@@ -54,6 +54,7 @@ from datetime import timedelta
 from airflow.sdk import DAG, CronDataIntervalTimetable, task
 from driftline_airflow.runtime import (ConfigErrorsDag, alert_sender, fail_clearly, get_store, load_configs,
                                        log_summary, logged_delivery_failure, resolver, retraining_asset)
+from driftline_airflow.links import add_links
 
 from driftline.config import ConfigError, ModelConfig
 
@@ -277,6 +278,7 @@ _errors = dict(_loaded.errors)
 for _name, _cfg in _loaded.models.items():
     try:
         _dag = build_monitoring_dag(_cfg)
+        add_links(_dag, _name)  # "driftline report" / "driftline history" on every task
         _dag.validate()
     except Exception as _exc:  # noqa: BLE001 - a model Airflow rejects must not hide the others
         _errors[_cfg.source] = ConfigError(_cfg.source, [f"Airflow rejects the DAG built from it: {_exc}"])

@@ -24,3 +24,15 @@ ensure_venv() {  # ensure_venv REQUIREMENTS_FILE
     touch "$stamp"
   fi
 }
+
+ensure_chromium() {  # the browser test drives Debian's Chromium (tests/test_web.py)
+  local bin="${DRIFTLINE_CHROMIUM:-/usr/bin/chromium}"
+  [ -x "$bin" ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "==> installing Debian's chromium for the browser test"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "the browser test needs Chromium at $bin: 'sudo apt-get install chromium', or set DRIFTLINE_CHROMIUM" >&2
+    return 1
+  fi
+}

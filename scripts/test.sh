@@ -4,4 +4,5 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$PROJECT_DIR"
 ensure_venv requirements-dev.txt
+ensure_chromium
 exec "$VENV/bin/python" -m pytest "$@"

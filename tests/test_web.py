@@ -1,0 +1,342 @@
+"""The driftline page (driftline.web, plugins/driftline_plugin.py) on the demo's drifted days,
+monitored by the real DAG under dag.test():
+
+* the app alone (FastAPI's TestClient, a fixed user): models, runs, reports, Data Docs, the
+  alerts and their feedback form, what it refuses to serve;
+* the extra links the DAG's tasks leave for the UI;
+* feedback given on the page changes the next run's verdict as the README says;
+* a real browser: Airflow's API server on loopback with the plugin, headless Chromium driven by
+  Playwright, a user who logs in, opens the driftline page from the UI's navigation, sees the demo
+  model, opens a report and the history, and marks an alert a false positive; the store holds the
+  answer under that user's name. Screenshots go to test-artifacts/browser/.
+"""
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.request import urlopen
+
+import pytest
+
+from driftline import feedback as fb
+from driftline.store import Store, interval_key
+
+pytestmark = pytest.mark.e2e
+
+PROJECT = Path(__file__).resolve().parent.parent
+SHOTS = PROJECT / "test-artifacts" / "browser"
+#: The demo's first two drifted days: quality alerts open on the first, drift alerts (2 of 3) on the second.
+RUN_DAYS = [3, 4]
+NEXT_DAY = 5
+CHROMIUM = os.environ.get("DRIFTLINE_CHROMIUM", "/usr/bin/chromium")
+#: Chromium on a machine without a network: no background connections, no sandbox (root in CI).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _start(manifest: dict, day: int) -> datetime:
+    return datetime.fromisoformat(manifest["interval_starts"][day])
+
+
+def _run_days(site_env: dict, manifest: dict, days: list[int]) -> dict[int, str]:
+    from driftline_airflow.local_runs import get_dag, run_interval
+
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in site_env.items():
+            mp.setenv(k, v)
+        dag = get_dag("driftline_monitor_churn")
+        out = {}
+        for d in days:
+            start = _start(manifest, d)
+            dr = run_interval(dag, start, start + timedelta(days=1))
+            assert str(dr.state).endswith("success"), f"day {d}: {dr.state}"
+            out[d] = dr.run_id
+    return out
+
+
+@pytest.fixture(scope="module")
+def site(labelled_demo_week, airflow_db, tmp_path_factory):
+    """The demo week's store with days 3 and 4 monitored by the real DAG (reports, alerts, links)."""
+    root = tmp_path_factory.mktemp("web")
+    shutil.copytree(labelled_demo_week["store"], root / "store")
+    env = {"DRIFTLINE_DEMO_ROOT": labelled_demo_week["demo"], "DRIFTLINE_STORE_URL": f"file://{root}/store"}
+    manifest = labelled_demo_week["manifest"]
+    run_ids = _run_days(env, manifest, RUN_DAYS)
+    return {"root": root, "env": env, "manifest": manifest, "run_ids": run_ids, "cfg": labelled_demo_week["cfg"]}
+
+
+def _copy(site: dict, dest: Path) -> tuple[Store, dict]:
+    """A copy of the site's store (for tests that answer alerts), and its environment."""
+    shutil.copytree(site["root"] / "store", dest)
+    return Store(f"file://{dest}"), {**site["env"], "DRIFTLINE_STORE_URL": f"file://{dest}"}
+
+
+def _client(store: Store, cfg, user=lambda: "tester"):
+    from fastapi.testclient import TestClient
+
+    from driftline.web import create_app
+
+    return TestClient(create_app(store=lambda: store, configs=lambda: {"churn": cfg}, user=user),
+                      follow_redirects=False)
+
+
+def _day_key(site: dict, day: int) -> str:
+    return interval_key(_start(site["manifest"], day))
+
+
+# -- the app alone ---------------------------------------------------------------------------
+def test_index_lists_the_model_with_its_latest_verdict(site):
+    store = Store(site["env"]["DRIFTLINE_STORE_URL"])
+    c = _client(store, site["cfg"])
+    page = c.get("/")
+    assert page.status_code == 200 and "script-src" not in page.headers["content-security-policy"]
+    key = _day_key(site, 4)
+    run = store.read_json(posixpath.join(Store.run_prefix("churn", _start(site["manifest"], 4)), "run.json"))
+    assert f'href="models/churn/runs/{key}/report.html"' in page.text
+    assert run["status"] == "violations" and ">violations<" in page.text
+    rows = c.get("/api/models").json()
+    assert [r["model"] for r in rows] == ["churn"]
+    assert rows[0]["latest"] == key and rows[0]["violations"] == run["violations"] and rows[0]["runs"] == len(site["manifest"]["interval_starts"])  # every day was ingested
+    assert rows[0]["open_alerts"] > 0 and rows[0]["unanswered"] == rows[0]["open_alerts"]
+    model = c.get("/models/churn/")
+    assert model.status_code == 200
+    for d in RUN_DAYS:
+        assert f'href="runs/{_day_key(site, d)}/report.html"' in model.text
+    assert c.get("/models/churn").status_code == 307
+    assert c.get("/models/nope/").status_code == 404
+
+
+def test_reports_and_data_docs_are_served_and_nothing_else(site):
+    store = Store(site["env"]["DRIFTLINE_STORE_URL"])
+    c = _client(store, site["cfg"])
+    key = _day_key(site, 4)
+    prefix = Store.run_prefix("churn", _start(site["manifest"], 4))
+    report = c.get(f"/models/churn/runs/{key}/report.html")
+    assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
+    assert report.content == store.read_bytes(posixpath.join(prefix, "report.html"))
+    assert report.headers["content-security-policy"].startswith("default-src 'none'")
+    docs = c.get(f"/models/churn/runs/{key}/data_docs/index.html")  # the report's relative link
+    assert docs.status_code == 200 and "content-security-policy" not in docs.headers
+    assert c.get(f"/models/churn/runs/{key}/run.json").json()["interval"] == key
+    for bad in [f"/models/churn/runs/{key}/batch.parquet",                      # tables stay in the store
+                f"/models/churn/runs/{key}/..%2F..%2F..%2Fbaselines%2Fchurn%2Fv1%2Fmanifest.json",
+                f"/models/churn/runs/{key}/../../../baselines/churn/v1/manifest.json",
+                "/models/churn/runs/not-a-key/report.html",
+                f"/models/churn/runs/{_day_key(site, 0)}/report.html"]:           # a day never monitored
+        assert c.get(bad).status_code == 404, bad
+
+
+def test_pages_refuse_without_a_user(site):
+    from fastapi import HTTPException
+
+    def nobody():
+        raise HTTPException(401, "Not authenticated")
+
+    c = _client(Store(site["env"]["DRIFTLINE_STORE_URL"]), site["cfg"], user=nobody)
+    key = _day_key(site, 4)
+    for url in ["/", "/api/models", "/models/churn/", "/models/churn/alerts", "/models/churn/history",
+                f"/models/churn/runs/{key}/report.html"]:
+        assert c.get(url).status_code == 401, url
+    assert c.post("/models/churn/feedback", data={"incident": "x", "kind": "expected"}).status_code == 401
+
+
+def test_feedback_from_the_page_is_stored_with_who_and_shown_escaped(site, tmp_path):
+    store, _ = _copy(site, tmp_path / "store")
+    c = _client(store, site["cfg"])
+    page = c.get("/models/churn/alerts")
+    incs = [i for i in __import__("driftline.web", fromlist=["incidents"]).incidents(store, "churn")
+            if i["state"] == "open"]
+    assert incs and all(f'data-incident="{i["incident_key"]}"' in page.text for i in incs)
+    target = next(i for i in incs if i["check"] == "baseline_drift_check")
+    hostile = "promo week <script>alert(1)</script>"
+    r = c.post("/models/churn/feedback", data={"incident": target["incident_key"], "kind": "false_positive",
+                                               "comment": hostile})
+    assert r.status_code == 303 and r.headers["location"].startswith("alerts?recorded=")
+    [rec] = fb.read_all(store, "churn")
+    assert (rec["incident_key"], rec["kind"], rec["by"], rec["comment"], rec["source"]) == \
+        (target["incident_key"], "false_positive", "tester", hostile, "driftline-page")
+    after = c.get(r.headers["location"].replace("alerts", "/models/churn/alerts", 1))
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in after.text and "<script>" not in after.text
+    assert "marked false positive by tester" in after.text
+    # a wrong answer says what is wrong and records nothing
+    bad = c.post("/models/churn/feedback", data={"incident": target["incident_key"], "kind": "ignore"})
+    assert bad.status_code == 400 and "expected one of acknowledged, false_positive, expected" in bad.text
+    unknown = c.post("/models/churn/feedback", data={"incident": "churn|x|y|2026-10-01T0000Z", "kind": "expected"})
+    assert unknown.status_code == 400 and "no alert incident" in unknown.text
+    assert len(fb.read_all(store, "churn")) == 1
+
+
+def test_the_tasks_link_to_their_run_report(site):
+    from sqlalchemy import select
+
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    key = _day_key(site, 4)
+    with create_session() as session:
+        rows = session.execute(select(XComModel.task_id, XComModel.key, XComModel.value).where(
+            XComModel.dag_id == "driftline_monitor_churn", XComModel.run_id == site["run_ids"][4],
+            XComModel.key.like("_link_%"))).all()
+    links = {(t, k): XComModel.deserialize_value(type("X", (), {"value": v})()) for t, k, v in rows}
+    for task in ("ingest", "data_quality", "drift", "model_quality", "alert_data", "record_run", "report"):
+        assert links[(task, "_link_RunReportLink")] == f"/driftline/models/churn/runs/{key}/report.html", task
+        assert links[(task, "_link_HistoryLink")] == "/driftline/models/churn/history"
+
+
+# -- feedback changes the next run's verdict ---------------------------------------------------
+def test_a_false_positive_from_the_page_leaves_the_next_verdict(site, tmp_path):
+    """README: a false positive suppresses the check on that subject for
+    alerting.suppress_false_positive of data time -- the violation stays in
+    constraint_violations.json, raises no alert and does not count in run.json's verdict."""
+    store, env = _copy(site, tmp_path / "store")
+    c = _client(store, site["cfg"])
+    from driftline.web import incidents
+
+    answered = [i for i in incidents(store, "churn") if i["state"] == "open"]
+    for inc in answered:
+        assert c.post("/models/churn/feedback", data={"incident": inc["incident_key"], "kind": "false_positive",
+                                                      "comment": "known promo"}).status_code == 303
+    _run_days(env, site["manifest"], [NEXT_DAY])
+    prefix = Store.run_prefix("churn", _start(site["manifest"], NEXT_DAY))
+    run = store.read_json(posixpath.join(prefix, "run.json"))
+    violations = store.read_json(posixpath.join(prefix, "constraint_violations.json"))["violations"]
+    from driftline.alerts import subject_of
+
+    pairs = {(i["check"], i["subject"]) for i in answered}
+    muted = [v for v in violations if (v["constraint_check_type"], subject_of(v)) in pairs]
+    assert muted, "the next day still fails some answered check (the demo keeps drifting)"
+    assert run["violations"] == len(violations) - len(muted)
+    assert {(s["check"], s["subject"]) for s in run["suppressed"]} == {(v["constraint_check_type"], subject_of(v))
+                                                                       for v in muted}
+    alerts = {g: store.read_json(posixpath.join(prefix, f"alerts.{g}.json")) for g in ("data", "quality")}
+    statuses = {(a["check"], a["subject"]): a["status"] for g in alerts.values() for a in g["alerts"]}
+    assert all(statuses.get(p) in (None, "suppressed", "resolved") for p in pairs), \
+        {p: statuses.get(p) for p in pairs}
+    assert any(statuses.get(p) == "suppressed" for p in pairs)
+
+
+# -- a real browser ----------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def api_server(site, tmp_path, airflow_db):
+    """Airflow's API server on a loopback port with the driftline plugin, on the session's
+    metadata DB and a copy of the site's store, and one user (alice) with a password."""
+    store, env = _copy(site, tmp_path / "store")
+    port = _free_port()
+    passwords = tmp_path / "passwords.json"
+    passwords.write_text(json.dumps({"alice": "wonderland"}))
+    env = {**os.environ, **env,
+           "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
+           "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False",
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "alice:admin",
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+           "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+           "AIRFLOW__API_AUTH__JWT_SECRET": "driftline-test-secret"}
+    log = (tmp_path / "api-server.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "airflow", "api-server", "-H", "127.0.0.1", "-p", str(port),
+                             "-w", "1"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urlopen(f"{base}/api/v2/monitor/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the API server did not start:\n{(tmp_path / 'api-server.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield {"base": base, "store": store}
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+        log.close()
+
+
+def test_browser_driftline_page_report_and_false_positive(site, api_server):
+    from playwright.sync_api import expect, sync_playwright
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} missing: scripts/test.sh installs Debian's chromium"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    base, store = api_server["base"], api_server["store"]
+    key = _day_key(site, 4)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(30_000)
+            # the driftline page without a session goes to Airflow's login, then comes back
+            page.goto(f"{base}/driftline/")
+            page.wait_for_url("**/login**")
+            page.get_by_label("Username").fill("alice")
+            page.get_by_label("Password").fill("wonderland")
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(f"{base}/driftline/")
+            expect(page.get_by_role("link", name="churn", exact=True)).to_be_visible()
+
+            # inside the UI: the navigation's "driftline" entry shows the page
+            page.goto(f"{base}/")
+            page.get_by_role("link", name="driftline").click()
+            frame = page.frame_locator("iframe")
+            expect(frame.get_by_role("heading", name="Monitored models")).to_be_visible()
+            expect(frame.get_by_role("link", name="churn", exact=True)).to_be_visible()
+            expect(frame.get_by_text("violations").first).to_be_visible()
+            page.screenshot(path=str(SHOTS / "1-driftline-in-airflow-ui.png"))
+
+            # the latest run's report, from the models table
+            frame.get_by_role("link", name=key).click()
+            expect(frame.get_by_text("monthly_charges").first).to_be_visible()
+            page.screenshot(path=str(SHOTS / "2-run-report.png"), full_page=True)
+
+            # the history, from the model's page
+            page.goto(f"{base}/driftline/models/churn/")
+            page.get_by_role("link", name="history").click()
+            expect(page.get_by_role("heading", name="Feature drift (drivers first)")).to_be_visible()
+            expect(page.locator("body")).to_contain_text("monthly_charges")
+            page.screenshot(path=str(SHOTS / "3-history.png"), full_page=True)
+
+            # the report task's extra link, as the UI gets it from the REST API
+            links = page.request.get(f"{base}/api/v2/dags/driftline_monitor_churn/dagRuns/{site['run_ids'][4]}"
+                                     "/taskInstances/report/links").json()["extra_links"]
+            # computed by the worker (here dag.test(), without [api] base_url): a path on the UI's host
+            assert links["driftline report"] == f"/driftline/models/churn/runs/{key}/report.html", links
+            assert links["driftline history"] == "/driftline/models/churn/history", links
+            page.goto(base + links["driftline report"])
+            expect(page.get_by_role("heading").first).to_contain_text("churn")
+
+            # mark a drift alert a false positive
+            page.goto(f"{base}/driftline/models/churn/alerts")
+            card = page.locator(".incident", has_text="baseline_drift_check").first
+            incident = card.get_attribute("data-incident")
+            card.get_by_label("False positive").check()
+            card.locator("textarea").fill("promo week, not a real shift")
+            card.get_by_role("button", name="Send").click()
+            expect(page.get_by_role("status")).to_contain_text("False positive recorded")
+            expect(page.locator(f'.incident[data-incident="{incident}"]')).to_contain_text(
+                "marked false positive by alice")
+            page.screenshot(path=str(SHOTS / "4-false-positive-recorded.png"), full_page=True)
+        finally:
+            browser.close()
+    [rec] = fb.read_all(store, "churn")
+    assert (rec["incident_key"], rec["kind"], rec["by"], rec["comment"], rec["source"]) == \
+        (incident, "false_positive", "alice", "promo week, not a real shift", "driftline-page")
+    assert rec["until"] > rec["from"]

@@ -262,3 +262,115 @@ def test_missing_artifacts_become_notes(tmp_path, make_config):
     assert "not enough labels: 0 of 500 predictions labelled" in page and "[0.75, 0.85]" in page
     mq = [line for line in summary_table(cfg, store, START) if line.startswith("model quality")][0]
     assert " no labels " in mq
+
+
+# -- feedback: suppressed violations and the answers to the run's alerts ------------------------
+def test_feedback_suppresses_violations_visibly(runs, tmp_path):
+    """On a copy of the drifted day: drift alerts fire at once (1 of 1), dave marks the range
+    check on monthly_charges a false positive, bob marks data_usage_gb's drift expected and
+    carol acknowledges contract's; the alerts are evaluated again and the run recorded."""
+    import shutil
+
+    from driftline import feedback
+    from driftline.alerts import dispatch, evaluate
+    from driftline.config import AlertPolicy, Persistence
+    from driftline.monitor import record_run
+
+    shutil.copytree(runs["root"] / "store", tmp_path / "store")
+    store = Store(f"file://{tmp_path}/store")
+    base = runs["cfg"]
+    cfg = base.model_copy(update={"alerting": base.alerting.model_copy(update={
+        "drift": AlertPolicy(severity="warning", persistence=Persistence(hold=1, of=1))})})
+    day = runs[DRIFT_DAY]
+    start, prefix, key = day["start"], day["prefix"], "2026-10-05T0000Z"
+    dispatch(cfg, store, evaluate(cfg, store, start, "data")["messages"], None)
+    drifted = day["read"]("drift.json")["dataset"]["drifted_features"]
+    assert {"monthly_charges", "data_usage_gb", "contract"} <= set(drifted)
+    range_incident = next(a["incident"] for a in day["read"]("alerts.data.json")["alerts"]
+                          if a["check"] == "range_check" and a["subject"] == "monthly_charges")
+    feedback.record(cfg, store, f"churn|range_check|monthly_charges|{range_incident}", "false_positive", "dave",
+                    "the price list changed")
+    feedback.record(cfg, store, f"churn|baseline_drift_check|data_usage_gb|{key}", "expected", "bob", SCRIPT)
+    feedback.record(cfg, store, f"churn|baseline_drift_check|contract|{key}", "acknowledged", "carol")
+    evaluate(cfg, store, start, "data")
+    read = lambda name: store.read_json(posixpath.join(prefix, name))  # noqa: E731
+    record_run(cfg, store, start, cfg.interval_end(start), read("run.json")["stages"])
+    run = read("run.json")
+    page = render_run_report(cfg, store, start)
+
+    violations = read("constraint_violations.json")["violations"]
+    quiet = [v for v in violations if (v["constraint_check_type"], v["feature_name"]) in
+             {("range_check", "monthly_charges"), ("baseline_drift_check", "data_usage_gb")}]
+    assert len(quiet) == 2 and run["violations"] == len(violations) - 2
+    assert {(s["check"], s["subject"]) for s in run["suppressed"]} == {("range_check", "monthly_charges"),
+                                                                        ("baseline_drift_check", "data_usage_gb")}
+    assert f"<dt>violations</dt><dd>{len(violations)} (2 suppressed by feedback)</dd>" in page
+    verdict = {"ok": "OK", "violations": "VIOLATIONS"}[run["status"]]
+    assert f'<dt>verdict</dt><dd><span class="badge {"ok" if verdict == "OK" else "bad"}">{verdict}</span>' in page
+    # where each violation is shown: its check's section, the alerts, the list of all violations
+    dq = _section(page, "data-quality")
+    row = dq[dq.index("<td>range_check</td><td><code>monthly_charges</code></td>"):].split("</tr>")[0]
+    assert '<span class="badge info">suppressed</span>' in row and "marked false positive by dave on" in row
+    assert "the price list changed (suppressed until" in row
+    card = dict(_cards(_section(page, "drift")))["data_usage_gb"]
+    assert '<span class="badge info">suppressed</span>' in card.split("</h3>")[0]
+    assert "marked expected by bob on" in card and html.escape(SCRIPT) in card
+    assert "suppressed" not in dict(_cards(_section(page, "drift")))["contract"].split("</h3>")[0]
+    alerts = _section(page, "alerts")
+    quiet_rows = [r for r in alerts.split("<tr>") if r.startswith('<td><span class="badge info">suppressed')]
+    assert len(quiet_rows) == 2
+    contract = next(r for r in alerts.split("<tr>") if "<code>contract</code>" in r)
+    assert "acknowledged by carol on" in contract and "badge bad" in contract  # acknowledging suppresses nothing
+    answers = _section(page, "feedback")
+    assert answers.count("<tr><td><span class=\"badge") == 3
+    for who in ("dave", "bob", "carol"):
+        assert f"<td>{who}</td>" in answers
+    assert html.escape(SCRIPT) in answers and "<script" not in page
+    everything = _section(page, "violations")
+    assert f"{len(violations)} violation(s) (2 suppressed by feedback); the verdict counts {len(violations) - 2}" \
+        in everything
+    # the log table
+    lines = summary_table(cfg, store, start)
+    assert f": {verdict}; {len(violations)} violations (2 suppressed by feedback); report " in lines[0]
+    rows = {line[:13].strip(): line for line in lines[2:]}
+    assert "(1 suppressed by feedback)" in rows["data quality"]
+    assert "1 suppressed by feedback" in rows["drift"] and "data_usage_gb" not in rows["drift"].split("drifted:")[1]
+    assert "2 suppressed" in rows["alerts"]
+
+
+def test_feedback_from_data_is_text_never_markup(tmp_path, make_config):
+    """Who and what people wrote, and the widened threshold's story, are escaped too."""
+    from driftline import feedback
+
+    cfg = make_config()
+    store = Store(f"file://{tmp_path}/store")
+    _hostile_run(store)
+    key = f"m|categorical_values_check|{SCRIPT}|2026-10-01T0000Z"
+    store.write_json("alerts/m/events/x.json", {"incident_key": key, "check": "categorical_values_check",
+                                                "subject": SCRIPT, "incident": "2026-10-01T0000Z",
+                                                "severity": "critical", "text": SCRIPT, "interval": "2026-10-01T0000Z",
+                                                "event": "firing"})
+    rec = feedback.record(cfg, store, key, "false_positive", IMG, SCRIPT)
+    fb = {k: rec[k] for k in ("kind", "by", "at", "comment", "until")}
+    prefix = Store.run_prefix("m", START)
+    run = store.read_json(posixpath.join(prefix, "run.json"))
+    store.write_json(posixpath.join(prefix, "run.json"), {**run, "suppressed": [
+        {"check": "categorical_values_check", "subject": SCRIPT, **fb}]})
+    alerts = store.read_json(posixpath.join(prefix, "alerts.data.json"))
+    alerts["alerts"][0].update(status="suppressed", incident=None, feedback=fb)
+    store.write_json(posixpath.join(prefix, "alerts.data.json"), alerts)
+    drift = store.read_json(posixpath.join(prefix, "drift.json"))
+    drift["features"][SCRIPT].update(threshold=0.375, threshold_feedback={
+        "was": 0.1, "by": IMG, "at": "2026-10-06T10:00:00+00:00", "comment": SCRIPT, "interval": SCRIPT,
+        "statistic": 0.3})
+    drift["features"][IMG]["reference_feedback"] = {"intervals": [SCRIPT], "rows": 10, "by": [IMG]}
+    store.write_json(posixpath.join(prefix, "drift.json"), drift)
+    page = render_run_report(cfg, store, START)
+    assert "<script" not in page and "<img" not in page
+    assert f"marked false positive by {html.escape(IMG)} on" in page
+    assert (f"<th>threshold</th><td>0.375 (widened from 0.1 by false-positive feedback of {html.escape(IMG)} "
+            f"on 2026-10-06)</td>") in page
+    assert f"marked expected by {html.escape(IMG)}" in page
+    answers = _section(page, "feedback")
+    assert f"<td>{html.escape(IMG)}</td>" in answers and f"<td>{html.escape(SCRIPT)}</td>" in answers
+    assert "<dt>violations</dt><dd>2 (1 suppressed by feedback)</dd>" in page

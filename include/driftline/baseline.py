@@ -35,8 +35,59 @@ A baseline version holds, under ``baselines/<model>/<version>/``:
     relative quality thresholds compare with; and the calibration of its scores that the
     label-free estimates use (``driftline.model_quality``). Regression models also get
     ``loss_estimator.joblib`` (direct loss estimation).
+``feedback.json``
+    Only in a version built with ``absorb_feedback`` (``driftline baseline --absorb-feedback``)
+    that found answers: the people's answers to drift alerts (``driftline.feedback``) it
+    absorbed, see "Feedback" below. The manifest's ``feedback`` key lists the same in brief.
 ``manifest.json``
     Written last: a version without it is incomplete and is never used.
+
+Feedback
+    A baseline built with ``absorb_feedback`` reads the answers given to drift alerts
+    (``baseline_drift_check``; the subject is the feature or prediction column, or
+    "<column> (missing share)") since the baseline in use (the champion's, else the latest)
+    was made, and absorbs them; answers to other checks, and acknowledgements, are listed as
+    not absorbed. An answer covers the intervals from its incident's opening interval through
+    the latest interval of its suppression window ``[incident, until)`` whose run still
+    recorded the violation (every interval in between that has a ``batch.parquet``).
+
+    - ``expected`` (real, the new normal): the column's drift reference becomes the values of
+      those intervals' batches (``runs/<model>/<interval>/batch.parquet``, the valid
+      normalised rows): its profile in ``profile.json`` is theirs, and the drift engine
+      compares the column with that profile instead of the raw training sample. Replaced,
+      not added: mixed into the training rows with weight w, the new normal stays drifted --
+      its Wasserstein distance to the mix is about (1 - w) times the old one, so a shift of
+      0.45 sd falls under 0.1 only once the new rows outnumber the training rows 4 to 1.
+      Other columns, the data-quality statistics and constraints, the multivariate model and
+      the model's reference quality keep the training data. At least ``ABSORB_MIN_VALUES``
+      present values are needed.
+    - ``false_positive`` (the check is too sensitive here): the column gets a threshold for
+      the method that flagged it, from the incident's interval flagged hardest: distances
+      ``max(threshold then, statistic x 1.25)``; tests ``alpha = min(alpha then, p x 0.5)``
+      with the p-value the verdict used (Holm-adjusted). The drift engine applies it while
+      that method is the one chosen; a feature whose ``drift.method``/``threshold`` the model
+      file sets keeps the model file's (such answers are not absorbed); over the model-wide
+      defaults the widened threshold wins. Missing-share false positives are not absorbed
+      (that threshold is model-wide).
+    - ``acknowledged``: nothing.
+
+    What the baseline in use absorbed is carried into the new one (a column answered again
+    takes the newer answer), so a rebuild with the flag loses nothing; one built without the
+    flag starts from the training data alone (its summary counts the answers waiting).
+    ``feedback.json``::
+
+        {"from_baseline": "v1", "since": "<v1's created_at>",
+         "threshold_overrides": {"<column>": {"method", "threshold", "was", "rule", "answers",
+                                              "because": {"feedback", "by", "at", "comment",
+                                                          "interval", "statistic", "pvalue",
+                                                          "baseline", ...}}},
+         "reference_columns": {"<column>": {"intervals", "rows", "values", "answers", "by"}},
+         "absorbed": [{"feedback", "kind", "by", "at", "comment", "incident_key", "column",
+                       "intervals", "rows" | "threshold"}],
+         "not_absorbed": [{"feedback", "kind", "check", "subject", "by", "why"}],
+         "carried": [...], "summary": "absorbed 2 answers: ..."}
+
+    ``feedback`` ids are the answers' paths under ``alerts/<model>/feedback/``.
 
 Versions are ``v1``, ``v2``, ... and are never overwritten: a new baseline is a new version.
 A SageMaker baseline (its ``statistics.json`` and ``constraints.json``) can be imported as a
@@ -402,14 +453,17 @@ def _write_version(store: Store, cfg: ModelConfig, statistics: dict, constraints
 def create_baseline(cfg: ModelConfig, store: Store, resolver: Resolver | None = None,
                     training_data: str | pa.Table | None = None, seed: int = 0,
                     evaluation_data: str | pa.Table | None = None, model: Any = None,
-                    origin: dict | None = None, update_champion: bool = True) -> dict:
+                    origin: dict | None = None, update_champion: bool = True,
+                    absorb_feedback: bool = False) -> dict:
     """Profile the training data and write a new baseline version. Returns a small summary.
 
     ``training_data`` and ``evaluation_data`` (labelled rows the model did not train on) are
     locations or Arrow tables; default: the model file's. ``model`` is an estimator; default:
     the registry's champion (driftline.registry), else the file ``baseline.model``. ``origin``
     is merged into the manifest. When a champion is on record and ``update_champion`` is true,
-    the new version becomes the champion's baseline."""
+    the new version becomes the champion's baseline. ``absorb_feedback``: absorb the answers
+    to drift alerts given since the baseline in use was made (module docstring, "Feedback");
+    without it the summary only counts them."""
     from driftline import registry
 
     if isinstance(training_data, pa.Table):
@@ -442,6 +496,10 @@ def create_baseline(cfg: ModelConfig, store: Store, resolver: Resolver | None = 
     elif evaluation_data:
         cfg = cfg.model_copy(update={"baseline": cfg.baseline.model_copy(update={"evaluation_data": evaluation_data})})
     extras, notes = drift_artifacts(cfg, df, table, sample, resolver, seed, given=given)
+    plan = plan_feedback(cfg, store) if absorb_feedback else None
+    if plan is not None:  # before the new version exists: "the baseline in use" is the old one
+        made["feedback"] = _apply_feedback(plan, extras)
+    waiting = 0 if absorb_feedback else unabsorbed_feedback(cfg, store)
     out = _write_version(store, cfg, statistics, constraints, sample, {**made, "drift": notes, **(origin or {})},
                          extras)
     out["summary"] = (f"baseline {cfg.name}/{out['version']}: {out['rows']} training rows, "
@@ -449,6 +507,12 @@ def create_baseline(cfg: ModelConfig, store: Store, resolver: Resolver | None = 
                       f"predictions: {notes['predictions']}; importance: {notes['importance']}; "
                       f"model quality: {notes['performance']}; "
                       f"multivariate: {notes['multivariate']} -> {out['uri']}")
+    if plan is not None:
+        out["feedback"] = made["feedback"]
+        out["summary"] += "; " + plan["summary"]
+    elif waiting:
+        out["summary"] += (f"; {waiting} answer(s) to drift alerts not absorbed "
+                           f"(`driftline baseline --model {cfg.name} --absorb-feedback` absorbs them)")
     current = registry.champion(store, cfg.name) if update_champion else None
     if current is not None:
         registry.set_champion(store, cfg.name, current["version"], out["version"], reason="baseline rebuilt")
@@ -722,6 +786,287 @@ def load_reference(cfg: ModelConfig, store: Store, ref: BaselineRef):
     if manifest.get("origin") == "sagemaker_import":
         constraints = store.read_json(posixpath.join(ref.prefix, "constraints.json"))
         distribution = constraints.get("monitoring_config", {}).get("distribution_constraints")
+    fb = read_feedback(store, ref)
+    absorbed = {c: {k: r[k] for k in ("intervals", "rows", "values", "answers", "by", "carried_from") if k in r}
+                for c, r in fb.get("reference_columns", {}).items() if c in profile.columns}
     return Reference(profile=profile, kinds=kinds, prediction_kinds=pkinds, sample=sample, importance=importance,
                      importance_source=source, multivariate=multivariate, distribution=distribution,
-                     version=ref.version, distinct=distinct_counts(profile))
+                     version=ref.version, distinct=distinct_counts(profile),
+                     widened=dict(fb.get("threshold_overrides", {})), absorbed=absorbed)
+
+
+# -- feedback the next baseline absorbs (module docstring, "Feedback") ------------------------
+#: A false positive's new threshold: the statistic it was flagged with times this (distances) ...
+WIDEN_FACTOR = 1.25
+#: ... or the p-value it was flagged with times this (tests: alpha goes below it).
+ALPHA_FACTOR = 0.5
+#: Fewer present values than this in the intervals marked expected make no reference.
+ABSORB_MIN_VALUES = 100
+DRIFT_CHECK = "baseline_drift_check"
+MISSING_SUFFIX = " (missing share)"
+
+
+def read_feedback(store: Store, ref: BaselineRef) -> dict:
+    """A version's feedback.json ({} when it absorbed none)."""
+    rel = posixpath.join(ref.prefix, "feedback.json")
+    return store.read_json(rel) if store.exists(rel) else {}
+
+
+def feedback_answers(store: Store, model: str) -> list[dict]:
+    """Every answer (driftline.feedback), oldest first, each with its ``id``: its path under
+    ``alerts/<model>/feedback/``."""
+    from driftline.feedback import feedback_prefix
+
+    out = []
+    base = feedback_prefix(model)
+    for folder in store.listdir(base):
+        for name in store.listdir(posixpath.join(base, folder)):
+            if name.endswith(".json"):
+                out.append({**store.read_json(posixpath.join(base, folder, name)), "id": f"{folder}/{name}"})
+    return sorted(out, key=lambda r: (r["at"], r["id"]))
+
+
+def _answers_since(cfg: ModelConfig, store: Store, ref: BaselineRef) -> tuple[list[dict], str]:
+    made = store.read_json(posixpath.join(ref.prefix, "manifest.json"))["created_at"]
+    since = datetime.fromisoformat(made)
+    return [r for r in feedback_answers(store, cfg.name) if datetime.fromisoformat(r["at"]) >= since], made
+
+
+def unabsorbed_feedback(cfg: ModelConfig, store: Store) -> int:
+    """Answers to drift alerts (other than acknowledgements) given since the baseline in use
+    was made: what ``absorb_feedback`` would look at."""
+    try:
+        ref = resolve_baseline(cfg, store)
+    except BaselineError:
+        return 0
+    answers, _ = _answers_since(cfg, store, ref)
+    return sum(r["check"] == DRIFT_CHECK and r["kind"] != "acknowledged" for r in answers)
+
+
+def _violation(store: Store, model: str, start: datetime, check: str, subject: str) -> dict | None:
+    from driftline.alerts import subject_of
+
+    rel = posixpath.join(Store.run_prefix(model, start), "constraint_violations.json")
+    if not store.exists(rel):
+        return None
+    return next((v for v in store.read_json(rel).get("violations", [])
+                 if v.get("constraint_check_type") == check and subject_of(v) == subject), None)
+
+
+def answer_intervals(cfg: ModelConfig, store: Store, answer: dict) -> list[tuple[datetime, dict | None]]:
+    """The intervals an answer covers, with the violation each recorded (None where the check
+    passed): from its incident's opening interval through the latest interval of its window
+    ``[incident, until)`` that still recorded the violation; only intervals with a batch."""
+    from driftline.labels import interval_starts
+    from driftline.store import parse_interval_key
+
+    first = parse_interval_key(answer["incident"])
+    until = datetime.fromisoformat(answer["until"]) if answer.get("until") else None
+    window = [t for t in interval_starts(store, cfg.name) if t >= first and (until is None or t < until)]
+    found = [(t, _violation(store, cfg.name, t, answer["check"], answer["subject"])) for t in window]
+    last = max((i for i, (_, v) in enumerate(found) if v), default=-1)
+    return found[:last + 1]
+
+
+def _column_kinds(cfg: ModelConfig) -> dict[str, str]:
+    return {**profiled_kinds(cfg), **prediction_kinds(cfg)}
+
+
+def _widening(cfg: ModelConfig, store: Store, answer: dict, hits: list[tuple[datetime, dict]]) -> dict:
+    """A false positive's threshold override, from the incident's hardest-flagged interval (of
+    the method that flagged its latest one)."""
+    from driftline.config import TEST_METHODS
+    from driftline.store import interval_key
+
+    method = hits[-1][1]["details"]["method"]
+    test = method in TEST_METHODS
+    flagged = []
+    for t, v in hits:
+        d = v.get("details") or {}
+        if d.get("method") != method:
+            continue
+        drift_rel = posixpath.join(Store.run_prefix(cfg.name, t), "drift.json")
+        drift = store.read_json(drift_rel) if store.exists(drift_rel) else {}
+        p = d.get("pvalue")
+        if test:  # the verdict compared the Holm-adjusted p-value with alpha
+            col = (drift.get("features") or {}).get(v["feature_name"]) or \
+                (drift.get("prediction") or {}).get(v["feature_name"]) or {}
+            p = col.get("pvalue_adjusted", p)
+        flagged.append((t, d, p, drift.get("baseline")))
+    t, d, p, baseline = min(flagged, key=lambda r: r[2]) if test else max(flagged, key=lambda r: r[1]["statistic"])
+    was = float(d["threshold"])
+    if test:  # p x 0.5 underflows to 0 only when p did: then the smallest alpha there is
+        new, rule = min(was, max(float(p) * ALPHA_FACTOR, float(np.finfo(float).tiny))), f"p-value x {ALPHA_FACTOR}"
+    else:
+        new, rule = max(was, float(d["statistic"]) * WIDEN_FACTOR), f"statistic x {WIDEN_FACTOR}"
+    return {"method": method, "threshold": new, "was": was, "rule": rule, "answers": [answer["id"]],
+            "because": {"feedback": answer["id"], "kind": answer["kind"], "by": answer["by"], "at": answer["at"],
+                        "comment": answer.get("comment", ""), "incident_key": answer.get("incident_key"),
+                        "interval": interval_key(t), "statistic": d.get("statistic"), "pvalue": p,
+                        "baseline": baseline}}
+
+
+def plan_feedback(cfg: ModelConfig, store: Store) -> dict:
+    """What a new baseline absorbs (module docstring, "Feedback"): feedback.json's body, with
+    ``summary`` (one line) and ``profiles`` (column -> the profile of its expected intervals)."""
+    from driftline.drift_engine import reference_profile
+    from driftline.store import interval_key
+
+    try:
+        ref = resolve_baseline(cfg, store)
+    except BaselineError:
+        return {"from_baseline": None, "since": None, "threshold_overrides": {}, "reference_columns": {},
+                "absorbed": [], "not_absorbed": [], "carried": [], "profiles": {},
+                "summary": "absorbed no feedback: there was no baseline to answer alerts of"}
+    answers, since = _answers_since(cfg, store, ref)
+    kinds = _column_kinds(cfg)
+    declared = {f.name: f.drift for f in cfg.features}
+    overrides: dict[str, dict] = {}
+    expected: dict[str, dict] = {}  # column -> its intervals and the answers behind them
+    absorbed: list[dict] = []
+    skipped: list[dict] = []
+
+    def skip(a: dict, why: str) -> None:
+        skipped.append({"feedback": a["id"], "kind": a["kind"], "check": a["check"], "subject": a["subject"],
+                        "by": a["by"], "why": why})
+
+    for a in answers:
+        if a["check"] != DRIFT_CHECK:
+            skip(a, f"only answers to drift checks ({DRIFT_CHECK}) are absorbed")
+            continue
+        if a["kind"] == "acknowledged":
+            skip(a, "acknowledged: changes nothing")
+            continue
+        missing = a["subject"].endswith(MISSING_SUFFIX)
+        column = a["subject"][:-len(MISSING_SUFFIX)] if missing else a["subject"]
+        if column not in kinds:
+            skip(a, f"{column!r} is not a profiled feature or prediction column of {cfg.name}")
+            continue
+        covered = answer_intervals(cfg, store, a)
+        hits = [(t, v) for t, v in covered if v]
+        if not hits:
+            skip(a, "no interval of its window recorded the violation")
+            continue
+        entry = {"feedback": a["id"], "kind": a["kind"], "by": a["by"], "at": a["at"],
+                 "comment": a.get("comment", ""), "incident_key": a.get("incident_key"), "column": column,
+                 "intervals": [interval_key(t) for t, _ in covered]}
+        if a["kind"] == "expected":
+            e = expected.setdefault(column, {"intervals": set(), "answers": [], "by": [], "entries": []})
+            e["intervals"].update(t for t, _ in covered)
+            e["answers"].append(a["id"])
+            if a["by"] not in e["by"]:
+                e["by"].append(a["by"])
+            e["entries"].append(entry)
+            continue
+        own = declared.get(column)
+        if missing:
+            skip(a, "missing-share thresholds are model-wide (drift.missing_share, drift.alpha)")
+            continue
+        if own is not None and (own.method != "auto" or own.threshold is not None):
+            skip(a, f"the model file sets {column}'s drift method/threshold (features[].drift), which wins: "
+                    f"change it there")
+            continue
+        w = _widening(cfg, store, a, hits)
+        prev = overrides.get(column)
+        if prev and prev["method"] == w["method"]:  # answered twice: the more lenient threshold
+            lenient = min if w["method"] in ("ks", "chi_square", "z_test") else max
+            w = {**lenient(prev, w, key=lambda o: o["threshold"]), "answers": prev["answers"] + w["answers"]}
+        overrides[column] = w
+        absorbed.append({**entry, "threshold": {k: w[k] for k in ("method", "threshold", "was", "rule")}})
+    columns, profiles = {}, {}
+    for column, e in expected.items():
+        starts = sorted(e["intervals"])
+        data = pa.concat_tables([store.read_parquet(posixpath.join(Store.run_prefix(cfg.name, t), "batch.parquet"),
+                                                    columns=[column]) for t in starts])
+        prof = reference_profile(data, {column: kinds[column]}, bins=cfg.drift.bins).columns[column]
+        present = prof.count - prof.missing
+        if present < ABSORB_MIN_VALUES:
+            for en in e["entries"]:
+                skipped.append({"feedback": en["feedback"], "kind": "expected", "check": DRIFT_CHECK,
+                                "subject": column, "by": en["by"],
+                                "why": f"{present} present values in its intervals; a reference needs at least "
+                                       f"{ABSORB_MIN_VALUES}"})
+            continue
+        profiles[column] = prof
+        columns[column] = {"intervals": [interval_key(t) for t in starts], "rows": data.num_rows, "values": present,
+                           "answers": e["answers"], "by": e["by"]}
+        absorbed += [{**en, "rows": data.num_rows} for en in e["entries"]]
+    carried = _carry(store, ref, overrides, columns, profiles)
+    plan = {"from_baseline": ref.version, "since": since, "threshold_overrides": overrides,
+            "reference_columns": columns, "absorbed": absorbed, "not_absorbed": skipped, "carried": carried,
+            "profiles": profiles}
+    plan["summary"] = _feedback_summary(plan, ref.version)
+    return plan
+
+
+def _carry(store: Store, ref: BaselineRef, overrides: dict, columns: dict, profiles: dict) -> list[str]:
+    """Take over what the baseline in use absorbed, where no newer answer replaced it."""
+    from driftline.profile import DatasetProfile
+
+    before = read_feedback(store, ref)
+    carried = []
+    for column, o in before.get("threshold_overrides", {}).items():
+        if column not in overrides:
+            overrides[column] = {**o, "carried_from": o.get("carried_from", ref.version)}
+            carried.append(f"{column} threshold")
+    old = {c: r for c, r in before.get("reference_columns", {}).items() if c not in columns}
+    if old:
+        prof = DatasetProfile.from_dict(store.read_json(posixpath.join(ref.prefix, "profile.json")))
+        for column, r in old.items():
+            if column in prof.columns:
+                columns[column] = {**r, "carried_from": r.get("carried_from", ref.version)}
+                profiles[column] = prof.columns[column]
+                carried.append(f"{column} reference")
+    return carried
+
+
+def _feedback_summary(plan: dict, version: str) -> str:
+    """'absorbed 2 answers: expected on monthly_charges (+3 intervals, 15,000 rows); false
+    positive on tenure_months (wasserstein threshold 0.1 -> 0.19)', then what was carried
+    over and what was not absorbed, and why."""
+    parts = []
+    for column, r in plan["reference_columns"].items():
+        if "carried_from" not in r:
+            n = len(r["intervals"])
+            parts.append(f"expected on {column} (+{n} interval{'s' if n != 1 else ''}, {r['rows']:,} rows)")
+    for column, o in plan["threshold_overrides"].items():
+        if "carried_from" not in o:
+            what = "alpha" if o["method"] in ("ks", "chi_square", "z_test") else "threshold"
+            parts.append(f"false positive on {column} ({o['method']} {what} {o['was']:.3g} -> {o['threshold']:.3g})")
+    n = len(plan["absorbed"])
+    line = (f"absorbed {n} answer{'s' if n != 1 else ''}: " + "; ".join(parts) if parts
+            else f"absorbed no feedback: no answer to a drift alert since {version} was made ({plan['since']})")
+    if plan["carried"]:
+        line += f"; carried from {version}: {', '.join(plan['carried'])}"
+    if plan["not_absorbed"]:
+        line += "; not absorbed: " + "; ".join(f"{r['kind']} on {r['check']} {r['subject']} ({r['why']})"
+                                               for r in plan["not_absorbed"])
+    return line
+
+
+def _apply_feedback(plan: dict, extras: dict) -> dict:
+    """Write the plan into the new version's extras (profile.json's columns, feedback.json);
+    returns the manifest's brief of it."""
+    columns = extras["profile"]["columns"]
+    for column, prof in plan["profiles"].items():
+        if column in columns:
+            columns[column] = prof.to_dict()
+            continue
+        # a prediction column, and the new baseline profiles no predictions (no model to score)
+        plan["reference_columns"].pop(column, None)
+        plan["not_absorbed"] += [{"feedback": a["feedback"], "kind": a["kind"], "check": DRIFT_CHECK,
+                                  "subject": column, "by": a["by"], "why": "the baseline profiles no predictions"}
+                                 for a in plan["absorbed"] if a["column"] == column and a["kind"] == "expected"]
+        plan["absorbed"] = [a for a in plan["absorbed"] if not (a["column"] == column and a["kind"] == "expected")]
+        plan["summary"] = _feedback_summary(plan, plan["from_baseline"])
+    doc = {k: plan[k] for k in ("from_baseline", "since", "threshold_overrides", "reference_columns", "absorbed",
+                                "not_absorbed", "carried", "summary")}
+    if any(doc[k] for k in ("threshold_overrides", "reference_columns", "absorbed", "not_absorbed")):
+        extras["feedback"] = doc
+    return {"from_baseline": plan["from_baseline"], "since": plan["since"],
+            "answers": [a["feedback"] for a in plan["absorbed"]],
+            "reference_columns": {c: {"intervals": r["intervals"], "rows": r["rows"]}
+                                  for c, r in doc["reference_columns"].items()},
+            "threshold_overrides": {c: {k: o[k] for k in ("method", "threshold", "was")}
+                                    for c, o in doc["threshold_overrides"].items()},
+            "not_absorbed": len(plan["not_absorbed"])}

@@ -2,7 +2,9 @@
 
     driftline validate [FILE ...]                 check model files (default: every file in the monitors folder)
     driftline demo [--root URL] [--days N]        write the demo scenario (training data, model, capture, labels)
-    driftline baseline --model NAME [--if-missing] build a new baseline version from the training data
+    driftline baseline --model NAME [--if-missing] [--absorb-feedback]
+                                                  build a new baseline version from the training data
+                                                  (absorbing the answers to drift alerts, if asked)
     driftline baseline-import --model NAME --statistics URI --constraints URI
                                                   import a SageMaker Model Monitor baseline
     driftline monitor --model NAME --start T --end T
@@ -93,7 +95,7 @@ def cmd_baseline(args) -> int:
     if args.if_missing and (versions := list_versions(store, cfg.name)):
         print(f"baseline {cfg.name}/{versions[-1]} exists; nothing to do (drop --if-missing for a new version)")
         return 0
-    out = create_baseline(cfg, store, training_data=args.training_data)
+    out = create_baseline(cfg, store, training_data=args.training_data, absorb_feedback=args.absorb_feedback)
     print(out["summary"])
     return 0
 
@@ -385,6 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     model_args(b)
     b.add_argument("--training-data", help="override the model file's baseline.training_data")
     b.add_argument("--if-missing", action="store_true", help="do nothing when the model already has a baseline")
+    b.add_argument("--absorb-feedback", action="store_true",
+                   help="absorb the answers to drift alerts given since the baseline in use was made: 'expected' "
+                        "intervals become the feature's reference, 'false positive' widens its threshold")
     b.set_defaults(fn=cmd_baseline)
 
     bi = sub.add_parser("baseline-import", help="import a SageMaker Model Monitor baseline")

@@ -31,10 +31,21 @@ baselines: L-infinity on the CDFs, Simple or Robust, and LInfinity or ChiSquared
 categories, with its thresholds; ``perform_comparison: Disabled`` turns drift off); the
 model's ``drift.numeric_method``/``categorical_method``; then the table above.
 
+Feedback a baseline absorbed (``driftline.baseline``, ``feedback.json``) acts under the model
+file and over everything else: a **widened threshold** (a false positive) replaces the
+threshold of the method the rules above chose -- only when they chose the method it was
+widened for, and it never narrows: a distance threshold is the larger of the two, an alpha
+the smaller -- and is recorded on the feature (``threshold_feedback``); a feature set
+explicitly in the model file (``drift.method`` or ``drift.threshold``) keeps the model file's
+choice. A feature whose reference **absorbed** intervals marked expected is compared with the
+baseline's profile of it (those intervals' values) rather than with the raw training sample
+(``reference_feedback`` on the feature); the multivariate checks keep the training rows.
+
 The tests of one run (features and predictions) are a family: their p-values are adjusted
 with Holm-Bonferroni
 (``correction: holm``, the default), so a clean batch raises a false alarm on any feature
-with probability at most ``alpha``, not ``1 - (1 - alpha)^features``.
+with probability at most ``alpha``, not ``1 - (1 - alpha)^features``. Each adjusted p-value is
+compared with its own feature's alpha (``alpha`` unless the model file or feedback set one).
 
 Dataset drift: at least ``drift_share`` (0.5) of the checked features drifted.
 Attribution: each feature's drift score (its effect size in multiples of its default
@@ -111,6 +122,13 @@ class Reference:
     #: Distinct values of each numeric column seen by the baseline (capped), for the
     #: low-cardinality rule.
     distinct: dict[str, int] = field(default_factory=dict)
+    #: Thresholds widened by false-positive feedback (baseline feedback.json): column ->
+    #: {method, threshold, was, because: {...}}.
+    widened: dict[str, dict] = field(default_factory=dict)
+    #: Columns whose reference is the profile of intervals marked expected (baseline
+    #: feedback.json): column -> {intervals, rows, answers}. Compared on the profile alone:
+    #: the raw reference sample holds training rows, not them.
+    absorbed: dict[str, dict] = field(default_factory=dict)
 
 
 def distinct_counts(profile: DatasetProfile, cap: int = 1000) -> dict[str, int]:
@@ -127,6 +145,8 @@ class Choice:
     method: str
     threshold: float
     why: str
+    #: The threshold came from false-positive feedback the baseline absorbed.
+    from_feedback: bool = False
 
 
 def _threshold(method: str, given: float | None, settings: DriftSettings) -> float:
@@ -138,8 +158,23 @@ def _threshold(method: str, given: float | None, settings: DriftSettings) -> flo
 
 
 def choose_method(*, categorical: bool, binary: bool, low_cardinality: bool, n: int, settings: DriftSettings,
-                  override: FeatureDrift | None = None, distribution: dict | None = None) -> Choice:
-    """The documented choice (module docstring) for one feature."""
+                  override: FeatureDrift | None = None, distribution: dict | None = None,
+                  widened: dict | None = None) -> Choice:
+    """The documented choice (module docstring) for one feature. ``widened``: a threshold a
+    baseline absorbed from false-positive feedback ({method, threshold}); it applies when the
+    model file sets neither method nor threshold and the rules choose its method."""
+    choice = _choose(categorical=categorical, binary=binary, low_cardinality=low_cardinality, n=n, settings=settings,
+                     override=override, distribution=distribution)
+    explicit = override is not None and (override.method != "auto" or override.threshold is not None)
+    if not widened or explicit or widened.get("method") != choice.method:
+        return choice
+    given = float(widened["threshold"])
+    th = min(choice.threshold, given) if choice.method in TEST_METHODS else max(choice.threshold, given)
+    return Choice(choice.method, th, choice.why + "; threshold from false-positive feedback (baseline)", True)
+
+
+def _choose(*, categorical: bool, binary: bool, low_cardinality: bool, n: int, settings: DriftSettings,
+            override: FeatureDrift | None, distribution: dict | None) -> Choice:
     if override is not None and override.method != "auto":
         return Choice(override.method, _threshold(override.method, override.threshold, settings), "set in the model file")
     if distribution and distribution.get("perform_comparison", "Enabled") == "Enabled":
@@ -297,8 +332,9 @@ def summarize(profile: ColumnProfile) -> dict:
 # -- one column ---------------------------------------------------------------------------
 def check_column(name: str, ftype: str, ref: ColumnProfile, cur: ColumnProfile, settings: DriftSettings, *,
                  override: FeatureDrift | None = None, distribution: dict | None = None, distinct: int | None = None,
-                 ref_frame: pd.DataFrame | None = None, cur_frame: pd.DataFrame | None = None) -> dict:
-    """Everything drift.json says about one column."""
+                 ref_frame: pd.DataFrame | None = None, cur_frame: pd.DataFrame | None = None,
+                 widened: dict | None = None) -> dict:
+    """Everything drift.json says about one column. ``widened``: see choose_method."""
     missing = missing_check(ref, cur, settings)
     out: dict[str, Any] = {"type": ftype, "reference": summarize(ref), "current": summarize(cur), "missing": missing}
     if override is not None and not override.enabled:
@@ -316,15 +352,19 @@ def check_column(name: str, ftype: str, ref: ColumnProfile, cur: ColumnProfile, 
         binary = distinct == 2 and (cur.bin_counts is None or np.count_nonzero(cur.bin_counts) <= 2)
     low = (not categorical) and distinct is not None and distinct <= LOW_CARDINALITY and ref.bin_counts is not None
     choice = choose_method(categorical=categorical, binary=binary, low_cardinality=low, n=n, settings=settings,
-                           override=override, distribution=distribution)
+                           override=override, distribution=distribution, widened=widened)
     method = choice.method
     if method == "z_test" and not binary:
-        method, choice = "chi_square", Choice("chi_square", choice.threshold, choice.why + "; a third value appeared")
+        method, choice = "chi_square", Choice("chi_square", choice.threshold, choice.why + "; a third value appeared",
+                                              choice.from_feedback)
     res = measure(method, choice.threshold, ref, cur, name=name, ref_frame=ref_frame, cur_frame=cur_frame)
     out.update(checked=True, method=res.method, statistic=res.statistic, threshold=res.threshold, pvalue=res.pvalue,
                distribution_drifted=res.drifted, why=choice.why,
                drifted=bool(res.drifted or missing["drifted"]),
                score=drift_score(ref, cur, missing, settings))
+    if choice.from_feedback:
+        out["threshold_feedback"] = {"was": widened.get("was"), "threshold": res.threshold,
+                                     **(widened.get("because") or {})}
     return out
 
 
@@ -359,7 +399,9 @@ def _correct(groups: list[dict[str, dict]], settings: DriftSettings) -> None:
     adjusted = holm(pvals) if settings.correction == "holm" else pvals
     for (r, kind), adj in zip(tests, adjusted):
         r["pvalue_adjusted"] = adj
-        verdict = bool(adj < settings.alpha)
+        # a feature's own alpha (the model file's, or lowered by feedback) judges its test
+        alpha = r.get("threshold", settings.alpha) if kind == "distribution" else settings.alpha
+        verdict = bool(adj < alpha)
         if kind == "distribution":
             r["distribution_drifted"] = verdict
         else:
@@ -395,6 +437,19 @@ def attribution(features: dict[str, dict], importance: dict[str, float] | None) 
     return rows
 
 
+def _check(reference: Reference, col: str, ftype: str, current: DatasetProfile, settings: DriftSettings,
+           current_frame: pd.DataFrame | None, **kw: Any) -> dict:
+    """check_column with what the baseline keeps of the column: its sample (unless feedback
+    replaced its reference), and the feedback it absorbed."""
+    absorbed = reference.absorbed.get(col)
+    out = check_column(col, ftype, reference.profile.columns[col], current.columns[col], settings,
+                       distinct=reference.distinct.get(col), ref_frame=None if absorbed else reference.sample,
+                       cur_frame=current_frame, widened=reference.widened.get(col), **kw)
+    if absorbed:
+        out["reference_feedback"] = absorbed
+    return out
+
+
 def compare(reference: Reference, current: DatasetProfile, settings: DriftSettings, *,
             overrides: Mapping[str, FeatureDrift] | None = None, current_frame: pd.DataFrame | None = None,
             current_sample: pd.DataFrame | None = None) -> dict:
@@ -419,16 +474,12 @@ def compare(reference: Reference, current: DatasetProfile, settings: DriftSettin
             features[col] = {"type": ftype, "checked": False, "drifted": False, "score": 0.0,
                              "why": "datetime features are not checked for drift"}
             continue
-        features[col] = check_column(col, ftype, ref_prof.columns[col], current.columns[col], settings,
-                                     override=overrides.get(col), distribution=distribution,
-                                     distinct=reference.distinct.get(col), ref_frame=reference.sample,
-                                     cur_frame=current_frame)
+        features[col] = _check(reference, col, ftype, current, settings, current_frame, override=overrides.get(col),
+                               distribution=distribution)
     prediction = {}
     for col, ptype in reference.prediction_kinds.items():
         if col in current.columns and col in ref_prof.columns:
-            prediction[col] = check_column(col, ptype, ref_prof.columns[col], current.columns[col], settings,
-                                           distinct=reference.distinct.get(col), ref_frame=reference.sample,
-                                           cur_frame=current_frame)
+            prediction[col] = _check(reference, col, ptype, current, settings, current_frame)
     _correct([features, prediction], settings)
     checked = [f for f, r in features.items() if r.get("checked")]
     drifted = [f for f in checked if features[f]["drifted"]]

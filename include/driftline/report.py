@@ -5,8 +5,17 @@ Both read only the artifacts the run left in its folder (``runs/<model>/<interva
 ``run.json``, ``ingest.json``, ``quality.json``, ``constraint_violations.json``,
 ``drift.json``, ``current_profile.json`` (and the baseline's ``profile.json``, whose bin
 edges the current batch was profiled on), ``model_quality.json``, ``bias.json`` and
-``alerts.{data,quality}.json``. A stage that did not run leaves its file missing; the report
-then says so in a sentence instead of failing.
+``alerts.{data,quality}.json`` -- and the people's answers to the run's alerts
+(``alerts/<model>/feedback/``, driftline.feedback). A stage that did not run leaves its file
+missing; the report then says so in a sentence instead of failing.
+
+Feedback is shown where it acts: a violation a false-positive or expected answer suppressed
+is marked "suppressed" with who said what (in its check's section and among the alerts), the
+header counts it apart ("7 violations (2 suppressed by feedback)"; the verdict is run.json's,
+which leaves them out), a threshold the baseline widened from a false positive reads
+"threshold 0.6 (widened from 0.1 by false-positive feedback of alice on 2026-10-06)", a
+reference replaced by intervals marked expected says which; and every answer to an incident
+of this run, acknowledgements included, is listed.
 
 The page loads nothing: styles are inline, charts are SVG drawn here, there is no script.
 Every value that comes from data or configuration -- feature names, category values,
@@ -59,7 +68,37 @@ def load_run(cfg: ModelConfig, store: Store, interval_start: datetime) -> dict[s
         art["baseline_profile"] = _read_json(store, rel, problems)
     art["data_docs"] = _exists(store, posixpath.join(prefix, DATA_DOCS))
     art["prefix"], art["uri"], art["_problems"] = prefix, store.uri(prefix), problems
+    art["suppressed"] = _suppressed(art)
+    art["feedback"] = _answers(cfg, store, art, problems)
     return art
+
+
+def _suppressed(art: dict) -> dict[tuple[str, str], dict]:
+    """(check, subject) -> the answer that suppressed it: run.json's list (what the verdict
+    left out), else the alert records' suppressed alerts."""
+    run = art.get("run") or {}
+    if isinstance(run.get("suppressed"), list):
+        return {(s.get("check"), s.get("subject")): s for s in run["suppressed"]}
+    return {(a.get("check"), a.get("subject")): a.get("feedback") or {} for a in _alerts(art) or []
+            if a.get("status") == "suppressed"}
+
+
+def _answers(cfg: ModelConfig, store: Store, art: dict, problems: list[str]) -> list[dict]:
+    """The answers to this run's incidents (any kind), and those that suppressed its alerts."""
+    from driftline import feedback
+
+    keys = {"|".join([cfg.name, str(a.get("check")), str(a.get("subject")), str(a["incident"])])
+            for a in _alerts(art) or [] if a.get("incident")}
+    said = {(c, s, fb.get("at"), fb.get("by")) for (c, s), fb in art["suppressed"].items()}
+    if not keys and not said:
+        return []
+    try:
+        records = feedback.read_all(store, cfg.name)
+    except (StoreError, ValueError, KeyError) as exc:
+        problems.append(f"{feedback.feedback_prefix(cfg.name)}: could not be read ({exc!r})")
+        return []
+    return [r for r in records if r.get("incident_key") in keys
+            or (r.get("check"), r.get("subject"), r.get("at"), r.get("by")) in said]
 
 
 def _read_json(store: Store, rel: str, problems: list[str]) -> Any:
@@ -313,6 +352,54 @@ def _violations(art: dict, *sources: str | None) -> list[dict]:
     return [v for v in vs if v.get("source") in sources]
 
 
+def suppression(art: dict, v: dict) -> dict | None:
+    """The answer that suppressed violation v in this run (None: it counts)."""
+    from driftline.alerts import subject_of
+
+    return (art.get("suppressed") or {}).get((v.get("constraint_check_type"), subject_of(v)))
+
+
+def _fb_note(fb: dict) -> str:
+    """feedback.note of an answer, plain text (tolerant of a partial record)."""
+    from driftline import feedback
+
+    try:
+        return feedback.note(fb)
+    except (KeyError, TypeError):
+        return f"suppressed by feedback of {fb.get('by', '?')}"
+
+
+def suppressed_html(fb: dict | None) -> str:
+    """'suppressed' and who said what, for a violation an answer suppressed ('' otherwise)."""
+    return f'{badge("suppressed", "info")} <span class="note">{esc(_fb_note(fb))}</span>' if fb is not None else ""
+
+
+def _drift_parts(name: str, r: dict) -> list[str]:
+    """The drift alerts' subjects a drifted column raised: itself, and/or its missing share."""
+    parts = []
+    if r.get("distribution_drifted") or (r.get("drifted") and not (r.get("missing") or {}).get("drifted")):
+        parts.append(name)
+    if (r.get("missing") or {}).get("drifted"):
+        parts.append(f"{name} (missing share)")
+    return parts
+
+
+def drift_suppression(art: dict, name: str, r: dict) -> list[dict]:
+    """The answers that suppressed a drifted column's alerts, when every one of them is."""
+    found = [(art.get("suppressed") or {}).get(("baseline_drift_check", s)) for s in _drift_parts(name, r)]
+    return found if found and all(f is not None for f in found) else []
+
+
+def violation_counts(art: dict) -> tuple[int, int]:
+    """(violations recorded, of which suppressed by feedback)."""
+    vs = (art.get("violations") or {}).get("violations", [])
+    return len(vs), sum(suppression(art, v) is not None for v in vs)
+
+
+def _and_suppressed(n: int) -> str:
+    return f" ({n} suppressed by feedback)" if n else ""
+
+
 def _dq_family(art: dict) -> Family:
     q, ing = art.get("quality"), art.get("ingest") or {}
     quarantined = ing.get("quarantined", (q or {}).get("quarantined", 0)) or 0
@@ -322,9 +409,15 @@ def _dq_family(art: dict) -> Family:
         return Family("data quality", "NO DATA", "warn", f"{q.get('rows', 0)} rows",
                       clip(q.get("summary", ""), WORST_CHARS))
     vs = _violations(art, "data_quality", None) or (q.get("violation_list") or [])
-    counts = f"{len(vs)} of {q.get('expectations', '?')} failed, quarantined {quarantined}"
+    quiet = [v for v in vs if suppression(art, v) is not None]
+    counts = f"{len(vs)} of {q.get('expectations', '?')} failed{_and_suppressed(len(quiet))}, quarantined {quarantined}"
     if not vs:
         return Family("data quality", "ok", "ok" if not quarantined else "warn", counts, "-")
+    if len(quiet) == len(vs):
+        return Family("data quality", "suppressed", "info", counts,
+                      "; ".join(f"{v.get('constraint_check_type')} {v.get('feature_name')}: "
+                                f"{_fb_note(suppression(art, v))}" for v in vs))
+    vs = [v for v in vs if suppression(art, v) is None]
     worst = max(vs, key=_failed_share)
     share = _failed_share(worst)
     what = f"{worst.get('constraint_check_type')} {worst.get('feature_name')}"
@@ -355,6 +448,17 @@ def _drift_family(art: dict) -> Family:
         counts += ", multivariate"
     if not (drifted or preds or multi):
         return Family("drift", "ok", "ok", counts, "-")
+    quiet = {n for n in drifted if drift_suppression(art, n, d["features"].get(n) or {})}
+    quiet |= {n for n in preds if drift_suppression(art, n, d["prediction"][n])}
+    quiet_multi = (art.get("suppressed") or {}).get(("multivariate_drift_check", "*")) is not None
+    n_quiet = len(quiet) + (1 if multi and quiet_multi else 0)
+    counts += f"; {n_quiet} suppressed by feedback" if n_quiet else ""
+    drifted = [n for n in drifted if n not in quiet]
+    preds = [n for n in preds if n not in quiet]
+    multi = [] if quiet_multi else multi
+    if not (drifted or preds or multi):
+        return Family("drift", "suppressed", "info", counts, "suppressed by feedback: " + ", ".join(sorted(quiet) + (
+            ["multivariate"] if quiet_multi else [])))
     ordered = [n for n, _ in sorted_features(d.get("features") or {}) if n in drifted]
     parts = []
     if ordered:
@@ -388,8 +492,13 @@ def _mq_family(art: dict) -> Family:
     g = mq.get("overall") or {}
     labels = mq.get("labels") or g
     breaches = mq.get("violations") or []
-    counts = f"{len(breaches)} breach(es), labels {fmt_pct(labels.get('coverage'), 0)}"
+    quiet = [v for v in breaches if suppression(art, v) is not None]
+    counts = f"{len(breaches)} breach(es){_and_suppressed(len(quiet))}, labels {fmt_pct(labels.get('coverage'), 0)}"
     realized_ok = (g.get("realized") or {}).get("status") == "ok"
+    breaches = [v for v in breaches if suppression(art, v) is None]
+    if quiet and not breaches:
+        return Family("model quality", "suppressed", "info", counts,
+                      "; ".join(f"{v.get('feature_name')}: {_fb_note(suppression(art, v))}" for v in quiet))
     if breaches:
         worst = max(breaches, key=_shortfall)
         return Family("model quality", "FAIL", "bad", counts, f"{worst.get('feature_name')}: {worst.get('description')}")
@@ -412,7 +521,11 @@ def _bias_family(art: dict) -> Family:
         return Family("bias", "not run", "info", "-", "no bias.json")
     facets = b.get("facets") or {}
     vs = b.get("violations") or []
-    counts = f"{len(vs)} breach(es) in {len(facets)} facet(s)"
+    quiet = [v for v in vs if suppression(art, v) is not None]
+    counts = f"{len(vs)} breach(es){_and_suppressed(len(quiet))} in {len(facets)} facet(s)"
+    vs = [v for v in vs if suppression(art, v) is None]
+    if quiet and not vs:
+        return Family("bias", "suppressed", "info", counts, _fb_note(suppression(art, quiet[0])))
     if vs:
         return Family("bias", "FAIL", "bad", counts, str(vs[0].get("description", vs[0].get("feature_name"))))
     if not any(f.get("status") == "ok" for f in facets.values()):
@@ -434,7 +547,7 @@ def _alerts_family(art: dict) -> Family:
     alerts = _alerts(art)
     if alerts is None:
         return Family("alerts", "not run", "info", "-", "no alerts.*.json")
-    by = {s: sum(a.get("status") == s for a in alerts) for s in ALERT_ORDER}
+    by = {s: sum(a.get("status") == s for a in alerts) for s in (*ALERT_ORDER, "suppressed")}
     counts = ", ".join(f"{n} {s}" for s, n in by.items() if n) or "none"
     firing = [a for a in alerts if a.get("status") in ("firing", "open")]
     if firing:
@@ -442,6 +555,9 @@ def _alerts_family(art: dict) -> Family:
         return Family("alerts", "FIRING", "bad", counts, f"[{worst.get('severity')}] {worst.get('message')}")
     if by["pending"]:
         return Family("alerts", "pending", "warn", counts, str(alerts[0].get("message")))
+    if by["suppressed"]:
+        return Family("alerts", "suppressed", "info", counts,
+                      str(next(a for a in alerts if a.get("status") == "suppressed").get("message")))
     return Family("alerts", "ok", "ok", counts, "-")
 
 
@@ -483,9 +599,11 @@ def _header(cfg: ModelConfig, art: dict, start: datetime) -> str:
         ("rows", num(ing.get("rows", stages_ingest.get("rows", q.get("rows"))))),
         ("records seen", num(ing.get("records_seen", stages_ingest.get("records_seen")))),
         ("quarantined", num(ing.get("quarantined", stages_ingest.get("quarantined", q.get("quarantined"))))),
-        ("violations", num(len((art.get("violations") or {}).get("violations", [])))),
+        ("violations", num(violation_counts(art)[0]) + esc(_and_suppressed(violation_counts(art)[1]))),
         ("alerts firing", num(sum(a.get("status") == "firing" for a in alerts))),
     ]
+    if any(a.get("status") == "suppressed" for a in alerts):
+        facts.append(("alerts suppressed", num(sum(a.get("status") == "suppressed" for a in alerts))))
     dl = "".join(f'<div class="fact"><dt>{esc(k)}</dt><dd>{v}</dd></div>' for k, v in facts)
     fam = table(["check", "status", "counts", "worst"],
                 [[esc(f.name), badge(f.status, f.level), esc(f.counts), esc(f.worst)] for f in families(art)],
@@ -533,6 +651,40 @@ def _numeric_summary(r: dict) -> str:
                                [esc("current"), *(num(cur.get(k)) for k in keys)]], "compact")
 
 
+def widened_text(r: dict) -> str:
+    """' (widened from 0.1 by false-positive feedback of alice on 2026-10-05)' for a threshold
+    the baseline took from a false positive ('' otherwise); plain text."""
+    tf = r.get("threshold_feedback")
+    if not isinstance(tf, dict):
+        return ""
+    how = "lowered" if r.get("pvalue") is not None else "widened"
+    return (f" ({how} from {fmt_num(tf.get('was'))} by false-positive feedback of {tf.get('by', '?')} "
+            f"on {str(tf.get('at', '?'))[:10]})")
+
+
+def _threshold_why(r: dict) -> str:
+    tf = r["threshold_feedback"]
+    seen = (f"p={fmt_num(tf.get('pvalue'), 3)}" if r.get("pvalue") is not None
+            else f"{r.get('method')} {fmt_num(tf.get('statistic'))}")
+    text = f"flagged {seen} in {tf.get('interval', '?')}" + (
+        f" against baseline {tf['baseline']}" if tf.get("baseline") else "")
+    return text + (f"; “{tf['comment']}”" if tf.get("comment") else "")
+
+
+def reference_text(r: dict) -> str:
+    """'values of 2026-10-04T0000Z … 2026-10-05T0000Z (2 intervals, 5,400 rows), marked expected
+    by bob' for a column whose baseline reference feedback replaced ('' otherwise)."""
+    rf = r.get("reference_feedback")
+    if not isinstance(rf, dict):
+        return ""
+    iv = rf.get("intervals") or []
+    span = iv[0] if len(iv) == 1 else f"{iv[0]} … {iv[-1]}" if iv else "?"
+    rows = f"{rf['rows']:,} rows" if isinstance(rf.get("rows"), int) else "? rows"
+    return (f"values of {span} ({len(iv)} interval{'s' if len(iv) != 1 else ''}, {rows}), marked expected by "
+            f"{', '.join(map(str, rf.get('by') or ['?']))}" + (f" (since baseline {rf['carried_from']})"
+                                                              if rf.get("carried_from") else ""))
+
+
 def _test_cells(r: dict) -> list[tuple[str, str]]:
     if not r.get("checked", True):
         return [("not checked", esc(r.get("why", "")))]
@@ -541,9 +693,13 @@ def _test_cells(r: dict) -> list[tuple[str, str]]:
         out += [("p-value", num(r.get("pvalue"), 3))]
         if r.get("pvalue_adjusted") is not None:
             out += [("adjusted p-value", num(r["pvalue_adjusted"], 3))]
-        out += [("alpha", num(r.get("threshold")))]
+        out += [("alpha", num(r.get("threshold")) + esc(widened_text(r)))]
     else:
-        out += [("threshold", num(r.get("threshold")))]
+        out += [("threshold", num(r.get("threshold")) + esc(widened_text(r)))]
+    if widened_text(r):
+        out += [("threshold feedback", esc(_threshold_why(r)))]
+    if reference_text(r):
+        out += [("reference", esc(reference_text(r)))]
     m = r.get("missing") or {}
     if m:
         out += [("missing", f"{pct(m.get('reference_share'))} → {pct(m.get('current_share'))}"
@@ -559,11 +715,16 @@ def _test_cells(r: dict) -> list[tuple[str, str]]:
 
 def _feature_card(name: str, r: dict, art: dict) -> str:
     verdict = badge("DRIFT", "bad") if r.get("drifted") else badge("no drift", "ok")
+    said = [(s, (art.get("suppressed") or {}).get(("baseline_drift_check", s))) for s in _drift_parts(name, r)]
+    quiet = "".join(f"<p>{suppressed_html(fb)}" + (f" <small>({esc(s)})</small>" if s != name else "") + "</p>"
+                    for s, fb in said if fb is not None)
+    if quiet and all(fb is not None for _, fb in said):
+        verdict += " " + badge("suppressed", "info")
     facts = "".join(f"<tr><th>{esc(k)}</th><td>{v}</td></tr>" for k, v in _test_cells(r))
     summary = _numeric_summary(r) if "mean" in (r.get("reference") or {}) else ""
     kind = esc(r.get("type", ""))
     return (f'<div class="card{" drifted" if r.get("drifted") else ""}">'
-            f'<h3><code>{esc(name)}</code> <small>{kind}</small> {verdict}</h3>'
+            f'<h3><code>{esc(name)}</code> <small>{kind}</small> {verdict}</h3>{quiet}'
             f'<div class="side"><div>{_chart(name, r, art)}{summary}</div>'
             f'<table class="facts-table">{facts}</table></div></div>')
 
@@ -624,8 +785,10 @@ def _multivariate_section(art: dict) -> str:
             extra += (f"<p>{esc(method)}: features that separate current from reference: "
                       + ", ".join(f"<code>{esc(f.get('feature'))}</code> {num(f.get('importance'), 2)}" for f in top)
                       + "</p>")
+    quiet = suppressed_html((art.get("suppressed") or {}).get(("multivariate_drift_check", "*")))
     return section("multivariate", "Multivariate drift",
-                   table(["method", "statistic", "threshold", "p-value", "verdict", "rows"], rows) + extra)
+                   (f"<p>{quiet}</p>" if quiet else "")
+                   + table(["method", "statistic", "threshold", "p-value", "verdict", "rows"], rows) + extra)
 
 
 # -- model quality ---------------------------------------------------------------------------
@@ -716,14 +879,17 @@ def _model_quality_section(art: dict) -> str:
                      "estimate error", "realized vs estimated", "rule", ""],
                     _quality_rows(g, base, mq.get("thresholds") or {}, breaches))
     found = ("<h3>Breaches</h3><ul>" + "".join(
-        f"<li><code>{esc(b.get('feature_name'))}</code>: {esc(b.get('description'))}</li>" for b in breaches) + "</ul>"
+        f"<li><code>{esc(b.get('feature_name'))}</code>: {esc(b.get('description'))}"
+        + (f" {suppressed_html(suppression(art, b))}" if suppression(art, b) is not None else "") + "</li>"
+        for b in breaches) + "</ul>"
              if breaches else '<p class="good">No model-quality breaches.</p>')
     return section("model-quality", "Model quality: realized vs estimated",
                    cov + _status_note(g) + "<h3>Overall</h3>" + overall + _segments(mq) + found)
 
 
 # -- bias ------------------------------------------------------------------------------------
-def _bias_rows(label: str, cur: dict, ref: dict, rules: dict, breaches: list[dict]) -> list[list[str]]:
+def _bias_rows(label: str, cur: dict, ref: dict, rules: dict, breaches: list[dict],
+               art: dict | None = None) -> list[list[str]]:
     rows = []
     cm, cs, rm, rs = cur.get("metrics") or {}, cur.get("se") or {}, ref.get("metrics") or {}, ref.get("se") or {}
     for m in list(dict.fromkeys([*cm, *rm])):
@@ -733,11 +899,15 @@ def _bias_rows(label: str, cur: dict, ref: dict, rules: dict, breaches: list[dic
                  and (v.get("details") or {}).get("metric") == m]
         undefined = (cur.get("undefined") or {}).get(m)
         rule = "; ".join(f"{k} {fmt_num(v)}" for k, v in (rules.get(m) or {}).items())
+        if found:
+            verdict = badge("BREACH", "bad") + " " + esc(found[0].get("description"))
+            if art and suppression(art, found[0]) is not None:
+                verdict += " " + suppressed_html(suppression(art, found[0]))
+        else:
+            verdict = badge("ok", "ok") if rule and b is not None else ""
         rows.append([f"<code>{esc(m)}</code>", f"{num(a, 3)} ± {num(rs.get(m), 2)}",
                      (f"{num(b, 3)} ± {num(cs.get(m), 2)}" if b is not None else esc(undefined or "n/a")),
-                     num(change, 3), esc(rule),
-                     badge("BREACH", "bad") + " " + esc(found[0].get("description")) if found
-                     else (badge("ok", "ok") if rule and b is not None else "")])
+                     num(change, 3), esc(rule), verdict])
     return rows
 
 
@@ -755,7 +925,7 @@ def _bias_section(art: dict) -> str:
                 f"{num(cur.get('n_a'))} rows in the advantaged group, {num(cur.get('n_d'))} in the disadvantaged; "
                 f"{num(cur.get('labelled'))} labelled; {esc(status)}</small></h3>"
                 + table(["metric", "baseline ± SE", "current ± SE", "change", "rule", "breach"],
-                        _bias_rows(label, cur, ref, b.get("rules") or {}, breaches)))
+                        _bias_rows(label, cur, ref, b.get("rules") or {}, breaches, art)))
     if not b.get("facets"):
         out += note("No facet evaluated.")
     out += ('<p class="good">No bias breaches.</p>' if not breaches else "")
@@ -763,10 +933,15 @@ def _bias_section(art: dict) -> str:
 
 
 # -- data quality, violations, alerts --------------------------------------------------------
-def _violation_rows(vs: list[dict], with_source: bool = False) -> list[list[str]]:
-    return [([esc(v.get("source", ""))] if with_source else [])
-            + [esc(v.get("constraint_check_type")), f"<code>{esc(v.get('feature_name'))}</code>", esc(v.get("description"))]
-            for v in vs]
+def _violation_rows(vs: list[dict], art: dict, with_source: bool = False) -> list[list[str]]:
+    """One row per violation; one an answer suppressed says so, and who said what."""
+    rows = []
+    for v in vs:
+        fb = suppression(art, v)
+        rows.append(([esc(v.get("source", ""))] if with_source else [])
+                    + [esc(v.get("constraint_check_type")), f"<code>{esc(v.get('feature_name'))}</code>",
+                       esc(v.get("description")) + (f"<br>{suppressed_html(fb)}" if fb is not None else "")])
+    return rows
 
 
 def _quarantine(art: dict) -> str:
@@ -794,7 +969,7 @@ def _data_quality_section(art: dict) -> str:
     vs = _violations(art, "data_quality", None) if art.get("violations") else (q.get("violation_list") or [])
     body = f"<p>{esc(q.get('summary', ''))}</p>" + docs + _quarantine(art)
     if vs:
-        body += table(["check", "feature", "description"], _violation_rows(vs))
+        body += table(["check", "feature", "description"], _violation_rows(vs, art))
     elif q.get("status") == "no_data":
         body += note("Too few rows to check.")
     else:
@@ -807,7 +982,10 @@ def _all_violations_section(art: dict) -> str:
     if doc is None:
         return section("violations", "Constraint violations (all stages)", note("No constraint_violations.json."))
     vs = doc.get("violations", [])
-    body = (table(["stage", "check", "subject", "description"], _violation_rows(vs, with_source=True)) if vs
+    n, quiet = violation_counts(art)
+    body = (f"<p>{num(n)} violation(s){esc(_and_suppressed(quiet))}; the verdict counts "
+            f"{num(n - quiet)}.</p>" if quiet else "")
+    body += (table(["stage", "check", "subject", "description"], _violation_rows(vs, art, with_source=True)) if vs
             else '<p class="good">No violations in any stage.</p>')
     return section("violations", "Constraint violations (all stages)", body)
 
@@ -818,11 +996,39 @@ def _alerts_section(art: dict) -> str:
         return section("alerts", "Alerts", note("Alerts were not evaluated for this interval."))
     if not alerts:
         return section("alerts", "Alerts", '<p class="good">No alerts for this interval.</p>')
-    level = {"firing": "bad", "open": "bad", "pending": "warn", "resolved": "ok"}
+    level = {"firing": "bad", "open": "bad", "pending": "warn", "resolved": "ok", "suppressed": "info"}
     rows = [[badge(str(a.get("status")), level.get(a.get("status"), "info")), esc(a.get("severity")),
              esc(a.get("check")), f"<code>{esc(a.get('subject'))}</code>", esc(a.get("incident") or ""),
-             esc(a.get("message"))] for a in alerts]
-    return section("alerts", "Alerts", table(["status", "severity", "check", "subject", "incident since", "message"], rows))
+             esc(a.get("message")), _alert_feedback(a, art)] for a in alerts]
+    return section("alerts", "Alerts", table(["status", "severity", "check", "subject", "incident since", "message",
+                                              "feedback"], rows))
+
+
+def _alert_feedback(a: dict, art: dict) -> str:
+    """Who answered the alert: the suppressing answer, or the answers to its incident."""
+    if a.get("status") == "suppressed":
+        return suppressed_html(a.get("feedback") or {})
+    if not a.get("incident"):
+        return ""
+    key = "|".join(str(x) for x in (a.get("model"), a.get("check"), a.get("subject"), a.get("incident")))
+    return "<br>".join(esc(_fb_note(r)) for r in art.get("feedback") or [] if r.get("incident_key") == key)
+
+
+def _feedback_section(art: dict) -> str:
+    answers = art.get("feedback") or []
+    if not answers:
+        return section("feedback", "Feedback", note("Nobody has answered this run's alerts."))
+    kind = {"false_positive": ("false positive", "info"), "expected": ("expected", "info"),
+            "acknowledged": ("acknowledged", "ok")}
+    rows = [[badge(*kind.get(r.get("kind"), (str(r.get("kind")), "warn"))), esc(r.get("by")), esc(r.get("at")),
+             esc(r.get("check")), f"<code>{esc(r.get('subject'))}</code>", esc(r.get("incident")),
+             esc(r.get("comment")), esc(str(r["until"])[:10] if r.get("until") else ""), esc(r.get("source"))]
+            for r in answers]
+    return section("feedback", "Feedback on this run's alerts",
+                   "<p>False positive and expected suppress the check on that subject until the date shown; "
+                   "a baseline built with <code>--absorb-feedback</code> absorbs the answers to drift alerts.</p>"
+                   + table(["answer", "by", "at", "check", "subject", "incident since", "comment",
+                            "suppressed until", "source"], rows))
 
 
 # -- the page --------------------------------------------------------------------------------
@@ -854,7 +1060,7 @@ def render_run_report(cfg: ModelConfig, store: Store, interval_start: datetime) 
     body = "".join([
         _header(cfg, art, start), _data_quality_section(art), _drift_section(art), _prediction_section(art),
         _multivariate_section(art), _model_quality_section(art), _bias_section(art), _alerts_section(art),
-        _all_violations_section(art),
+        _feedback_section(art), _all_violations_section(art),
     ])
     made = datetime.now(timezone.utc).isoformat(timespec="seconds")
     title = f"driftline {cfg.name} {interval_key(start)}"
@@ -873,7 +1079,9 @@ def write_run_report(cfg: ModelConfig, store: Store, interval_start: datetime) -
 def summary_table(cfg: ModelConfig, store: Store, interval_start: datetime) -> list[str]:
     """The same verdict as fixed-width text for the task log: a title line, a header and one
     line per check family (data quality, drift, model quality, bias, alerts) with its status,
-    counts and worst item."""
+    counts and worst item. Violations an answer suppressed are counted apart, in the title
+    ("7 violations (2 suppressed by feedback)") and in their family's counts; a family whose
+    every finding is suppressed reads "suppressed"."""
     start = as_utc(interval_start)
     art = load_run(cfg, store, start)
     verdict, _ = _verdict(art)
@@ -883,7 +1091,9 @@ def summary_table(cfg: ModelConfig, store: Store, interval_start: datetime) -> l
     line = "{:<13} {:<%d} {:<%d} {}" % (w_status, w_counts)
     report = posixpath.join(art["prefix"], REPORT_FILE)
     where = f"report {store.uri(report)}" if _exists(store, report) else f"artifacts {art['uri']}"
-    return [f"{cfg.name} {interval_key(start)} baseline {_baseline_version(art) or 'none'}: {verdict}; {where}",
+    n, quiet = violation_counts(art)
+    counted = f"; {n} violations{_and_suppressed(quiet)}" if quiet else ""
+    return [f"{cfg.name} {interval_key(start)} baseline {_baseline_version(art) or 'none'}: {verdict}{counted}; {where}",
             line.format("check", "status", "counts", "worst").rstrip(),
             *(line.format(f.name, f.status, f.counts, clip(f.worst, WORST_CHARS)) for f in fams)]
 

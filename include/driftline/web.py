@@ -150,7 +150,6 @@ def index_page(rows: list[dict]) -> str:
 
 
 def model_page(cfg: ModelConfig, store: Store) -> str:
-    m = quote(cfg.name, safe="")
     rows = []
     for key in reversed(run_keys(store, cfg.name)):
         run = read_run(store, cfg.name, key)

@@ -39,7 +39,11 @@ Each run monitors one data interval of one model (`data_interval_start` to
    schedules the model's retraining DAG (`driftline_retrain_<model>`).
 9. **record_run**: writes `run.json` and the interval's rows of the metrics history
    (and, with `metrics_out.cloudwatch.enabled`, publishes them to CloudWatch).
-10. **report**: writes the run's self-contained HTML report (`report.html`: reference vs
+10. **incidents_opened** / **announce_incidents**: when alert incidents opened in this run,
+   updates the Asset `driftline://<model>/alerts` with their keys, which schedules the model's
+   feedback DAG (`driftline_feedback_<model>`): it asks a person about each one in Airflow's
+   Required Actions (acknowledge, false positive, expected, with a comment).
+11. **report**: writes the run's self-contained HTML report (`report.html`: reference vs
    current distributions per feature, model quality, bias, data quality, alerts) and logs the
    same verdict as a compact table.
 
@@ -53,7 +57,8 @@ from datetime import timedelta
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, task
 from driftline_airflow.runtime import (ConfigErrorsDag, alert_sender, fail_clearly, get_store, load_configs,
-                                       log_summary, logged_delivery_failure, resolver, retraining_asset)
+                                       log_summary, logged_delivery_failure, resolver, retraining_asset,
+                                       alerts_asset)
 from driftline_airflow.links import add_links
 
 from driftline.config import ConfigError, ModelConfig
@@ -270,6 +275,36 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
                 return {"id": out["id"], "why": out["why"]}
 
             request_retraining(retrain_decision(alerted_quality))
+
+        # Announce the incidents that opened in this run: the Asset schedules the model's feedback
+        # DAG (driftline_feedback_<model>), which asks a person about each one in Airflow.
+        incidents_asset = alerts_asset(cfg.name)
+
+        # all_done: incidents opened by one group are announced when the other group's task failed
+        @task.short_circuit(trigger_rule="all_done")
+        def incidents_opened(data_interval_start=None, **context) -> dict | bool:
+            from driftline.feedback import opened_incidents
+            from driftline.store import interval_key
+
+            briefs = [context["ti"].xcom_pull(task_ids=f"alert_{g}") or {} for g in ("data", "quality")]
+            keys = opened_incidents(cfg.name, briefs)
+            log_summary(f"incidents_opened {cfg.name}",
+                        [f"{len(keys)} incident(s) opened" + ("" if keys else ": nothing to announce"), *keys[:20]])
+            if not keys:
+                return False
+            return {"model": cfg.name, "interval": interval_key(data_interval_start), "incidents": keys}
+
+        @task(outlets=[incidents_asset])
+        def announce_incidents(opened: dict, *, outlet_events=None) -> dict:
+            outlet_events[incidents_asset].extra = opened
+            log_summary(f"announce_incidents {cfg.name}",
+                        [f"asset {incidents_asset.uri} updated: driftline_feedback_{cfg.name} asks about "
+                         f"{len(opened['incidents'])} incident(s)"])
+            return opened
+
+        opened = incidents_opened()
+        [alerted_data, alerted_quality] >> opened
+        announce_incidents(opened)
     return dag
 
 

@@ -66,7 +66,9 @@ def test_monitoring_dag_shape(airflow_db):
         "data_quality": ["alert_data", "drift", "record_run"], "plan_partitions": ["profile_partition"],
         "profile_partition": ["drift"], "drift": ["alert_data", "model_quality", "record_run"],
         "wait_for_labels": ["model_quality"], "model_quality": ["alert_quality", "record_run"],
-        "alert_data": ["alert_quality", "record_run"], "alert_quality": ["record_run", "retrain_decision"],
+        "alert_data": ["alert_quality", "incidents_opened", "record_run"],
+        "alert_quality": ["incidents_opened", "record_run", "retrain_decision"],
+        "incidents_opened": ["announce_incidents"], "announce_incidents": [],
         "retrain_decision": ["request_retraining"], "request_retraining": [], "record_run": ["report"],
         "report": []}
     # alerts: sent even when a stage failed, in interval order (persistence reads the past)

@@ -120,3 +120,56 @@ def note(r: dict) -> str:
             "acknowledged": "acknowledged"}[r["kind"]]
     until = f" (suppressed until {r['until'][:10]})" if r.get("until") else ""
     return f"{what} by {r['by']} on {r['at'][:10]}" + (f": {r['comment']}" if r.get("comment") else "") + until
+
+
+# -- asking for answers (Airflow's human-in-the-loop requests, the driftline page) ---------
+def opened_incidents(model: str, briefs: list[dict]) -> list[str]:
+    """The incident keys (model|check|subject|incident) that opened in these alert evaluations
+    (driftline.monitor.alert_brief of each group): a firing alert whose incident is named by
+    its own interval opened there; one carried over from an earlier interval did not."""
+    keys = {"|".join([model, a["check"], a["subject"], a["incident"]])
+            for b in briefs if b for a in b.get("firing", []) if a.get("incident") == a.get("interval")}
+    return sorted(keys)
+
+
+def interval_ref(text: str) -> str:
+    """An interval key ('2026-10-04T0000Z') from what a person types: the key itself or an ISO
+    date/time ('2026-10-04', '2026-10-04T00:00Z'; naive means UTC)."""
+    from driftline.store import interval_key
+
+    text = text.strip()
+    try:
+        return interval_key(parse_interval_key(text))
+    except ValueError:
+        pass
+    try:
+        return interval_key(as_utc(datetime.fromisoformat(text.replace("Z", "+00:00"))))
+    except ValueError:
+        raise FeedbackError(f"interval {text!r}: expected an interval key like 2026-10-04T0000Z "
+                            f"or an ISO date/time like 2026-10-04T00:00Z") from None
+
+
+def unanswered(events: list[dict], answers: list[dict], *, keys: list[str] | None = None,
+               interval: str | None = None) -> list[dict]:
+    """The incidents nobody has answered yet, oldest first, from the alert history
+    (``alerts.read_events``) and the answers so far (``read_all``): those named in ``keys``
+    (incident keys, e.g. the monitoring run's announcement) when given; else those that opened
+    in ``interval`` (an interval key), resolved or not; else every incident still open (no
+    ``resolved`` message). Each: incident_key, model, check, subject, incident, severity,
+    text and title of the message that opened it, and whether it has resolved since."""
+    answered = {r["incident_key"] for r in answers}
+    resolved = {e["incident_key"] for e in events if e.get("event") == "resolved"}
+    out: dict[str, dict] = {}
+    for e in events:
+        key = e.get("incident_key")
+        if e.get("event") != "firing" or key in answered or key in out or e.get("interval") != e.get("incident"):
+            continue  # reminders (a later interval) repeat the opening message
+        out[key] = {"incident_key": key, **{k: e.get(k) for k in ("model", "check", "subject", "incident",
+                                                                  "severity", "text", "title")},
+                    "resolved": key in resolved}
+    if keys is not None:
+        wanted = set(keys)
+        return [i for k, i in out.items() if k in wanted]
+    if interval:
+        return [i for i in out.values() if i["incident"] == interval]
+    return [i for i in out.values() if not i["resolved"]]

@@ -113,6 +113,14 @@ def retraining_asset(model: str):
     return Asset(name=f"driftline_retrain_{model}", uri=f"driftline://{model}/retraining")
 
 
+def alerts_asset(model: str):
+    """The Asset a monitoring run updates when alert incidents opened in it; the model's
+    feedback DAG is scheduled on it and asks a person about each."""
+    from airflow.sdk import Asset
+
+    return Asset(name=f"driftline_alerts_{model}", uri=f"driftline://{model}/alerts")
+
+
 def promoted_asset(model: str):
     """Updated when a retrained model is promoted: a deployment DAG can be scheduled on it."""
     from airflow.sdk import Asset

@@ -89,6 +89,12 @@ def main() -> int:
           f"report.html, constraint_violations.json, data_docs/index.html, drift.json, model_quality.json, run.json)")
     print(f"baselines: {store.uri('baselines', 'churn')}   metrics history: {store.uri('metrics', 'churn', 'history')}")
     print(f"task logs (with each task's summary block): {log_path}")
+    from driftline.history import load_history, render_history
+
+    history = store.write_text("metrics/churn/history.html", render_history(load_history(store, "churn")))
+    print(f"history view: {history}")
+    print("the driftline page (reports, history, answering alerts): source scripts/env.sh && "
+          "$VENV/bin/airflow standalone, then http://localhost:8080/plugin/driftline")
     return 0 if all(str(r[1]).endswith("success") for r in rows) else 1
 
 

@@ -340,3 +340,20 @@ def test_browser_driftline_page_report_and_false_positive(site, api_server):
     assert (rec["incident_key"], rec["kind"], rec["by"], rec["comment"], rec["source"]) == \
         (incident, "false_positive", "alice", "promo week, not a real shift", "driftline-page")
     assert rec["until"] > rec["from"]
+
+
+def test_cli_writes_the_history_page_next_to_the_metrics(site, tmp_path, capsys, monkeypatch):
+    from driftline.cli import main
+
+    store, env = _copy(site, tmp_path / "store")
+    monkeypatch.setenv("DRIFTLINE_DEMO_ROOT", env["DRIFTLINE_DEMO_ROOT"])
+    since = _start(site["manifest"], 4).date().isoformat()
+    assert main(["--store", env["DRIFTLINE_STORE_URL"], "history", "--model", "churn", "--since", since]) == 0
+    out = capsys.readouterr().out
+    # days 5 and 6 were ingested (the fixture) but never monitored: in the range, without a verdict
+    assert f"churn: 3 interval(s); first drift {_day_key(site, 4)}" in out
+    assert "2 interval(s) without a readable run.json" in out
+    page = store.read_bytes("metrics/churn/history.html").decode()
+    # from metrics/churn/, the verdicts link to the run reports in the store
+    assert f'href="../../runs/churn/{_day_key(site, 4)}/report.html"' in page
+    assert f"runs/churn/{_day_key(site, 3)}/report.html" not in page   # before the range

@@ -14,6 +14,7 @@
                                                   ingest the labels that arrived (by arrival day)
     driftline reevaluate --model NAME [--as-of T]  re-evaluate the model quality of intervals whose labels changed
     driftline alerts --model NAME [--since T]     the alert history: every message raised, where it was delivered
+    driftline history --model NAME [--since T] [--until T]   the history view, written to metrics/<model>/history.html
     driftline feedback --model NAME --alert ID --kind false_positive|expected|acknowledged --by WHO [--comment C]
                                                   answer an alert; false positive / expected suppress the check a while
     driftline models --model NAME                 list the registered model versions; mark the champion and its baseline
@@ -33,13 +34,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import posixpath
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from driftline.config import (ConfigError, ModelConfig, default_demo_root, default_monitors_dir, default_store_url,
                               load_all, load_model_config)
-from driftline.store import Store, StoreError
+from driftline.store import Store, StoreError, as_utc
 
 
 def _parse_time(s: str) -> datetime:
@@ -212,6 +214,23 @@ def cmd_alerts(args) -> int:
               f"  id {e['incident_key']}")
     print(f"{len(events)} message(s): {sum(e['event'] == 'firing' for e in events)} firing, "
           f"{sum(e['event'] == 'resolved' for e in events)} resolved")
+    return 0
+
+
+def cmd_history(args) -> int:
+    """Write the history view of a model (over a range) as one page in the store."""
+    from driftline.history import load_history, render_history
+
+    cfg, store = _model(args), Store(args.store)
+    since = as_utc(datetime.fromisoformat(args.since)) if args.since else None
+    until = as_utc(datetime.fromisoformat(args.until)) if args.until else None
+    data = load_history(store, cfg.name, since=since, until=until)
+    uri = store.write_text(posixpath.join("metrics", cfg.name, "history.html"), render_history(data))
+    first = data.get("first") or {}
+    print(f"{cfg.name}: {len(data['intervals'])} interval(s); first drift {first.get('drift') or '-'}, first "
+          f"violations {first.get('violations') or '-'}; {len(data['incidents'])} incident(s) -> {uri}")
+    for p in data.get("problems", []):
+        print(f"  note: {p}")
     return 0
 
 
@@ -423,6 +442,12 @@ def build_parser() -> argparse.ArgumentParser:
     model_args(al)
     al.add_argument("--since", help="only intervals from this one on (e.g. 2026-10-04)")
     al.set_defaults(fn=cmd_alerts)
+
+    hi = sub.add_parser("history", help="write the history view (drift, quality, alerts over time) as one page")
+    model_args(hi)
+    hi.add_argument("--since", help="first interval start to show (e.g. 2026-10-01)")
+    hi.add_argument("--until", help="show intervals starting before this (e.g. 2026-10-08)")
+    hi.set_defaults(fn=cmd_history)
 
     fb = sub.add_parser("feedback", help="answer an alert: acknowledged, false_positive or expected")
     model_args(fb)

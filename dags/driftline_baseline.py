@@ -6,7 +6,9 @@ location). It writes `baselines/<model>/<version>/` in the store: SageMaker-form
 `statistics.json` and suggested `constraints.json`, the Great Expectations suite
 `expectations.json` derived from them, and a reference sample. Versions are never
 overwritten; monitoring runs use the newest one unless a model file pins a version.
-The CLI equivalent is `driftline baseline --model <name>`.
+With `absorb_feedback`, the new version takes in people's answers to drift alerts given since
+the baseline in use (`feedback.json`: rebased features, widened thresholds, by whose answer).
+The CLI equivalent is `driftline baseline --model <name> [--absorb-feedback]`.
 """
 from __future__ import annotations
 
@@ -32,6 +34,10 @@ with DAG(
         "training_data": Param("", type="string",
                                description="Training data location (Parquet/CSV, file:// or s3://); "
                                            "empty: the model file's baseline.training_data"),
+        "absorb_feedback": Param(False, type="boolean",
+                                 description="Absorb people's answers to drift alerts given since the baseline "
+                                             "in use: 'expected' rebases the feature's reference on the answered "
+                                             "intervals, 'false positive' widens its threshold"),
     },
 ) as dag:
 
@@ -47,7 +53,8 @@ with DAG(
             cfg = models[params["model"]]
             store = get_store()
             out = create(cfg, store, resolver=resolver(cfg.capture.conn_id),
-                         training_data=params.get("training_data") or None)
+                         training_data=params.get("training_data") or None,
+                         absorb_feedback=bool(params.get("absorb_feedback")))
         log_summary(f"baseline {cfg.name}", [out["summary"]], out["uri"])
         return out
 

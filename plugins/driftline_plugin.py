@@ -8,8 +8,10 @@
 - ``external_views``: a "driftline" entry in the UI's navigation that shows that page.
 
 Plugin endpoints are not protected by Airflow on their own: every route here resolves the
-Airflow user (the UI's session cookie or a bearer token) and refuses without one; feedback is
-stored under that user's name. A browser without a session is sent to Airflow's login page.
+Airflow user (the UI's session cookie or a bearer token) and refuses without one. Reading needs
+a user; answering an alert needs edit rights on the model's monitoring DAG
+(``driftline_monitor_<model>``), since an answer can silence its alerts. Answers are stored
+under the user's name. A browser without a session is sent to Airflow's login page.
 """
 from __future__ import annotations
 
@@ -19,13 +21,24 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import RedirectResponse
 
 from airflow.api_fastapi.core_api.security import get_user
-from driftline.web import create_app
+from driftline.web import Person, create_app
 from driftline_airflow.links import URL_PREFIX
 from driftline_airflow.runtime import get_store, load_configs
 
 
-async def current_user(user=Depends(get_user)) -> str:
-    return user.get_name()
+def _may_answer(user):
+    """Answering can silence a model's alerts: it takes edit rights on its monitoring DAG."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+
+    def may(model: str) -> bool:
+        return get_auth_manager().is_authorized_dag(method="PUT", user=user,
+                                                    details=DagDetails(id=f"driftline_monitor_{model}"))
+    return may
+
+
+async def current_user(user=Depends(get_user)) -> Person:
+    return Person(name=user.get_name(), may_answer=_may_answer(user))
 
 
 def _configs():

@@ -192,9 +192,12 @@ def test_incidents_from_the_alert_events_with_feedback(data):
     assert got["baseline_drift_check", SCRIPT]["opened"] == KEYS[3]
     assert got["baseline_drift_check", SCRIPT]["resolved"] == KEYS[4]
     assert got["multivariate_drift_check", "*"]["resolved"] == KEYS[4]
-    [answer] = x["feedback"]
+    [answer] = x["answers"]
     assert (answer["kind"], answer["by"], answer["comment"]) == ("expected", BY, IMG)
     assert answer["until"]
+    # answered "expected" and never resolved: suppressed (no message follows), not open forever
+    assert (x["state"], x["suppressed_until"]) == ("suppressed", answer["until"])
+    assert got["baseline_drift_check", SCRIPT]["state"] == "resolved"
 
 
 def test_range_keeps_intervals_and_incidents_inside_it(built):
@@ -254,7 +257,7 @@ def test_page_shows_incidents_verdicts_and_report_links(page):
     assert timeline.count('class="verdict"') == 5
     assert "<dt>intervals</dt><dd>5 <small>" in page and "2 ok, 3 violations" in page
     incidents = page[page.index('<section id="incidents">'):page.index('<section id="runs">')]
-    assert "expected</b> by " + html.escape(BY) in incidents
+    assert "marked expected by " + html.escape(BY) in incidents
     assert html.escape(IMG) in incidents
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import posixpath
 import shutil
 import socket
@@ -79,13 +80,13 @@ def _copy(site: dict, dest: Path) -> tuple[Store, dict]:
     return Store(f"file://{dest}"), {**site["env"], "DRIFTLINE_STORE_URL": f"file://{dest}"}
 
 
-def _client(store: Store, cfg, user=lambda: "tester"):
+def _client(store: Store, cfg, user=None, **headers):
     from fastapi.testclient import TestClient
 
-    from driftline.web import create_app
+    from driftline.web import Person, create_app
 
-    return TestClient(create_app(store=lambda: store, configs=lambda: {"churn": cfg}, user=user),
-                      follow_redirects=False)
+    app = create_app(store=lambda: store, configs=lambda: {"churn": cfg}, user=user or (lambda: Person("tester")))
+    return TestClient(app, follow_redirects=False, headers=headers)
 
 
 def _day_key(site: dict, day: int) -> str:
@@ -124,12 +125,17 @@ def test_reports_and_data_docs_are_served_and_nothing_else(site):
     assert report.content == store.read_bytes(posixpath.join(prefix, "report.html"))
     assert report.headers["content-security-policy"].startswith("default-src 'none'")
     docs = c.get(f"/models/churn/runs/{key}/data_docs/index.html")  # the report's relative link
-    assert docs.status_code == 200 and "content-security-policy" not in docs.headers
+    # GX prints data values as they are: its pages run sandboxed, in an opaque origin without the session
+    assert docs.status_code == 200 and docs.headers["content-security-policy"].startswith("sandbox allow-scripts")
+    assert "allow-same-origin" not in docs.headers["content-security-policy"]
+    assert docs.headers["x-content-type-options"] == "nosniff"
     assert c.get(f"/models/churn/runs/{key}/run.json").json()["interval"] == key
     for bad in [f"/models/churn/runs/{key}/batch.parquet",                      # tables stay in the store
                 f"/models/churn/runs/{key}/..%2F..%2F..%2Fbaselines%2Fchurn%2Fv1%2Fmanifest.json",
                 f"/models/churn/runs/{key}/../../../baselines/churn/v1/manifest.json",
                 "/models/churn/runs/not-a-key/report.html",
+                "/models/churn/runs/2026-13-05T0000Z/report.html",                  # not a date
+                f"/models/churn/runs/{key}%0A/report.html",
                 f"/models/churn/runs/{_day_key(site, 0)}/report.html"]:           # a day never monitored
         assert c.get(bad).status_code == 404, bad
 
@@ -142,36 +148,70 @@ def test_pages_refuse_without_a_user(site):
 
     c = _client(Store(site["env"]["DRIFTLINE_STORE_URL"]), site["cfg"], user=nobody)
     key = _day_key(site, 4)
-    for url in ["/", "/api/models", "/models/churn/", "/models/churn/alerts", "/models/churn/history",
-                f"/models/churn/runs/{key}/report.html"]:
-        assert c.get(url).status_code == 401, url
-    assert c.post("/models/churn/feedback", data={"incident": "x", "kind": "expected"}).status_code == 401
+    values = {"model": "churn", "key": key, "path": "report.html"}
+    routes = [r for r in c.app.routes if getattr(r, "methods", None) and r.path.startswith("/")]
+    assert len(routes) >= 8
+    for r in routes:  # every route the app has, so a new one cannot forget the user
+        url = re.sub(r"{(\w+)(:path)?}", lambda m: values[m.group(1)], r.path)
+        for method in r.methods - {"HEAD"}:
+            got = c.request(method, url, data={"incident": "x", "kind": "expected"})
+            assert got.status_code == 401, (method, url, got.status_code)
 
 
 def test_feedback_from_the_page_is_stored_with_who_and_shown_escaped(site, tmp_path):
+    from driftline.web import incidents
+
     store, _ = _copy(site, tmp_path / "store")
     c = _client(store, site["cfg"])
     page = c.get("/models/churn/alerts")
-    incs = [i for i in __import__("driftline.web", fromlist=["incidents"]).incidents(store, "churn")
-            if i["state"] == "open"]
+    incs = [i for i in incidents(store, "churn") if i["state"] == "open"]
     assert incs and all(f'data-incident="{i["incident_key"]}"' in page.text for i in incs)
     target = next(i for i in incs if i["check"] == "baseline_drift_check")
     hostile = "promo week <script>alert(1)</script>"
     r = c.post("/models/churn/feedback", data={"incident": target["incident_key"], "kind": "false_positive",
                                                "comment": hostile})
-    assert r.status_code == 303 and r.headers["location"].startswith("alerts?recorded=")
+    assert r.status_code == 303 and r.headers["location"].startswith("alerts?answered=")
     [rec] = fb.read_all(store, "churn")
     assert (rec["incident_key"], rec["kind"], rec["by"], rec["comment"], rec["source"]) == \
         (target["incident_key"], "false_positive", "tester", hostile, "driftline-page")
     after = c.get(r.headers["location"].replace("alerts", "/models/churn/alerts", 1))
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in after.text and "<script>" not in after.text
+    assert "False positive recorded for baseline_drift_check" in after.text
     assert "marked false positive by tester" in after.text
+    # answered: no longer open (no message follows a suppressed incident), the index agrees
+    card = after.text.split(f'data-incident="{target["incident_key"]}"', 1)[1]
+    assert card.startswith(' data-state="suppressed"') and f"suppressed until {rec['until'][:10]}" in card
+    row = c.get("/api/models").json()[0]
+    assert row["open_alerts"] == len(incs) - 1 and row["unanswered"] == len(incs) - 1
+    # the flash comes from the store: a crafted link shows nothing of its own
+    assert "forged" not in c.get("/models/churn/alerts?answered=forged<b>").text
     # a wrong answer says what is wrong and records nothing
     bad = c.post("/models/churn/feedback", data={"incident": target["incident_key"], "kind": "ignore"})
     assert bad.status_code == 400 and "expected one of acknowledged, false_positive, expected" in bad.text
     unknown = c.post("/models/churn/feedback", data={"incident": "churn|x|y|2026-10-01T0000Z", "kind": "expected"})
     assert unknown.status_code == 400 and "no alert incident" in unknown.text
     assert len(fb.read_all(store, "churn")) == 1
+
+
+def test_answering_takes_the_right_and_the_page_itself(site, tmp_path):
+    from driftline.web import Person, incidents
+
+    store, _ = _copy(site, tmp_path / "store")
+    key = next(i for i in incidents(store, "churn") if i["state"] == "open")["incident_key"]
+    answer = {"incident": key, "kind": "expected"}
+    reader = _client(store, site["cfg"], user=lambda: Person("viewer", may_answer=lambda model: False))
+    page = reader.get("/models/churn/alerts")
+    assert page.status_code == 200 and "viewer may read these alerts but not answer them" in page.text
+    assert '<form class="feedback"' not in page.text
+    refused = reader.post("/models/churn/feedback", data=answer)
+    assert refused.status_code == 403 and "needs edit permission on the DAG driftline_monitor_churn" in refused.text
+    # a form posted from another site (its Origin names another host) is refused
+    elsewhere = _client(store, site["cfg"], origin="https://evil.example")
+    assert elsewhere.post("/models/churn/feedback", data=answer).status_code == 403
+    assert fb.read_all(store, "churn") == []
+    same = _client(store, site["cfg"], origin="http://testserver")
+    assert same.post("/models/churn/feedback", data=answer).status_code == 303
+    assert [r["by"] for r in fb.read_all(store, "churn")] == ["tester"]
 
 
 def test_the_tasks_link_to_their_run_report(site):
@@ -201,6 +241,7 @@ def test_a_false_positive_from_the_page_leaves_the_next_verdict(site, tmp_path):
     from driftline.web import incidents
 
     answered = [i for i in incidents(store, "churn") if i["state"] == "open"]
+    assert answered
     for inc in answered:
         assert c.post("/models/churn/feedback", data={"incident": inc["incident_key"], "kind": "false_positive",
                                                       "comment": "known promo"}).status_code == 303
@@ -237,12 +278,12 @@ def api_server(site, tmp_path, airflow_db):
     store, env = _copy(site, tmp_path / "store")
     port = _free_port()
     passwords = tmp_path / "passwords.json"
-    passwords.write_text(json.dumps({"alice": "wonderland"}))
+    passwords.write_text(json.dumps({"alice": "wonderland", "vic": "viewer-pw"}))
     env = {**os.environ, **env,
            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
            "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False",
            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "alice:admin",
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "alice:admin,vic:viewer",
            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
            "AIRFLOW__API_AUTH__JWT_SECRET": "driftline-test-secret"}
@@ -340,6 +381,30 @@ def test_browser_driftline_page_report_and_false_positive(site, api_server):
     assert (rec["incident_key"], rec["kind"], rec["by"], rec["comment"], rec["source"]) == \
         (incident, "false_positive", "alice", "promo week, not a real shift", "driftline-page")
     assert rec["until"] > rec["from"]
+    # a viewer (Airflow's role, through the plugin) reads the page but may not answer
+    import urllib.request
+
+    def call(method: str, path: str, token: str | None = None, data: bytes | None = None, ctype=None):
+        req = urllib.request.Request(base + path, data=data, method=method)
+        for k, v in {"Authorization": f"Bearer {token}" if token else None, "Content-Type": ctype}.items():
+            if v:
+                req.add_header(k, v)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    status, body = call("POST", "/auth/token", data=json.dumps({"username": "vic", "password": "viewer-pw"}).encode(),
+                        ctype="application/json")
+    assert status in (200, 201), body
+    token = json.loads(body)["access_token"]
+    assert call("GET", "/driftline/api/models", token)[0] == 200
+    assert call("GET", "/driftline/api/models")[0] == 401
+    status, body = call("POST", "/driftline/models/churn/feedback", token, ctype="application/x-www-form-urlencoded",
+                        data=f"incident={incident}&kind=expected".encode())
+    assert status == 403 and "vic may not answer churn's alerts" in body, (status, body)
+    assert len(fb.read_all(store, "churn")) == 1
 
 
 def test_cli_writes_the_history_page_next_to_the_metrics(site, tmp_path, capsys, monkeypatch):

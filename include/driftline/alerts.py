@@ -336,16 +336,86 @@ def read_events(store: Store, model: str) -> list[dict]:
     sent_dir = posixpath.join(alerts_prefix(model), "sent")
     deliveries: dict[str, list[dict]] = {}
     for name in store.listdir(sent_dir):
-        deliveries.setdefault(name.split(".", 1)[0], []).append(store.read_json(posixpath.join(sent_dir, name)))
+        try:
+            deliveries.setdefault(name.split(".", 1)[0], []).append(store.read_json(posixpath.join(sent_dir, name)))
+        except (StoreError, ValueError):
+            log.warning("alerts: unreadable delivery record %s skipped", store.uri(sent_dir, name))
     out = []
     for name in store.listdir(events_dir):
         try:
             e = store.read_json(posixpath.join(events_dir, name))
-        except StoreError:
+        except (StoreError, ValueError):
+            log.warning("alerts: unreadable event %s skipped", store.uri(events_dir, name))
             continue
         e["deliveries"] = deliveries.get(name.split(".", 1)[0], [])
         out.append(e)
     return sorted(out, key=lambda e: (e["interval"], e["check"], e["subject"], e["event"]))
+
+
+def incidents(store: Store, model: str, since: datetime | None = None, until: datetime | None = None,
+              problems: list[str] | None = None) -> list[dict]:
+    """The model's alert incidents (one per model|check|subject|opened) that overlap
+    ``[since, until)``, oldest first, from the alert history and people's answers:
+
+    ``incident_key``, ``check``, ``subject``, ``severity`` (latest), ``opened`` and ``last``
+    (interval keys of the first and latest message), ``resolved`` (the interval of the
+    resolved message, or None), ``text`` (the opening sentence), ``latest_text``,
+    ``resolved_text``, ``reminders``, ``deliveries`` (count), ``answers`` (feedback records,
+    oldest first) and ``state``: ``resolved``; ``suppressed`` when the latest answer is a false
+    positive or expected (no message follows a suppressed incident, so without the answer it
+    would look open forever; ``suppressed_until`` says till when); else ``open``.
+    Unreadable history is named in ``problems`` (when given), never raised."""
+    from driftline import feedback
+
+    problems = problems if problems is not None else []
+    try:
+        events = read_events(store, model)
+    except (StoreError, ValueError, KeyError) as exc:
+        problems.append(f"alerts/{model}/events: could not be read ({exc})")
+        events = []
+    try:
+        answers = feedback.read_all(store, model)
+    except (StoreError, ValueError, KeyError) as exc:
+        problems.append(f"alerts/{model}/feedback: could not be read ({exc})")
+        answers = []
+    out: dict[str, dict] = {}
+    for e in events:
+        key = e.get("incident_key") or "|".join([model, str(e.get("check")), str(e.get("subject")),
+                                                 str(e.get("incident"))])
+        inc = out.setdefault(key, {
+            "incident_key": key, "check": e.get("check"), "subject": e.get("subject"), "severity": e.get("severity"),
+            "opened": e.get("incident") or e.get("interval"), "last": e.get("interval"), "resolved": None,
+            "text": None, "latest_text": None, "resolved_text": None, "reminders": 0, "deliveries": 0,
+            "answers": []})
+        inc["deliveries"] += len(e.get("deliveries") or [])
+        if e.get("event") == "resolved":
+            inc["resolved"], inc["resolved_text"] = e.get("interval"), e.get("text")
+        else:
+            if e.get("interval") != inc["opened"]:
+                inc["reminders"] += 1
+            else:
+                inc["text"] = e.get("text")
+            inc["latest_text"], inc["severity"] = e.get("text"), e.get("severity") or inc["severity"]
+        inc["last"] = max(str(inc["last"]), str(e.get("interval")))
+    for a in answers:
+        if a.get("incident_key") in out:
+            out[a["incident_key"]]["answers"].append(a)
+    for inc in out.values():
+        latest = inc["answers"][-1] if inc["answers"] else None
+        suppressing = latest is not None and latest.get("kind") in feedback.SUPPRESSING
+        inc["state"] = "resolved" if inc["resolved"] else "suppressed" if suppressing else "open"
+        inc["suppressed_until"] = latest.get("until") if suppressing else None
+
+    def overlaps(inc: dict) -> bool:
+        try:
+            opened = parse_interval_key(inc["opened"])
+            closed = parse_interval_key(inc["resolved"]) if inc["resolved"] else None
+        except (TypeError, ValueError):
+            return False
+        return (until is None or opened < as_utc(until)) and (since is None or closed is None or closed > as_utc(since))
+
+    return sorted((i for i in out.values() if overlaps(i)),
+                  key=lambda i: (i["opened"], str(i["check"]), str(i["subject"])))
 
 
 def summary_lines(record: dict, delivery: dict | None = None) -> list[str]:

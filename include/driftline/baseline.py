@@ -109,7 +109,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from driftline.config import ModelConfig
+from driftline.config import TEST_METHODS, ModelConfig
+from driftline.feedback import read_all as read_answers
 from driftline.store import Resolver, Store, StoreError, default_resolver
 
 #: SageMaker's inferred types are Integral, Fractional, String and Unknown: booleans and
@@ -812,24 +813,10 @@ def read_feedback(store: Store, ref: BaselineRef) -> dict:
     return store.read_json(rel) if store.exists(rel) else {}
 
 
-def feedback_answers(store: Store, model: str) -> list[dict]:
-    """Every answer (driftline.feedback), oldest first, each with its ``id``: its path under
-    ``alerts/<model>/feedback/``."""
-    from driftline.feedback import feedback_prefix
-
-    out = []
-    base = feedback_prefix(model)
-    for folder in store.listdir(base):
-        for name in store.listdir(posixpath.join(base, folder)):
-            if name.endswith(".json"):
-                out.append({**store.read_json(posixpath.join(base, folder, name)), "id": f"{folder}/{name}"})
-    return sorted(out, key=lambda r: (r["at"], r["id"]))
-
-
 def _answers_since(cfg: ModelConfig, store: Store, ref: BaselineRef) -> tuple[list[dict], str]:
     made = store.read_json(posixpath.join(ref.prefix, "manifest.json"))["created_at"]
     since = datetime.fromisoformat(made)
-    return [r for r in feedback_answers(store, cfg.name) if datetime.fromisoformat(r["at"]) >= since], made
+    return [r for r in read_answers(store, cfg.name) if datetime.fromisoformat(r["at"]) >= since], made
 
 
 def unabsorbed_feedback(cfg: ModelConfig, store: Store) -> int:
@@ -875,7 +862,6 @@ def _column_kinds(cfg: ModelConfig) -> dict[str, str]:
 def _widening(cfg: ModelConfig, store: Store, answer: dict, hits: list[tuple[datetime, dict]]) -> dict:
     """A false positive's threshold override, from the incident's hardest-flagged interval (of
     the method that flagged its latest one)."""
-    from driftline.config import TEST_METHODS
     from driftline.store import interval_key
 
     method = hits[-1][1]["details"]["method"]
@@ -969,7 +955,7 @@ def plan_feedback(cfg: ModelConfig, store: Store) -> dict:
         w = _widening(cfg, store, a, hits)
         prev = overrides.get(column)
         if prev and prev["method"] == w["method"]:  # answered twice: the more lenient threshold
-            lenient = min if w["method"] in ("ks", "chi_square", "z_test") else max
+            lenient = min if w["method"] in TEST_METHODS else max
             w = {**lenient(prev, w, key=lambda o: o["threshold"]), "answers": prev["answers"] + w["answers"]}
         overrides[column] = w
         absorbed.append({**entry, "threshold": {k: w[k] for k in ("method", "threshold", "was", "rule")}})
@@ -1006,7 +992,8 @@ def _carry(store: Store, ref: BaselineRef, overrides: dict, columns: dict, profi
     before = read_feedback(store, ref)
     carried = []
     for column, o in before.get("threshold_overrides", {}).items():
-        if column not in overrides:
+        # a column rebased by a newer answer drops its old widening: that was against the old reference
+        if column not in overrides and column not in columns:
             overrides[column] = {**o, "carried_from": o.get("carried_from", ref.version)}
             carried.append(f"{column} threshold")
     old = {c: r for c, r in before.get("reference_columns", {}).items() if c not in columns}
@@ -1031,7 +1018,7 @@ def _feedback_summary(plan: dict, version: str) -> str:
             parts.append(f"expected on {column} (+{n} interval{'s' if n != 1 else ''}, {r['rows']:,} rows)")
     for column, o in plan["threshold_overrides"].items():
         if "carried_from" not in o:
-            what = "alpha" if o["method"] in ("ks", "chi_square", "z_test") else "threshold"
+            what = "alpha" if o["method"] in TEST_METHODS else "threshold"
             parts.append(f"false positive on {column} ({o['method']} {what} {o['was']:.3g} -> {o['threshold']:.3g})")
     n = len(plan["absorbed"])
     line = (f"absorbed {n} answer{'s' if n != 1 else ''}: " + "; ".join(parts) if parts

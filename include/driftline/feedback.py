@@ -90,14 +90,15 @@ def _latest_evaluated(cfg: ModelConfig, store: Store, floor: datetime) -> dateti
 
 
 def read_all(store: Store, model: str) -> list[dict]:
-    """Every answer, oldest first."""
+    """Every answer, oldest first, each with its ``id`` (its path under
+    ``alerts/<model>/feedback/``)."""
     out = []
     base = feedback_prefix(model)
     for folder in store.listdir(base):
         for name in store.listdir(posixpath.join(base, folder)):
             if name.endswith(".json"):
-                out.append(store.read_json(posixpath.join(base, folder, name)))
-    return sorted(out, key=lambda r: r["at"])
+                out.append({**store.read_json(posixpath.join(base, folder, name)), "id": f"{folder}/{name}"})
+    return sorted(out, key=lambda r: (r["at"], r["id"]))
 
 
 def suppressions(store: Store, model: str) -> list[dict]:

@@ -34,6 +34,7 @@ from urllib.parse import quote
 import pandas as pd
 import pyarrow as pa
 
+from driftline.feedback import note as answer_note
 from driftline.report import (CUR_COLOR, REF_COLOR, STYLE, _f, _short, _svg, badge, clip, esc, note, num, section,
                               table)
 from driftline.store import Store, StoreError, as_utc, interval_key, parse_interval_key
@@ -77,13 +78,11 @@ def load_history(store: Store, model: str, since: datetime | None = None, until:
     - ``multivariate``: {check: ``values``, ``threshold``, ``lower_threshold``, ``drifted``};
     - ``quality``: {metric: ``realized``, ``estimated``, ``lower``, ``upper``} (overall segment);
     - ``coverage``: labels.coverage per interval;
-    - ``incidents``: one dict per alert incident overlapping the range -- ``check``, ``subject``,
-      ``severity``, ``opened`` (key), ``resolved`` (key or None), ``text``, ``resolved_text``,
-      ``reminders``, ``deliveries``, ``feedback`` (answers: kind, by, at, comment, from, until);
+    - ``incidents``: the alert incidents overlapping the range (``driftline.alerts.incidents``:
+      check, subject, severity, opened, resolved, state, text, reminders, answers, ...);
     - ``first``: the first interval of the range with a violation verdict, drift, an incident.
     """
-    from driftline.alerts import read_events
-    from driftline.feedback import read_all
+    from driftline.alerts import incidents as alert_incidents
     from driftline.monitor import read_history
 
     lo = as_utc(since) if since else None
@@ -168,7 +167,7 @@ def load_history(store: Store, model: str, since: datetime | None = None, until:
         problems.append("no model-quality history in the range: the model has no labels configured, "
                         "or model quality has not been evaluated yet")
 
-    incidents = _incidents(store, model, read_events, read_all, lo, hi, problems)
+    incidents = alert_incidents(store, model, since=lo, until=hi, problems=problems)
     if not n:
         problems.append(f"no monitored interval of model {model!r} in the range" + (
             "" if lo is None and hi is None else f" {_range_text(lo, hi)}") + f" (store {store.uri()})")
@@ -285,51 +284,6 @@ def _feature_series(name: str, group: str, keys: list[str], drifts: dict, series
 
 def _num(x: Any) -> float | None:
     return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) else None
-
-
-def _incidents(store: Store, model: str, read_events: Callable, read_all: Callable, lo: datetime | None,
-               hi: datetime | None, problems: list[str]) -> list[dict]:
-    """The alert incidents (one per model|check|subject|opened) that overlap the range."""
-    try:
-        events = read_events(store, model)
-    except (StoreError, ValueError, KeyError) as exc:
-        problems.append(f"alerts/{model}/events: could not be read ({exc})")
-        return []
-    try:
-        answers = read_all(store, model)
-    except (StoreError, ValueError, KeyError) as exc:
-        problems.append(f"alerts/{model}/feedback: could not be read ({exc})")
-        answers = []
-    out: dict[str, dict] = {}
-    for e in events:
-        ikey = e.get("incident_key") or "|".join([model, str(e.get("check")), str(e.get("subject")),
-                                                  str(e.get("incident"))])
-        inc = out.setdefault(ikey, {"incident_key": ikey, "check": e.get("check"), "subject": e.get("subject"),
-                                    "severity": e.get("severity"), "opened": e.get("incident") or e.get("interval"),
-                                    "resolved": None, "text": None, "resolved_text": None, "reminders": 0,
-                                    "deliveries": 0, "feedback": []})
-        inc["deliveries"] += len(e.get("deliveries") or [])
-        if e.get("event") == "resolved":
-            inc["resolved"], inc["resolved_text"] = e.get("interval"), e.get("text")
-        elif e.get("interval") != inc["opened"]:
-            inc["reminders"] += 1
-        else:
-            inc["text"] = e.get("text")
-    for a in answers:
-        if a.get("incident_key") in out:
-            out[a["incident_key"]]["feedback"].append(
-                {k: a.get(k) for k in ("kind", "by", "at", "comment", "from", "until", "source")})
-
-    def overlaps(inc: dict) -> bool:
-        try:
-            opened = parse_interval_key(inc["opened"])
-            closed = parse_interval_key(inc["resolved"]) if inc["resolved"] else None
-        except (TypeError, ValueError):
-            return False
-        return (hi is None or opened < hi) and (lo is None or closed is None or closed > lo)
-
-    return sorted((i for i in out.values() if overlaps(i)),
-                  key=lambda i: (i["opened"], str(i["check"]), str(i["subject"])))
 
 
 def _range_text(lo: datetime | None, hi: datetime | None) -> str:
@@ -496,14 +450,14 @@ def svg_timeline(intervals: list[dict], incidents: list[dict], href: Callable[[d
         color = SEVERITY_COLORS.get(inc.get("severity"), "#888")
         tip = (f"{who} [{inc.get('severity')}] opened {inc['opened']}, "
                + (f"resolved {inc['resolved']}" if inc["resolved"] else "still open") + f": {inc.get('text') or ''}"
-               + "".join(f"; {fb.get('kind')} by {fb.get('by')}" for fb in inc.get("feedback") or []))
+               + "".join(f"; {fb.get('kind')} by {fb.get('by')}" for fb in inc.get("answers") or []))
         parts.append(f'<text x="{label_w - 6}" y="{y0 + 12}" class="tick" text-anchor="end"><title>{esc(who)}</title>'
                      f'{esc(clip(who, SUBJECT_CHARS))}</text>')
         w = max((b - a) * slot - 2, 3)
         parts.append(f'<rect class="incident{" open" if open_ else ""}" x="{_f(label_w + a * slot + 1)}" y="{y0 + 2}" '
                      f'width="{_f(w)}" height="{row_h - 6}" rx="3" fill="{color}" fill-opacity="0.85">'
                      f'<title>{esc(tip)}</title></rect>')
-        answered = [fb.get("kind") for fb in inc.get("feedback") or []]
+        answered = [fb.get("kind") for fb in inc.get("answers") or []]
         if answered and w > 60:
             parts.append(f'<text x="{_f(label_w + a * slot + 10)}" y="{y0 + 11}" class="tick" fill="#fff" '
                          f'style="fill:#fff">{esc(str(answered[-1]).replace("_", " "))}</text>')
@@ -536,10 +490,12 @@ def default_report_href(model: str) -> Callable[[str], str]:
     return lambda key: f"../../runs/{quote(model)}/{quote(key)}/report.html"
 
 
-def render_history(data: dict, *, report_href: Callable[[str], str] | None = None, title: str | None = None) -> str:
+def render_history(data: dict, *, report_href: Callable[[str], str] | None = None, title: str | None = None,
+                   nav: str = "") -> str:
     """The history page of ``load_history``'s data: one self-contained HTML page. ``report_href``
     gives the link of an interval's run report from its key (default: relative to
-    ``metrics/<model>/history.html``); a run is linked when its run.json or report.html exists."""
+    ``metrics/<model>/history.html``); a run is linked when its run.json or report.html exists.
+    ``nav`` is markup the caller puts first in the body (the driftline page's navigation)."""
     model = data.get("model", "")
     href_of = report_href or default_report_href(model)
 
@@ -561,7 +517,7 @@ def render_history(data: dict, *, report_href: Callable[[str], str] | None = Non
     page_title = title or f"driftline {model} history"
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{esc(page_title)}</title><style>{STYLE}{HISTORY_STYLE}</style></head><body>{body}"
+            f"<title>{esc(page_title)}</title><style>{STYLE}{HISTORY_STYLE}</style></head><body>{nav}{body}"
             f"<footer>driftline history of {esc(model)} · generated {esc(made)}</footer></body></html>\n")
 
 
@@ -575,7 +531,7 @@ def _page_header(data: dict, title: str | None) -> str:
              else UNKNOWN_VERDICT[0])
         verdicts[v] = verdicts.get(v, 0) + 1
     first = data.get("first") or {}
-    open_now = sum(1 for i in data.get("incidents", []) if not i.get("resolved"))
+    open_now = sum(1 for i in data.get("incidents", []) if i.get("state") == "open")
     facts = [
         ("model", esc(data.get("model"))),
         ("range", esc(f"{since or 'start'} → {until or 'now'}")),
@@ -709,15 +665,6 @@ def _quality(data: dict, keys: list[str]) -> str:
     return legend + f'<div class="charts">{"".join(charts)}</div>'
 
 
-def _feedback_text(fb: dict) -> str:
-    what = {"false_positive": "false positive", "expected": "expected", "acknowledged": "acknowledged"}.get(
-        fb.get("kind"), fb.get("kind"))
-    until = f"; suppressed {esc((fb.get('from') or '')[:10])} → {esc((fb.get('until') or '')[:10])}" \
-        if fb.get("until") else ""
-    comment = f": “{esc(fb.get('comment'))}”" if fb.get("comment") else ""
-    return f"<b>{esc(what)}</b> by {esc(fb.get('by'))} on {esc((fb.get('at') or '')[:10])}{comment}{until}"
-
-
 def _incident_table(data: dict) -> str:
     incidents = data.get("incidents") or []
     if not incidents:
@@ -726,8 +673,8 @@ def _incident_table(data: dict) -> str:
     rows = []
     for i in incidents:
         state = (f'{badge("resolved", "ok")} <span class="nw">{esc(i["resolved"])}</span>' if i["resolved"]
-                 else badge("open", "bad"))
-        fb = "<br>".join(_feedback_text(f) for f in i["feedback"])
+                 else badge("suppressed", "info") if i.get("state") == "suppressed" else badge("open", "bad"))
+        fb = "<br>".join(esc(answer_note(f)) for f in i["answers"])
         rows.append([f'<span class="nw">{esc(i["opened"])}</span>', state,
                      badge(str(i.get("severity")), level.get(i.get("severity"), "info")),
                      esc(_check_name(i["check"])), f"<code>{esc(i['subject'])}</code>",

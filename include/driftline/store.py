@@ -175,6 +175,9 @@ class Store:
         """Names (not paths) directly under rel; [] when it does not exist."""
         def ls() -> list[str]:
             p = self.path(rel)
+            # s3fs keeps listings without expiry, and Airflow caches the filesystem per connection:
+            # a long-lived reader (the API server's driftline page) would never see new runs
+            self.fs.invalidate_cache(p)
             if not self.fs.exists(p):
                 return []
             return sorted(posixpath.basename(x.rstrip("/")) for x in self.fs.ls(p, detail=False))

@@ -4,7 +4,8 @@ history, and the alerts a person can answer -- as a FastAPI app.
 Airflow's API server mounts it under ``/driftline`` (``plugins/driftline_plugin.py``, which
 also puts it in the UI's navigation); it has no Airflow import, so tests can serve it alone.
 Who is asking comes from the ``user`` dependency the caller passes (the plugin's resolves the
-Airflow session); every page needs one, and feedback is stored under that name.
+Airflow session): a :class:`Person` with a name and whether they may answer a model's alerts.
+Every route of the app depends on it; answers are stored under that name.
 
 Routes (all links are relative, so the app works under any prefix and in the UI's iframe):
 
@@ -19,86 +20,106 @@ Routes (all links are relative, so the app works under any prefix and in the UI'
 Pages written here escape every value that came from data or from a person (``report.esc``),
 and are served with a Content-Security-Policy that allows no script, so a value that slipped
 through could not run anyway. Run reports are driftline's own script-free pages and get the
-same policy; Great Expectations' Data Docs carry their own scripts and are served as they are.
-Answers are POSTed from a same-origin form: the Airflow session cookie is ``SameSite=Lax``,
-so another site cannot post one on a user's behalf.
+same policy. Every other file of a run folder (Great Expectations' Data Docs, which carry
+their own scripts and print data values as they are) is served **sandboxed**: its scripts run
+in an opaque origin, without the user's session, so a value crafted in the captured data cannot
+act on Airflow as the person viewing it. Answers are POSTed from a same-origin form; a POST whose
+``Origin`` (or ``Referer``) names another host is refused, and the Airflow session cookie is
+``SameSite=Lax``.
 """
 from __future__ import annotations
 
 import mimetypes
 import posixpath
 import re
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
-from fastapi import Depends, FastAPI, Form, HTTPException, Query
+from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from driftline import feedback as fb
-from driftline.alerts import read_events
+from driftline.alerts import incidents as alert_incidents
 from driftline.config import ModelConfig
 from driftline.report import STYLE, badge, esc, table
 from driftline.store import Store, StoreError, as_utc, parse_interval_key
 
 #: No script, no network: what driftline's own pages need.
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'self'"
+#: Files that are not driftline's own (Data Docs): scripts run, but in an opaque origin, without the session.
+SANDBOX = "sandbox allow-scripts allow-popups; frame-ancestors 'self'"
 #: Files of a run folder the page serves, by suffix (the batch and merged tables stay in the store).
 SERVED = (".html", ".json", ".jsonl", ".css", ".js", ".png", ".svg", ".woff", ".woff2", ".ttf")
-_KEY = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{4}Z$")
+_KEY = re.compile(r"\d{4}-\d{2}-\d{2}T\d{4}Z")
 KIND_LABELS = {"acknowledged": "Acknowledge", "false_positive": "False positive", "expected": "Expected"}
-PAGE_STYLE = STYLE + """
+STATE_BADGES = {"open": "bad", "suppressed": "info", "resolved": "ok"}
+NAV_STYLE = """
 nav.top{display:flex;gap:14px;align-items:baseline;border-bottom:1px solid #d5dbe1;padding-bottom:6px;margin-bottom:8px}
 nav.top a{text-decoration:none}.flash{background:#dff3e4;border:1px solid #b7e0c2;padding:6px 10px;border-radius:5px}
 .error{background:#fbe0de;border:1px solid #f0b8b2;padding:6px 10px;border-radius:5px}
 form.feedback{display:flex;flex-wrap:wrap;gap:6px;align-items:center;margin:4px 0}
-form.feedback textarea{width:260px;height:34px}.answers{font-size:12px;color:#3b4652}
+form.feedback textarea{width:260px;height:34px}.answers{font-size:12px;color:#3b4652}form.range{margin:8px 0}
 """
+PAGE_STYLE = STYLE + NAV_STYLE
+
+
+@dataclass(frozen=True)
+class Person:
+    """Who is asking: a name (stored with each answer) and whether they may answer a model's
+    alerts (an answer can silence them, so a read-only user may not)."""
+
+    name: str
+    may_answer: Callable[[str], bool] = field(default=lambda model: True, compare=False)
 
 
 # -- what the pages show ---------------------------------------------------------------------
+def is_interval_key(key: str) -> bool:
+    if not _KEY.fullmatch(key):
+        return False
+    try:
+        parse_interval_key(key)
+    except ValueError:
+        return False
+    return True
+
+
 def run_keys(store: Store, model: str) -> list[str]:
     """The model's run folders (interval keys), oldest first."""
-    return sorted(n for n in store.listdir(posixpath.join("runs", model)) if _KEY.match(n))
+    return sorted(n for n in store.listdir(posixpath.join("runs", model)) if is_interval_key(n))
 
 
 def read_run(store: Store, model: str, key: str) -> dict | None:
     """The run's ``run.json``, or None when the run did not get that far (or is unreadable)."""
     try:
-        return store.read_json(posixpath.join("runs", model, key, "run.json"))
-    except StoreError:
+        run = store.read_json(posixpath.join("runs", model, key, "run.json"))
+    except (StoreError, ValueError):
         return None
+    return run if isinstance(run, dict) and "status" in run else None
 
 
 def incidents(store: Store, model: str) -> list[dict]:
-    """Every alert incident of the model, newest first: check, subject, severity, the sentence of
-    its latest message, opened/last interval, ``state`` (open or resolved) and its answers."""
-    answers: dict[str, list[dict]] = {}
-    for r in fb.read_all(store, model):
-        answers.setdefault(r["incident_key"], []).append(r)
-    out: dict[str, dict] = {}
-    for e in read_events(store, model):
-        inc = out.setdefault(e["incident_key"], {
-            "incident_key": e["incident_key"], "check": e["check"], "subject": e["subject"],
-            "severity": e["severity"], "opened": e["incident"], "last": e["interval"], "state": "open",
-            "text": e["text"], "answers": answers.get(e["incident_key"], [])})
-        if e["interval"] >= inc["last"]:
-            inc["last"], inc["severity"] = e["interval"], e["severity"]
-            inc["state"] = "resolved" if e["event"] == "resolved" else "open"
-            if e["event"] != "resolved":
-                inc["text"] = e["text"]
-    return sorted(out.values(), key=lambda i: (i["opened"], i["check"], i["subject"]), reverse=True)
+    """Every alert incident of the model (``driftline.alerts.incidents``), newest first."""
+    return list(reversed(alert_incidents(store, model)))
 
 
 def overview(store: Store, configs: dict[str, ModelConfig]) -> list[dict]:
-    """One row per monitored model: the latest run's verdict and the open alert incidents."""
+    """One row per monitored model: the latest run's verdict and the open alert incidents. A model
+    whose artifacts cannot be read gets a row saying so, and the others are shown."""
     rows = []
     for name in sorted(configs):
-        keys = run_keys(store, name)
-        latest = next((r for r in (read_run(store, name, k) for k in reversed(keys)) if r), None)
-        incs = incidents(store, name)
+        try:
+            keys = run_keys(store, name)
+            latest = next((r for r in (read_run(store, name, k) for k in reversed(keys)) if r), None)
+            incs = incidents(store, name)
+        except StoreError as exc:
+            rows.append({"model": name, "error": str(exc), "runs": None, "latest": None, "status": None,
+                         "baseline": None, "violations": None, "drift": None, "model_quality": None,
+                         "open_alerts": 0, "unanswered": 0})
+            continue
         rows.append({
-            "model": name, "runs": len(keys), "latest": latest["interval"] if latest else None,
+            "model": name, "error": None, "runs": len(keys), "latest": latest["interval"] if latest else None,
             "status": latest["status"] if latest else None, "baseline": latest.get("baseline") if latest else None,
             "violations": latest.get("violations") if latest else None,
             "drift": latest.get("drift") if latest else None,
@@ -122,12 +143,16 @@ def status_badge(status: str | None) -> str:
     return badge(status or "no run", kind)
 
 
-def page(title: str, body: str, crumbs: list[tuple[str, str]] | None = None) -> str:
+def nav_bar(crumbs: list[tuple[str, str]] | None = None) -> str:
     nav = " › ".join(f'<a href="{esc(href)}">{esc(text)}</a>' for text, href in (crumbs or []))
+    return f"<nav class=\"top\"><strong>driftline</strong>{' ' + nav if nav else ''}</nav>"
+
+
+def page(title: str, body: str, crumbs: list[tuple[str, str]] | None = None) -> str:
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>{esc(title)}</title><style>{PAGE_STYLE}</style></head><body>"
-            f"<nav class=\"top\"><strong>driftline</strong>{' ' + nav if nav else ''}</nav>{body}</body></html>\n")
+            f"{nav_bar(crumbs)}{body}</body></html>\n")
 
 
 def index_page(rows: list[dict]) -> str:
@@ -137,6 +162,10 @@ def index_page(rows: list[dict]) -> str:
     cells = []
     for r in rows:
         m = quote(r["model"], safe="")
+        if r.get("error"):
+            cells.append([f'<strong>{esc(r["model"])}</strong>', "", badge("unreadable", "bad"), "",
+                          esc(r["error"]), "", ""])
+            continue
         latest = (f'<a href="models/{m}/runs/{esc(r["latest"])}/report.html">{esc(r["latest"])}</a>'
                   if r["latest"] else '<span class="note">no run yet</span>')
         alerts = (f'<a href="models/{m}/alerts">{r["open_alerts"]} open, {r["unanswered"]} unanswered</a>'
@@ -158,7 +187,7 @@ def model_page(cfg: ModelConfig, store: Store) -> str:
                      status_badge(run["status"] if run else None),
                      esc(run.get("baseline", "–") if run else "–"),
                      esc(run.get("violations", "–") if run else "–"),
-                     esc(", ".join(run.get("violation_checks", [])) if run else "the run did not finish"),
+                     esc(", ".join(run.get("violation_checks", [])) if run else "ingested, not evaluated (yet)"),
                      esc((run or {}).get("drift", ""))])
     runs = table(["interval", "verdict", "baseline", "violations", "checks failed", "drift"], rows) if rows \
         else '<p class="note">No runs yet.</p>'
@@ -167,10 +196,11 @@ def model_page(cfg: ModelConfig, store: Store) -> str:
     return page(f"driftline {cfg.name}", body, [("models", "../../"), (cfg.name, "./")])
 
 
-def alerts_page(cfg: ModelConfig, store: Store, flash: str | None = None, error: str | None = None) -> str:
-    incs = incidents(store, cfg.name)
+def alerts_page(cfg: ModelConfig, store: Store, who: Person, flash: str | None = None,
+                error: str | None = None) -> str:
+    may = who.may_answer(cfg.name)
     cards = []
-    for inc in incs:
+    for inc in incidents(store, cfg.name):
         sev = {"critical": "bad", "warning": "warn"}.get(inc["severity"], "info")
         answers = "".join(f"<li>{esc(fb.note(a))}</li>" for a in inc["answers"])
         form = (f'<form class="feedback" method="post" action="feedback">'
@@ -178,14 +208,15 @@ def alerts_page(cfg: ModelConfig, store: Store, flash: str | None = None, error:
                 + "".join(f'<label><input type="radio" name="kind" value="{k}" required> {esc(v)}</label>'
                           for k, v in KIND_LABELS.items())
                 + '<textarea name="comment" placeholder="comment (e.g. known seasonal change)"></textarea>'
-                  '<button type="submit">Send</button></form>')
+                  '<button type="submit">Send</button></form>') if may else ""
+        state = inc["state"] + (f" until {inc['suppressed_until'][:10]}" if inc.get("suppressed_until") else "")
         report = f'<a href="runs/{esc(inc["last"])}/report.html">report of {esc(inc["last"])}</a>'
         cards.append(
-            f'<div class="card incident" data-incident="{esc(inc["incident_key"])}">'
-            f'{badge(inc["severity"], sev)} {badge(inc["state"], "bad" if inc["state"] == "open" else "ok")} '
+            f'<div class="card incident" data-incident="{esc(inc["incident_key"])}" data-state="{esc(inc["state"])}">'
+            f'{badge(str(inc["severity"]), sev)} {badge(state, STATE_BADGES.get(inc["state"], "info"))} '
             f'<strong>{esc(inc["check"])}</strong> on <code>{esc(inc["subject"])}</code> '
             f'<small>opened {esc(inc["opened"])}, last {esc(inc["last"])} · {report}</small>'
-            f'<p>{esc(inc["text"])}</p>'
+            f'<p>{esc(inc["latest_text"] or inc["text"] or "")}</p>'
             + (f'<ul class="answers">{answers}</ul>' if answers else '<p class="answers note">No answer yet.</p>')
             + form + "</div>")
     head = (f'<p class="flash" role="status">{esc(flash)}</p>' if flash else "") + \
@@ -193,33 +224,54 @@ def alerts_page(cfg: ModelConfig, store: Store, flash: str | None = None, error:
     doc = ("<p>Answer an alert: <em>Acknowledge</em> records that it is being handled; "
            "<em>False positive</em> and <em>Expected</em> also suppress the check on that subject for "
            f"{esc(span(cfg.alerting.suppress_false_positive))} / {esc(span(cfg.alerting.suppress_expected))} "
-           "of data time "
-           "(no alert, not counted in the verdict); a baseline built with <code>--absorb-feedback</code> "
-           "takes them in.</p>")
+           "of data time (no alert, not counted in the verdict); a baseline built with "
+           "<code>--absorb-feedback</code> takes them in.</p>")
+    if not may:
+        doc += f'<p class="note">{esc(who.name)} may read these alerts but not answer them.</p>'
     body = (f"<h1>{esc(cfg.name)}: alerts</h1>{head}{doc}"
             + ("".join(cards) if cards else '<p class="note">No alert has been raised for this model.</p>'))
     return page(f"driftline {cfg.name} alerts", body, [("models", "../../"), (cfg.name, "./"), ("alerts", "alerts")])
 
 
+def _answered_flash(store: Store, model: str, incident_key: str) -> str | None:
+    """What the page says after an answer: read back from the store, never from the URL."""
+    answers = [a for a in fb.read_all(store, model) if a.get("incident_key") == incident_key]
+    if not answers:
+        return None
+    a = answers[-1]
+    return f"{KIND_LABELS.get(a['kind'], a['kind'])} recorded for {a['check']} on {a['subject']}: {fb.note(a)}"
+
+
+def _same_origin(request: Request) -> bool:
+    """A browser POST names the page it came from; it must be this host."""
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if not source or source == "null":
+        return source is None  # no header: not a browser form; "null": an opaque (sandboxed) origin
+    return urlsplit(source).netloc == request.headers.get("host", request.url.netloc)
+
+
 # -- the app ---------------------------------------------------------------------------------
 def create_app(*, store: Callable[[], Store], configs: Callable[[], dict[str, ModelConfig]],
-               user: Callable[..., str], history: Callable[..., str] | None = None) -> FastAPI:
+               user: Callable[..., Person], history: Callable[..., str] | None = None) -> FastAPI:
     """The driftline page as a FastAPI app.
 
     ``store()`` and ``configs()`` are called per request (a changed model file or store shows
-    without a restart); ``user`` is a FastAPI dependency returning who is asking (it raises to
-    refuse); ``history(store, cfg, since, until)`` renders the history view (default:
-    ``driftline.history``)."""
-    app = FastAPI(title="driftline", docs_url=None, redoc_url=None, openapi_url=None)
+    without a restart); ``user`` is a FastAPI dependency returning the :class:`Person` asking (it
+    raises to refuse) -- every route depends on it; ``history(store, cfg, since, until)`` renders
+    the history view (default: ``driftline.history``)."""
+    app = FastAPI(title="driftline", docs_url=None, redoc_url=None, openapi_url=None,
+                  dependencies=[Depends(user)])
 
     @app.middleware("http")
-    async def _trailing_slash(request, call_next):
+    async def _headers(request, call_next):
         # "/driftline" must become "/driftline/", or every relative link would miss the prefix
         root = request.scope.get("root_path", "")
         if root and request.url.path == root:
             query = f"?{request.url.query}" if request.url.query else ""
             return RedirectResponse(f"{root}/{query}", status_code=307)
-        return await call_next(request)
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
 
     def html(text: str, status: int = 200) -> HTMLResponse:
         return HTMLResponse(text, status_code=status, headers={"Content-Security-Policy": CSP})
@@ -231,67 +283,73 @@ def create_app(*, store: Callable[[], Store], configs: Callable[[], dict[str, Mo
         return cfgs[model]
 
     @app.get("/", response_class=HTMLResponse)
-    def index(who: str = Depends(user)):
+    def index():
         return html(index_page(overview(store(), configs())))
 
     @app.get("/api/models")
-    def api_models(who: str = Depends(user)):
+    def api_models():
         return JSONResponse(overview(store(), configs()))
 
     @app.get("/models/{model}")
-    def model_noslash(model: str, who: str = Depends(user)):
+    def model_noslash(model: str):
         return RedirectResponse(f"{quote(model, safe='')}/", status_code=307)
 
     @app.get("/models/{model}/", response_class=HTMLResponse)
-    def model_view(model: str, who: str = Depends(user)):
+    def model_view(model: str):
         return html(model_page(model_cfg(model), store()))
 
     @app.get("/models/{model}/history", response_class=HTMLResponse)
     def history_view(model: str, since: str | None = Query(None), until: str | None = Query(None),
-                     who: str = Depends(user)):
+                     to: str | None = Query(None, description="last day shown (inclusive), as the form sends it")):
         cfg = model_cfg(model)
         try:
             lo = as_utc(datetime.fromisoformat(since)) if since else None
             hi = as_utc(datetime.fromisoformat(until)) if until else None
+            if to and not until:
+                hi = as_utc(datetime.fromisoformat(to)) + timedelta(days=1)
         except ValueError as exc:
-            raise HTTPException(400, f"since/until: an ISO date or time is expected ({exc})") from None
+            raise HTTPException(400, f"since/until/to: an ISO date or time is expected ({exc})") from None
         render = history or _default_history
         return html(render(store(), cfg, lo, hi))
 
     @app.get("/models/{model}/alerts", response_class=HTMLResponse)
-    def alerts_view(model: str, recorded: str | None = None, who: str = Depends(user)):
-        return html(alerts_page(model_cfg(model), store(), flash=recorded))
-
-    @app.post("/models/{model}/feedback")
-    def feedback_post(model: str, incident: str = Form(...), kind: str = Form(...), comment: str = Form(""),
-                      who: str = Depends(user)):
+    def alerts_view(model: str, answered: str | None = None, who: Person = Depends(user)):
         cfg = model_cfg(model)
         st = store()
+        return html(alerts_page(cfg, st, who, flash=_answered_flash(st, cfg.name, answered) if answered else None))
+
+    @app.post("/models/{model}/feedback")
+    def feedback_post(request: Request, model: str, incident: str = Form(...), kind: str = Form(...),
+                      comment: str = Form(""), who: Person = Depends(user)):
+        cfg = model_cfg(model)
+        if not _same_origin(request):
+            raise HTTPException(403, "an answer must come from the driftline page itself (Origin mismatch)")
+        if not who.may_answer(cfg.name):
+            raise HTTPException(403, f"{who.name} may not answer {cfg.name}'s alerts "
+                                     f"(needs edit permission on the DAG driftline_monitor_{cfg.name})")
+        st = store()
         try:
-            rec = fb.record(cfg, st, incident, kind, by=who, comment=comment.strip(), source="driftline-page")
+            rec = fb.record(cfg, st, incident, kind, by=who.name, comment=comment.strip(), source="driftline-page")
         except fb.FeedbackError as exc:
-            return html(alerts_page(cfg, st, error=str(exc)), status=400)
-        said = f"{KIND_LABELS[rec['kind']]} recorded for {rec['check']} on {rec['subject']}: {fb.note(rec)}"
-        return RedirectResponse(f"alerts?{urlencode({'recorded': said})}", status_code=303)
+            return html(alerts_page(cfg, st, who, error=str(exc)), status=400)
+        return RedirectResponse(f"alerts?{urlencode({'answered': rec['incident_key']})}", status_code=303)
 
     @app.get("/models/{model}/runs/{key}/{path:path}")
-    def run_file(model: str, key: str, path: str, who: str = Depends(user)):
+    def run_file(model: str, key: str, path: str):
         cfg = model_cfg(model)
-        if not _KEY.match(key):
+        if not is_interval_key(key):
             raise HTTPException(404, f"{key!r} is not an interval key like 2026-10-05T0000Z")
         parts = [p for p in path.split("/") if p]
         if not parts or any(p in (".", "..") or "\\" in p for p in parts) or not path.lower().endswith(SERVED):
             raise HTTPException(404, f"{path!r} is not a page or artifact of a run")
         rel = posixpath.join(Store.run_prefix(cfg.name, parse_interval_key(key)), *parts)
-        st = store()
         try:
-            data = st.read_bytes(rel)
+            data = store().read_bytes(rel)
         except StoreError:
-            raise HTTPException(404, f"{cfg.name} {key}: no {'/'.join(parts)} in {st.uri(rel)}") from None
+            raise HTTPException(404, f"{cfg.name} {key}: no {'/'.join(parts)} in this run") from None
         media = mimetypes.guess_type(parts[-1])[0] or "application/octet-stream"
-        headers: dict[str, Any] = {}
-        if parts == ["report.html"] or media == "application/json":
-            headers["Content-Security-Policy"] = CSP
+        own = parts == ["report.html"] or media == "application/json"
+        headers: dict[str, Any] = {"Content-Security-Policy": CSP if own else SANDBOX}
         return Response(data, media_type=media, headers=headers)
 
     return app
@@ -301,20 +359,17 @@ def _default_history(store: Store, cfg: ModelConfig, since: datetime | None, unt
     from driftline.history import load_history, render_history
 
     data = load_history(store, cfg.name, since=since, until=until)
-    doc = render_history(data, report_href=lambda key: f"runs/{quote(key, safe='')}/report.html")
-    return doc.replace("<body>", "<body>" + _history_nav(cfg, since, until), 1)
+    return render_history(data, report_href=lambda key: f"runs/{quote(key, safe='')}/report.html",
+                          nav=_history_nav(cfg, since, until))
 
 
 def _history_nav(cfg: ModelConfig, since: datetime | None, until: datetime | None) -> str:
-    """The page's navigation and the range selector (a GET form: the range is in the URL)."""
-    def day(t: datetime | None) -> str:
-        return t.date().isoformat() if t else ""
-
-    crumbs = (f'<nav class="top"><strong>driftline</strong> <a href="../../">models</a> › '
-              f'<a href="./">{esc(cfg.name)}</a> › <a href="history">history</a> · <a href="alerts">alerts</a></nav>')
+    """The page's navigation and the range selector (a GET form: the range is in the URL; the
+    form's last day is inclusive)."""
+    last = (until - timedelta(days=1)).date().isoformat() if until else ""
     form = ('<form class="range" method="get" action="history">range: '
-            f'<label>from <input type="date" name="since" value="{esc(day(since))}"></label> '
-            f'<label>to (excluded) <input type="date" name="until" value="{esc(day(until))}"></label> '
+            f'<label>from <input type="date" name="since" value="{esc(since.date().isoformat() if since else "")}">'
+            f'</label> <label>to <input type="date" name="to" value="{esc(last)}"></label> '
             '<button type="submit">Show</button> <a href="history">everything</a></form>')
-    return ("<style>nav.top{display:flex;gap:10px;border-bottom:1px solid #d5dbe1;padding-bottom:6px}"
-            "form.range{margin:8px 0}</style>" + crumbs + form)
+    return (f"<style>{NAV_STYLE}</style>" + nav_bar([("models", "../../"), (cfg.name, "./"), ("history", "history"),
+                                                      ("alerts", "alerts")]) + form)

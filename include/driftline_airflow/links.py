@@ -47,7 +47,7 @@ class RunReportLink(BaseOperatorLink):
 
 @attrs.define
 class HistoryLink(BaseOperatorLink):
-    """"driftline history": the model's history up to the run's interval."""
+    """"driftline history": the model's history view (its whole range)."""
 
     model: str
     name = "driftline history"
@@ -57,7 +57,7 @@ class HistoryLink(BaseOperatorLink):
 
 
 def add_links(dag, model: str) -> None:
-    """Put both links on every (unmapped) task of a monitoring DAG."""
+    """Add both links to every (unmapped) task of a monitoring DAG, after the task's own."""
     for task in dag.tasks:
-        if not getattr(task, "is_mapped", False) and type(task).__name__ != "MappedOperator":
-            task.operator_extra_links = [RunReportLink(model), HistoryLink(model)]
+        if not getattr(task, "is_mapped", False):
+            task.operator_extra_links = [*task.operator_extra_links, RunReportLink(model), HistoryLink(model)]

@@ -422,3 +422,52 @@ def test_cli_writes_the_history_page_next_to_the_metrics(site, tmp_path, capsys,
     # from metrics/churn/, the verdicts link to the run reports in the store
     assert f'href="../../runs/churn/{_day_key(site, 4)}/report.html"' in page
     assert f"runs/churn/{_day_key(site, 3)}/report.html" not in page   # before the range
+
+
+@pytest.mark.s3
+def test_the_page_reads_an_s3_store_and_sees_new_runs(site, s3_server, monkeypatch):
+    """The plugin's store (DRIFTLINE_STORE_URL s3://..., the Airflow aws connection) on moto's S3
+    server: pages, reports and answers go through the S3 API; a run written after the first look
+    shows (s3fs would otherwise serve its first listing for ever in the long-lived API server)."""
+    import boto3
+
+    from driftline_airflow.runtime import get_store
+
+    endpoint, bucket = s3_server
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({
+        "conn_type": "aws", "login": "testing-key", "password": "testing-secret",
+        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"}}))
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("DRIFTLINE_STORE_URL", f"s3://{bucket}/store")
+    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="x", aws_secret_access_key="y",
+                      region_name="us-east-1")
+    local = site["root"] / "store"
+    skip = (".parquet",)  # tables are not read by the page; keep the upload small
+    for path in local.rglob("*"):
+        if path.is_file() and not path.name.endswith(skip):
+            s3.upload_file(str(path), bucket, f"store/{path.relative_to(local).as_posix()}")
+    from fastapi.testclient import TestClient
+
+    from driftline.web import Person, create_app
+
+    c = TestClient(create_app(store=get_store, configs=lambda: {"churn": site["cfg"]}, user=lambda: Person("s3-user")),
+                   follow_redirects=False)
+    key4 = _day_key(site, 4)
+    key5 = interval_key(_start(site["manifest"], len(site["manifest"]["interval_starts"]) - 1) + timedelta(days=1))
+    assert c.get("/api/models").json()[0]["latest"] == key4
+    report = c.get(f"/models/churn/runs/{key4}/report.html")
+    assert report.status_code == 200 and report.content == (local / "runs/churn" / key4 / "report.html").read_bytes()
+    # a worker writes a new interval's run (a folder the page has not listed before); it shows at once
+    run5 = {**json.loads((local / "runs/churn" / key4 / "run.json").read_text()), "interval": key5}
+    s3.put_object(Bucket=bucket, Key=f"store/runs/churn/{key5}/run.json", Body=json.dumps(run5).encode())
+    assert c.get("/api/models").json()[0]["latest"] == key5
+    # an answer lands in the bucket
+    from driftline.web import incidents
+
+    target = next(i for i in incidents(get_store(), "churn") if i["state"] == "open")
+    assert c.post("/models/churn/feedback", data={"incident": target["incident_key"],
+                                                  "kind": "acknowledged"}).status_code == 303
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="store/alerts/churn/feedback/")["Contents"]]
+    assert len(keys) == 1 and json.loads(s3.get_object(Bucket=bucket, Key=keys[0])["Body"].read())["by"] == "s3-user"
+    assert "acknowledged by s3-user" in c.get("/models/churn/alerts").text

@@ -34,12 +34,10 @@ from urllib.parse import quote
 
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import DAG, Param, task
-from driftline_airflow.runtime import (ConfigErrorsDag, alerts_asset, fail_clearly, get_store, load_configs,
-                                       log_summary)
-
 from driftline_airflow.links import driftline_url
+from driftline_airflow.runtime import alerts_asset, fail_clearly, get_store, log_summary, publish_model_dags
 
-from driftline.config import ConfigError, ModelConfig
+from driftline.config import ModelConfig
 
 #: The answers a person can give, and the driftline.feedback kind each records.
 OPTIONS = {"Acknowledge": "acknowledged", "False positive": "false_positive", "Expected": "expected"}
@@ -229,15 +227,5 @@ def build_feedback_dag(cfg: ModelConfig) -> DAG:
     return dag
 
 
-_loaded = load_configs()
-_errors = {}  # a broken model file is reported once, by driftline_monitoring.py
-for _name, _cfg in _loaded.models.items():
-    try:
-        _dag = build_feedback_dag(_cfg)
-        _dag.validate()
-    except Exception as _exc:  # noqa: BLE001 - a model Airflow rejects must not hide the others
-        _errors[_cfg.source] = ConfigError(_cfg.source, [f"Airflow rejects the feedback DAG built from it: {_exc}"])
-    else:
-        globals()[f"driftline_feedback_{_name}"] = _dag
-if _errors:
-    config_errors = ConfigErrorsDag(_errors)
+# a broken model file is reported once, by driftline_monitoring.py
+publish_model_dags(globals(), build_feedback_dag, "driftline_feedback_", report_file_errors=False)

@@ -56,12 +56,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, task
-from driftline_airflow.runtime import (ConfigErrorsDag, alert_sender, fail_clearly, get_store, load_configs,
-                                       log_summary, logged_delivery_failure, resolver, retraining_asset,
-                                       alerts_asset)
+from driftline_airflow.runtime import (alert_sender, alerts_asset, fail_clearly, get_store, log_summary,
+                                       logged_delivery_failure, publish_model_dags, resolver, retraining_asset)
 from driftline_airflow.links import add_links
 
-from driftline.config import ConfigError, ModelConfig
+from driftline.config import ModelConfig
 
 
 def build_monitoring_dag(cfg: ModelConfig) -> DAG:
@@ -308,16 +307,10 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
     return dag
 
 
-_loaded = load_configs()
-_errors = dict(_loaded.errors)
-for _name, _cfg in _loaded.models.items():
-    try:
-        _dag = build_monitoring_dag(_cfg)
-        add_links(_dag, _name)  # "driftline report" / "driftline history" on every task
-        _dag.validate()
-    except Exception as _exc:  # noqa: BLE001 - a model Airflow rejects must not hide the others
-        _errors[_cfg.source] = ConfigError(_cfg.source, [f"Airflow rejects the DAG built from it: {_exc}"])
-    else:
-        globals()[f"driftline_monitor_{_name}"] = _dag
-if _errors:
-    config_errors = ConfigErrorsDag(_errors)
+def _build(cfg: ModelConfig) -> DAG:
+    dag = build_monitoring_dag(cfg)
+    add_links(dag, cfg.name)  # "driftline report" / "driftline history" on every task
+    return dag
+
+
+publish_model_dags(globals(), _build, "driftline_monitor_", report_file_errors=True)

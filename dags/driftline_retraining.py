@@ -29,8 +29,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import DAG, Param, task
-from driftline_airflow.runtime import (fail_clearly, get_store, load_configs, log_summary, promoted_asset, resolver,
-                                       retraining_asset)
+from driftline_airflow.runtime import (fail_clearly, get_store, log_summary, promoted_asset, publish_model_dags,
+                                       resolver, retraining_asset)
 
 from driftline.config import ModelConfig
 
@@ -178,7 +178,5 @@ def _run_prefix(cfg: ModelConfig, p: dict) -> str:
     return run_prefix(cfg.name, p["run"])
 
 
-_loaded = load_configs()
-for _name, _cfg in _loaded.models.items():
-    if _cfg.retraining.enabled:
-        globals()[f"driftline_retrain_{_name}"] = build_retraining_dag(_cfg)
+publish_model_dags(globals(), lambda cfg: build_retraining_dag(cfg) if cfg.retraining.enabled else None,
+                   "driftline_retrain_", report_file_errors=False)

@@ -65,12 +65,38 @@ def s3_server():
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
+    # moto's servers in one process share their state: start from an empty S3
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10).close()
     boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="x", aws_secret_access_key="y",
                  region_name="us-east-1").create_bucket(Bucket="driftline-test")
     try:
         yield endpoint, "driftline-test"
     finally:
         server.stop()
+
+
+@pytest.fixture
+def s3_conn(s3_server, monkeypatch):
+    """moto's S3 server reached as a deployment reaches S3/MinIO: only through the Airflow
+    connection aws_default (endpoint_url in its extra), no AWS_* variables. Yields
+    (endpoint_url, bucket)."""
+    import json
+
+    endpoint, bucket = s3_server
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({
+        "conn_type": "aws", "login": "testing-key", "password": "testing-secret",
+        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"}}))
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(var, raising=False)
+    # Airflow keeps one filesystem per connection for the process's life: a deployment's
+    # connection never moves, but each test's S3 server listens on a new port
+    from airflow.sdk.io import store as object_stores
+
+    object_stores._STORE_CACHE.clear()
+    yield endpoint, bucket
+    object_stores._STORE_CACHE.clear()
 
 
 #: Every label of the demo week has arrived by then.

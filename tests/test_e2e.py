@@ -210,15 +210,10 @@ def test_empty_interval_is_no_data(tmp_path, monkeypatch, airflow_db):
 
 @pytest.mark.e2e
 @pytest.mark.s3
-def test_demo_end_to_end_on_s3(tmp_path, monkeypatch, airflow_db, s3_server):
+def test_demo_end_to_end_on_s3(tmp_path, monkeypatch, airflow_db, s3_conn):
     from driftline_airflow.runtime import resolver
 
-    endpoint, bucket = s3_server
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({
-        "conn_type": "aws", "login": "testing-key", "password": "testing-secret",
-        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"}}))
-    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(var, raising=False)
+    endpoint, bucket = s3_conn
     store, manifest = _setup(monkeypatch, f"s3://{bucket}/demo", f"s3://{bucket}/store", resolver=resolver("aws_default"))
     runs = _run_days(store, manifest, [0, 1, 5])
     _assert_demo_findings(store, manifest, runs)

@@ -14,13 +14,13 @@ from __future__ import annotations
 import importlib.util
 import re
 import shutil
-import signal
 import threading
 import time
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
 import pytest
+from hitl_harness import answer, run_with_responder
 
 from driftline import feedback
 from driftline.store import Store, interval_key
@@ -179,20 +179,6 @@ def feedback_dag(alerted, airflow_db, tmp_path, monkeypatch):
     return get_dag(DAG_ID), Store(f"file://{tmp_path}/store")
 
 
-class _Hang(BaseException):
-    """Raised in the main thread by the watchdog (a BaseException: dag.test() catches Exception)."""
-
-
-def _run_ids() -> set[str]:
-    from sqlalchemy import select
-
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        return set(session.scalars(select(DagRun.run_id).where(DagRun.dag_id == DAG_ID)))
-
-
 def _parked_requests(known: set[str], n: int, stop: threading.Event) -> dict:
     """Wait until the new run's n mapped `ask` instances all wait for input with their request
     written; returns run_id and {map_index: request}."""
@@ -223,88 +209,17 @@ def _parked_requests(known: set[str], n: int, stop: threading.Event) -> dict:
 
 
 def _respond(run_id: str, map_index: int, option: str, username: str, comment: str = "") -> dict:
-    """The core API's PATCH .../taskInstances/ask/{map_index}/hitlDetails handler, with the user
-    SimpleAuthManager would resolve."""
-    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-    from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
-    from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        return update_hitl_detail(
-            dag_id=DAG_ID, dag_run_id=run_id, task_id="ask", map_index=map_index,
-            update_hitl_detail_payload=UpdateHITLDetailPayload(chosen_options=[option],
-                                                               params_input={"comment": comment}),
-            user=SimpleAuthManagerUser(username=username, role="admin"), session=session).model_dump()
+    return answer(DAG_ID, run_id, "ask", option, username, map_index=map_index, params_input={"comment": comment})
 
 
 def _run(dag, run_conf: dict, respond=None):
-    """dag.test(run_conf) in the main thread; respond(known run ids, stop event) -> anything in a
-    helper thread; a watchdog aborts a run that outlives RUN_LIMIT. Returns (dag run, what the
-    responder returned)."""
-    assert threading.current_thread() is threading.main_thread()
-    known = _run_ids()
-    box: dict = {}
-    done, failed = threading.Event(), threading.Event()
-    main = threading.main_thread().ident
+    """dag.test(run_conf); respond(known run ids, stop event) -> anything from a helper thread
+    (tests/hitl_harness.py). Returns (dag run, what the responder returned)."""
+    def responder(known, done, box):
+        box["result"] = respond(known, done)
 
-    def responder():
-        try:
-            box["result"] = respond(known, done)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
-            box["error"] = exc
-            failed.set()
-
-    def watchdog():
-        limit = time.monotonic() + RUN_LIMIT
-        while not done.is_set() and not failed.is_set() and time.monotonic() < limit:
-            done.wait(0.2)
-        while not done.is_set():
-            signal.pthread_kill(main, signal.SIGUSR1)
-            done.wait(1.0)
-
-    def abort(signum, frame):
-        if not done.is_set():
-            raise _Hang()
-
-    previous = signal.signal(signal.SIGUSR1, abort)
-    threads = [threading.Thread(target=watchdog, name="hitl-watchdog", daemon=True)]
-    if respond:
-        threads.append(threading.Thread(target=responder, name="hitl-responder", daemon=True))
-    for t in threads:
-        t.start()
-    try:
-        dr = dag.test(run_conf=run_conf)
-    except _Hang:
-        done.set()
-        _fail_stuck_runs(known)
-        if "error" in box:
-            raise box["error"]
-        pytest.fail(f"{DAG_ID} did not finish within {RUN_LIMIT:.0f}s (responder saw: {box})")
-    finally:
-        done.set()
-        for t in threads:
-            t.join(timeout=30)
-        signal.signal(signal.SIGUSR1, previous)
-    if "error" in box:
-        raise box["error"]
+    dr, box = run_with_responder(dag, run_conf, responder if respond else None, limit=RUN_LIMIT)
     return dr, box.get("result")
-
-
-def _fail_stuck_runs(known: set[str]) -> None:
-    from sqlalchemy import update
-
-    from airflow.models.dagrun import DagRun
-    from airflow.models.taskinstance import TaskInstance as TI
-    from airflow.utils.session import create_session
-    from airflow.utils.state import DagRunState, State, TaskInstanceState
-
-    with create_session() as session:
-        session.execute(update(DagRun).where(DagRun.dag_id == DAG_ID, DagRun.run_id.not_in(known),
-                                             DagRun.state == DagRunState.RUNNING).values(state=DagRunState.FAILED))
-        session.execute(update(TI).where(TI.dag_id == DAG_ID, TI.run_id.not_in(known),
-                                         TI.state.not_in(list(State.finished)) | TI.state.is_(None))
-                        .values(state=TaskInstanceState.FAILED))
 
 
 def _states(dr) -> dict[str, list[str]]:

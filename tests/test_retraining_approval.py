@@ -9,20 +9,19 @@ scheduler record it:
 * no answer: the scheduler's ``check_awaiting_input_timeouts`` sweep, run after the deadline
   (no scheduler runs under dag.test()).
 
-dag.test() runs in the main thread: the task runner installs signal handlers, which Python allows
-only there. The answer comes from a helper thread; a watchdog thread aborts a hung run (SIGUSR1)
-so it fails the test instead of blocking CI.
+dag.test() runs in the main thread, the answer comes from a helper thread, and a watchdog aborts a
+hung run (tests/hitl_harness.py).
 """
 from __future__ import annotations
 
 import shutil
-import signal
 import threading
 import time
 from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
 import pytest
+from hitl_harness import answer, run_with_responder
 
 from driftline import registry
 from driftline.baseline import list_versions
@@ -78,20 +77,6 @@ def retrain_dag(scenario, tmp_path, monkeypatch):
 
 # --- running the DAG with a responder ------------------------------------------------------
 
-class _Hang(BaseException):
-    """Raised in the main thread by the watchdog (a BaseException: dag.test() catches Exception)."""
-
-
-def _run_ids() -> set[str]:
-    from sqlalchemy import select
-
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        return set(session.scalars(select(DagRun.run_id).where(DagRun.dag_id == DAG_ID)))
-
-
 def _parked_approval(known_runs: set[str], stop: threading.Event) -> dict:
     """Wait until the new run's `approve` task instance is AWAITING_INPUT with its request
     written; returns its run_id, ti_id, response deadline, and the request's body and creation
@@ -119,65 +104,16 @@ def _parked_approval(known_runs: set[str], stop: threading.Event) -> dict:
 
 
 def _run_with_responder(dag, run_conf: dict, respond):
-    """dag.test(run_conf) in this (the main) thread; in a helper thread, once `approve` is
-    parked: respond(run_id, ti_id, deadline) -> anything. Returns (dag run, what the responder
-    saw: run_id, ti_id, deadline, body, requested_at, result).
+    """dag.test(run_conf); once `approve` is parked, respond(run_id, ti_id, deadline) -> anything
+    from a helper thread (tests/hitl_harness.py). Returns (dag run, what the responder saw:
+    run_id, ti_id, deadline, body, requested_at, result)."""
+    def responder(known, done, box):
+        box.update(_parked_approval(known, done))
+        box["result"] = respond(box["run_id"], box["ti_id"], box["deadline"])
 
-    A watchdog thread interrupts the main thread with SIGUSR1 (not SIGALRM: Airflow's DagBag
-    import timeout, run inside dag.test(), takes over SIGALRM and its timer) after RUN_LIMIT, or
-    at once when the responder fails while the run waits for input, then every second: a signal
-    landing inside a task only fails that task (the task runner catches BaseException); a later
-    one ends dag.test()."""
-    assert threading.current_thread() is threading.main_thread()
-    known = _run_ids()
-    box: dict = {}
-    done, failed = threading.Event(), threading.Event()
-    main = threading.main_thread().ident
-
-    def responder():
-        try:
-            box.update(_parked_approval(known, done))
-            box["result"] = respond(box["run_id"], box["ti_id"], box["deadline"])
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
-            box["error"] = exc
-            if "ti_id" not in box or _state(box["ti_id"]) == "awaiting_input":
-                failed.set()  # else the run goes on to its end by itself
-
-    def watchdog():
-        limit = time.monotonic() + RUN_LIMIT
-        while not done.is_set() and not failed.is_set() and time.monotonic() < limit:
-            done.wait(0.2)
-        while not done.is_set():
-            signal.pthread_kill(main, signal.SIGUSR1)
-            done.wait(1.0)
-
-    def abort(signum, frame):
-        if not done.is_set():
-            raise _Hang()
-
-    previous = signal.signal(signal.SIGUSR1, abort)
-    threads = [threading.Thread(target=f, name=f"hitl-{f.__name__}", daemon=True) for f in (responder, watchdog)]
-    for t in threads:
-        t.start()
-    try:
-        dr = dag.test(run_conf=run_conf)
-    except _Hang:
-        done.set()
-        _fail_stuck_runs(known)
-        for t in threads:
-            t.join(timeout=30)
-        if "error" in box:
-            raise box["error"]
-        pytest.fail(f"{DAG_ID} did not finish within {RUN_LIMIT:.0f}s (responder saw: {box})")
-    finally:
-        done.set()
-        for t in threads:
-            t.join(timeout=30)
-        signal.signal(signal.SIGUSR1, previous)
-    assert not any(t.is_alive() for t in threads), "a helper thread hangs"
-    if "error" in box:
-        raise box["error"]
-    return dr, box
+    # a responder that fails while `approve` waits aborts the run; after, the run ends by itself
+    return run_with_responder(dag, run_conf, responder, limit=RUN_LIMIT,
+                              abort_on_error=lambda box: "ti_id" not in box or _state(box["ti_id"]) == "awaiting_input")
 
 
 def _state(ti_id: UUID) -> str:
@@ -191,41 +127,10 @@ def _state(ti_id: UUID) -> str:
     return getattr(state, "value", state)
 
 
-def _fail_stuck_runs(known: set[str]) -> None:
-    """After an aborted run: fail what it left running, so no later test waits on it."""
-    from sqlalchemy import update
-
-    from airflow.models.dagrun import DagRun
-    from airflow.models.taskinstance import TaskInstance as TI
-    from airflow.utils.session import create_session
-    from airflow.utils.state import DagRunState, State, TaskInstanceState
-
-    with create_session() as session:
-        new = DagRun.dag_id == DAG_ID, DagRun.run_id.not_in(known)
-        session.execute(update(DagRun).where(*new, DagRun.state == DagRunState.RUNNING)
-                        .values(state=DagRunState.FAILED))
-        session.execute(update(TI).where(TI.dag_id == DAG_ID, TI.run_id.not_in(known),
-                                         TI.state.not_in(list(State.finished)) | TI.state.is_(None))
-                        .values(state=TaskInstanceState.FAILED))
-
-
 def _answer(option: str, username: str = "alice"):
-    """A responder: the core API's PATCH /dags/{dag_id}/dagRuns/{run_id}/taskInstances/approve/-1/
-    hitlDetails handler, with the user SimpleAuthManager would resolve, in a session committed
-    as the route's session dependency commits it."""
-
+    """A responder answering `approve` through the core API's handler."""
     def respond(run_id: str, ti_id: UUID, deadline: datetime):
-        from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-        from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
-        from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
-        from airflow.utils.session import create_session
-
-        with create_session() as session:
-            response = update_hitl_detail(
-                dag_id=DAG_ID, dag_run_id=run_id, task_id="approve",
-                update_hitl_detail_payload=UpdateHITLDetailPayload(chosen_options=[option]),
-                user=SimpleAuthManagerUser(username=username, role="admin"), session=session)
-            return response.model_dump()
+        return answer(DAG_ID, run_id, "approve", option, username)
 
     return respond
 

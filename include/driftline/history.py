@@ -35,8 +35,8 @@ import pandas as pd
 import pyarrow as pa
 
 from driftline.feedback import note as answer_note
-from driftline.report import (CUR_COLOR, REF_COLOR, STYLE, _f, _short, _svg, badge, clip, esc, note, num, section,
-                              table)
+from driftline.report import (CUR_COLOR, REF_COLOR, STYLE, artifact_exists, badge, clip, esc, note, num, read_artifact,
+                              section, short_num, svg_frame, svg_num, table)
 from driftline.store import Store, StoreError, as_utc, interval_key, parse_interval_key
 
 #: history metrics of the dataset-level drift (not multivariate checks)
@@ -108,9 +108,9 @@ def load_history(store: Store, model: str, since: datetime | None = None, until:
     runs, drifts, reports = {}, {}, {}
     for key in keys_sorted:
         prefix = Store.run_prefix(model, parse_interval_key(key))
-        runs[key] = _read_json(store, posixpath.join(prefix, "run.json"), problems)
-        drifts[key] = _read_json(store, posixpath.join(prefix, "drift.json"), problems)
-        reports[key] = _exists(store, posixpath.join(prefix, "report.html"))
+        runs[key] = read_artifact(store, posixpath.join(prefix, "run.json"), problems)
+        drifts[key] = read_artifact(store, posixpath.join(prefix, "drift.json"), problems)
+        reports[key] = artifact_exists(store, posixpath.join(prefix, "report.html"))
 
     def series(metric: str, segment: str = "", kind: str = "realized", field: str = "value") -> list:
         return [(rows.get(k, {}).get((metric, segment, kind)) or {}).get(field) for k in keys_sorted]
@@ -221,21 +221,6 @@ def _history_rows(store: Store, model: str, read_history: Callable, lo: datetime
     return out
 
 
-def _read_json(store: Store, rel: str, problems: list[str]) -> Any:
-    try:
-        return store.read_json(rel) if store.exists(rel) else None
-    except (StoreError, ValueError) as exc:  # an unreadable artifact is reported, not fatal
-        problems.append(f"{rel}: could not be read ({exc})")
-        return None
-
-
-def _exists(store: Store, rel: str) -> bool:
-    try:
-        return store.exists(rel)
-    except StoreError:
-        return False
-
-
 def _drift_columns(rows: dict, drifts: dict) -> dict[str, list[str]]:
     """Column names with drift on record, split into features and prediction columns."""
     names: set[str] = set()
@@ -335,34 +320,34 @@ def svg_line_chart(x_labels: list[str], series: list[dict], *, label: str, refs:
     parts = [f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{width - RIGHT}" y2="{TOP + plot_h}" class="axis"/>',
              f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + plot_h}" class="axis"/>']
     for v in (hi, (hi + lo) / 2, lo):
-        parts.append(f'<text x="{LEFT - 4}" y="{_f(y(v) + 3)}" class="tick" text-anchor="end">{esc(_short(v))}</text>')
+        parts.append(f'<text x="{LEFT - 4}" y="{svg_num(y(v) + 3)}" class="tick" text-anchor="end">{esc(short_num(v))}</text>')
     for i in _tick_slots(n, max(2, int(plot_w // (6 * max(len(_tick_label(k)) for k in x_labels) + 6)))):
-        parts.append(f'<text x="{_f(x(i))}" y="{height - 6}" class="tick" text-anchor="middle">'
+        parts.append(f'<text x="{svg_num(x(i))}" y="{height - 6}" class="tick" text-anchor="middle">'
                      f'{esc(_tick_label(x_labels[i]))}</text>')
     for b in bands:
         for seg in _segments([(i, u, l_) for i, (l_, u) in enumerate(zip(b["lower"], b["upper"]))
                               if _num(l_) is not None and _num(u) is not None]):
             if len(seg) < 2:
                 i, u, l_ = seg[0]
-                parts.append(f'<rect class="band" x="{_f(x(i) - 3)}" y="{_f(y(u))}" width="6" '
-                             f'height="{_f(max(y(l_) - y(u), 1.0))}" fill="{b.get("color", CUR_COLOR)}" '
+                parts.append(f'<rect class="band" x="{svg_num(x(i) - 3)}" y="{svg_num(y(u))}" width="6" '
+                             f'height="{svg_num(max(y(l_) - y(u), 1.0))}" fill="{b.get("color", CUR_COLOR)}" '
                              f'fill-opacity="0.2"><title>{esc(b["name"])}</title></rect>')
                 continue
-            pts = ([f"{_f(x(i))},{_f(y(u))}" for i, u, _ in seg]
-                   + [f"{_f(x(i))},{_f(y(l_))}" for i, _, l_ in reversed(seg)])
+            pts = ([f"{svg_num(x(i))},{svg_num(y(u))}" for i, u, _ in seg]
+                   + [f"{svg_num(x(i))},{svg_num(y(l_))}" for i, _, l_ in reversed(seg)])
             parts.append(f'<polygon class="band" points="{" ".join(pts)}" fill="{b.get("color", CUR_COLOR)}" '
                          f'fill-opacity="0.2" stroke="none"><title>{esc(b["name"])}</title></polygon>')
     for r, vs in ref_values:
         known = {_num(v) for v in vs} - {None}
         if len(known) == 1:
             v = known.pop()
-            parts.append(f'<line class="threshold" x1="{LEFT}" y1="{_f(y(v))}" x2="{width - RIGHT}" y2="{_f(y(v))}" '
+            parts.append(f'<line class="threshold" x1="{LEFT}" y1="{svg_num(y(v))}" x2="{width - RIGHT}" y2="{svg_num(y(v))}" '
                          f'stroke="{THRESHOLD_COLOR}" stroke-width="1.2" stroke-dasharray="5 4">'
                          f'<title>{esc(r["name"])} {num(v)}</title></line>')
         elif known:
             for seg in _segments([(i, v) for i, v in enumerate(vs) if _num(v) is not None]):
-                pts = " ".join(f"{_f(x(i) - (slot / 2 if j == 0 else 0))},{_f(y(v))} "
-                               f"{_f(x(i) + (slot / 2 if j == len(seg) - 1 else 0))},{_f(y(v))}"
+                pts = " ".join(f"{svg_num(x(i) - (slot / 2 if j == 0 else 0))},{svg_num(y(v))} "
+                               f"{svg_num(x(i) + (slot / 2 if j == len(seg) - 1 else 0))},{svg_num(y(v))}"
                                for j, (i, v) in enumerate(seg))
                 parts.append(f'<polyline class="threshold" points="{pts}" fill="none" stroke="{THRESHOLD_COLOR}" '
                              f'stroke-width="1.2" stroke-dasharray="5 4"><title>{esc(r["name"])}</title></polyline>')
@@ -371,7 +356,7 @@ def svg_line_chart(x_labels: list[str], series: list[dict], *, label: str, refs:
         dash = ' stroke-dasharray="3 3"' if s.get("dash") else ""
         for seg in _segments([(i, v) for i, v in enumerate(s["values"]) if _num(v) is not None]):
             if len(seg) > 1:
-                pts = " ".join(f"{_f(x(i))},{_f(y(v))}" for i, v in seg)
+                pts = " ".join(f"{svg_num(x(i))},{svg_num(y(v))}" for i, v in seg)
                 parts.append(f'<polyline class="series s{k}" points="{pts}" fill="none" stroke="{color}" '
                              f'stroke-width="1.8"{dash}><title>{esc(s["name"])}</title></polyline>')
         flags = s.get("flags") or [None] * n
@@ -379,11 +364,11 @@ def svg_line_chart(x_labels: list[str], series: list[dict], *, label: str, refs:
             if _num(v) is None:
                 continue
             hit = bool(flags[i])
-            parts.append(f'<circle class="{"hit" if hit else "pt"}" cx="{_f(x(i))}" cy="{_f(y(v))}" '
+            parts.append(f'<circle class="{"hit" if hit else "pt"}" cx="{svg_num(x(i))}" cy="{svg_num(y(v))}" '
                          f'r="{3.6 if hit else 2.4}" fill="{DRIFT_COLOR if hit else color}">'
                          f'<title>{esc(s["name"])} {esc(x_labels[i])}: {num(v)}{" (drifted)" if hit else ""}'
                          f'</title></circle>')
-    return _svg(width, height, label, "".join(parts))
+    return svg_frame(width, height, label, "".join(parts))
 
 
 def _segments(points: list[tuple]) -> list[list[tuple]]:
@@ -437,7 +422,7 @@ def svg_timeline(intervals: list[dict], incidents: list[dict], href: Callable[[d
         verdict, _, color = VERDICTS.get(it.get("status"), UNKNOWN_VERDICT) if it.get("run") else UNKNOWN_VERDICT
         if it.get("run") and it.get("status") not in VERDICTS:
             verdict = str(it.get("status")).upper()
-        cell = (f'<rect class="verdict" x="{_f(label_w + i * slot + 1)}" y="14" width="{_f(max(slot - 2, 1))}" '
+        cell = (f'<rect class="verdict" x="{svg_num(label_w + i * slot + 1)}" y="14" width="{svg_num(max(slot - 2, 1))}" '
                 f'height="{row_h - 3}" fill="{color}"><title>{esc(it["key"])}: {esc(verdict)}</title></rect>')
         link = href(it)
         parts.append(f'<a href="{esc(link)}">{cell}</a>' if link else cell)
@@ -454,20 +439,20 @@ def svg_timeline(intervals: list[dict], incidents: list[dict], href: Callable[[d
         parts.append(f'<text x="{label_w - 6}" y="{y0 + 12}" class="tick" text-anchor="end"><title>{esc(who)}</title>'
                      f'{esc(clip(who, SUBJECT_CHARS))}</text>')
         w = max((b - a) * slot - 2, 3)
-        parts.append(f'<rect class="incident{" open" if open_ else ""}" x="{_f(label_w + a * slot + 1)}" y="{y0 + 2}" '
-                     f'width="{_f(w)}" height="{row_h - 6}" rx="3" fill="{color}" fill-opacity="0.85">'
+        parts.append(f'<rect class="incident{" open" if open_ else ""}" x="{svg_num(label_w + a * slot + 1)}" y="{y0 + 2}" '
+                     f'width="{svg_num(w)}" height="{row_h - 6}" rx="3" fill="{color}" fill-opacity="0.85">'
                      f'<title>{esc(tip)}</title></rect>')
         answered = [fb.get("kind") for fb in inc.get("answers") or []]
         if answered and w > 60:
-            parts.append(f'<text x="{_f(label_w + a * slot + 10)}" y="{y0 + 11}" class="tick" fill="#fff" '
+            parts.append(f'<text x="{svg_num(label_w + a * slot + 10)}" y="{y0 + 11}" class="tick" fill="#fff" '
                          f'style="fill:#fff">{esc(str(answered[-1]).replace("_", " "))}</text>')
         if a < n and inc["opened"] in keys:
-            parts.append(f'<circle class="opened" cx="{_f(label_w + a * slot + 4)}" cy="{y0 + 8}" r="2.5" '
+            parts.append(f'<circle class="opened" cx="{svg_num(label_w + a * slot + 4)}" cy="{y0 + 8}" r="2.5" '
                          f'fill="#fff"/>')
     for i in _tick_slots(n, 10):
-        parts.append(f'<text x="{_f(label_w + (i + 0.5) * slot)}" y="{height - 4}" class="tick" text-anchor="middle">'
+        parts.append(f'<text x="{svg_num(label_w + (i + 0.5) * slot)}" y="{height - 4}" class="tick" text-anchor="middle">'
                      f'{esc(_tick_label(keys[i]))}</text>')
-    return _svg(width, height, "run verdicts and alert incidents", "".join(parts))
+    return svg_frame(width, height, "run verdicts and alert incidents", "".join(parts))
 
 
 def _check_name(check: Any) -> str:

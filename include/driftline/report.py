@@ -59,14 +59,14 @@ def load_run(cfg: ModelConfig, store: Store, interval_start: datetime) -> dict[s
     problems met reading them (``_problems``: sentences for the page)."""
     prefix = Store.run_prefix(cfg.name, as_utc(interval_start))
     problems: list[str] = []
-    art: dict[str, Any] = {name: _read_json(store, posixpath.join(prefix, fn), problems)
+    art: dict[str, Any] = {name: read_artifact(store, posixpath.join(prefix, fn), problems)
                            for name, fn in ARTIFACTS.items()}
     version = _baseline_version(art)
     art["baseline_profile"] = None
     if version:
         rel = posixpath.join(Store.baseline_prefix(cfg.name, version), "profile.json")
-        art["baseline_profile"] = _read_json(store, rel, problems)
-    art["data_docs"] = _exists(store, posixpath.join(prefix, DATA_DOCS))
+        art["baseline_profile"] = read_artifact(store, rel, problems)
+    art["data_docs"] = artifact_exists(store, posixpath.join(prefix, DATA_DOCS))
     art["prefix"], art["uri"], art["_problems"] = prefix, store.uri(prefix), problems
     art["suppressed"] = _suppressed(art)
     art["feedback"] = _answers(cfg, store, art, problems)
@@ -101,7 +101,7 @@ def _answers(cfg: ModelConfig, store: Store, art: dict, problems: list[str]) -> 
             or (r.get("check"), r.get("subject"), r.get("at"), r.get("by")) in said]
 
 
-def _read_json(store: Store, rel: str, problems: list[str]) -> Any:
+def read_artifact(store: Store, rel: str, problems: list[str]) -> Any:
     try:
         return store.read_json(rel) if store.exists(rel) else None
     except (StoreError, ValueError) as exc:  # an unreadable artifact is reported, not fatal
@@ -109,7 +109,7 @@ def _read_json(store: Store, rel: str, problems: list[str]) -> Any:
         return None
 
 
-def _exists(store: Store, rel: str) -> bool:
+def artifact_exists(store: Store, rel: str) -> bool:
     try:
         return store.exists(rel)
     except StoreError:
@@ -181,12 +181,12 @@ def section(anchor: str, title: str, body: str) -> str:
     return f'<section id="{esc(anchor)}"><h2>{esc(title)}</h2>{body}</section>'
 
 
-def _f(x: float) -> str:
+def svg_num(x: float) -> str:
     """An SVG coordinate."""
     return f"{x:.1f}"
 
 
-def _short(x: float) -> str:
+def short_num(x: float) -> str:
     """A compact axis label: 3 significant digits, thousands as k."""
     if not math.isfinite(x):
         return "∞" if x > 0 else "-∞"
@@ -194,7 +194,7 @@ def _short(x: float) -> str:
 
 
 # -- charts (inline SVG) ---------------------------------------------------------------------
-def _svg(width: int, height: int, label: str, body: str) -> str:
+def svg_frame(width: int, height: int, label: str, body: str) -> str:
     return (f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
             f'role="img" aria-label="{esc(label)}"><title>{esc(label)}</title>{body}</svg>')
 
@@ -219,17 +219,17 @@ def svg_histogram(edges: list[float], ref_counts: list[float], cur_counts: list[
              f'<text x="{left - 4}" y="{top + plot_h}" class="tick" text-anchor="end">0%</text>']
     for i in range(n):
         lo, hi = edges[i], edges[i + 1]
-        span = f"[{_short(lo)}, {_short(hi)})"
+        span = f"[{short_num(lo)}, {short_num(hi)})"
         for j, (share, color) in enumerate(((ref[i], REF_COLOR), (cur[i], CUR_COLOR))):
             h = share / peak * plot_h
             x = left + i * slot + slot * (0.1 + 0.4 * j)
             who = "reference" if j == 0 else "current"
-            parts.append(f'<rect x="{_f(x)}" y="{_f(top + plot_h - h)}" width="{_f(slot * 0.4)}" height="{_f(h)}" '
+            parts.append(f'<rect x="{svg_num(x)}" y="{svg_num(top + plot_h - h)}" width="{svg_num(slot * 0.4)}" height="{svg_num(h)}" '
                          f'fill="{color}"><title>{esc(span)} {who}: {pct(share)}</title></rect>')
         if i:
-            parts.append(f'<text x="{_f(left + i * slot)}" y="{top + plot_h + 12}" class="tick" '
-                         f'text-anchor="middle">{esc(_short(lo))}</text>')
-    return _svg(width, height, label, "".join(parts))
+            parts.append(f'<text x="{svg_num(left + i * slot)}" y="{top + plot_h + 12}" class="tick" '
+                         f'text-anchor="middle">{esc(short_num(lo))}</text>')
+    return svg_frame(width, height, label, "".join(parts))
 
 
 def _category_rows(ref_top: dict, cur_top: dict, ref_other: float, cur_other: float) -> list[tuple[str, float, float]]:
@@ -259,10 +259,10 @@ def svg_categories(ref_top: dict, cur_top: dict, label: str, ref_other: float = 
             w = share / peak * plot_w
             yy = y + 2 + j * 10
             who = "reference" if j == 0 else "current"
-            parts.append(f'<rect x="{left}" y="{yy}" width="{_f(w)}" height="9" fill="{color}">'
+            parts.append(f'<rect x="{left}" y="{yy}" width="{svg_num(w)}" height="9" fill="{color}">'
                          f'<title>{esc(name)} {who}: {pct(share)}</title></rect>'
-                         f'<text x="{_f(left + w + 4)}" y="{yy + 8}" class="tick">{pct(share)}</text>')
-    return _svg(width, height, label, "".join(parts))
+                         f'<text x="{svg_num(left + w + 4)}" y="{yy + 8}" class="tick">{pct(share)}</text>')
+    return svg_frame(width, height, label, "".join(parts))
 
 
 QUANTILES = ("p05", "p25", "p50", "p75", "p95")
@@ -290,15 +290,15 @@ def svg_quantiles(ref: dict, cur: dict, label: str) -> str | None:
         tip = esc(f"{who}: " + ", ".join(f"{k} {fmt_num(s[k])}" for k in QUANTILES))
         parts.append(f'<g><title>{tip}</title>'
                      f'<text x="{left - 6}" y="{y + 14}" class="tick" text-anchor="end">{esc(who)}</text>'
-                     f'<line x1="{_f(x(q[0]))}" y1="{y + 10}" x2="{_f(x(q[4]))}" y2="{y + 10}" stroke="{color}"/>'
-                     f'<rect x="{_f(x(q[1]))}" y="{y}" width="{_f(max(x(q[3]) - x(q[1]), 1))}" height="20" '
+                     f'<line x1="{svg_num(x(q[0]))}" y1="{y + 10}" x2="{svg_num(x(q[4]))}" y2="{y + 10}" stroke="{color}"/>'
+                     f'<rect x="{svg_num(x(q[1]))}" y="{y}" width="{svg_num(max(x(q[3]) - x(q[1]), 1))}" height="20" '
                      f'fill="{color}" fill-opacity="0.5" stroke="{color}"/>'
-                     f'<line x1="{_f(x(q[2]))}" y1="{y}" x2="{_f(x(q[2]))}" y2="{y + 20}" stroke="#222"/></g>')
+                     f'<line x1="{svg_num(x(q[2]))}" y1="{y}" x2="{svg_num(x(q[2]))}" y2="{y + 20}" stroke="#222"/></g>')
         if isinstance(s.get("mean"), (int, float)):
-            parts.append(f'<circle cx="{_f(x(s["mean"]))}" cy="{y + 10}" r="3" fill="#222"/>')
-    parts.append(f'<text x="{left}" y="84" class="tick">{esc(_short(lo))}</text>'
-                 f'<text x="{width - right}" y="84" class="tick" text-anchor="end">{esc(_short(hi))}</text>')
-    return _svg(width, 90, label, "".join(parts))
+            parts.append(f'<circle cx="{svg_num(x(s["mean"]))}" cy="{y + 10}" r="3" fill="#222"/>')
+    parts.append(f'<text x="{left}" y="84" class="tick">{esc(short_num(lo))}</text>'
+                 f'<text x="{width - right}" y="84" class="tick" text-anchor="end">{esc(short_num(hi))}</text>')
+    return svg_frame(width, 90, label, "".join(parts))
 
 
 def svg_band(value: float | None, lower: float | None, upper: float | None, realized: float | None,
@@ -314,7 +314,7 @@ def svg_band(value: float | None, lower: float | None, upper: float | None, real
     width, height = 170, 18
 
     def x(v: float) -> str:
-        return _f(4 + (v - lo) / (hi - lo) * (width - 8))
+        return svg_num(4 + (v - lo) / (hi - lo) * (width - 8))
 
     parts = [f'<line x1="4" y1="9" x2="{width - 4}" y2="9" class="axis"/>']
     if isinstance(baseline, (int, float)):
@@ -324,7 +324,7 @@ def svg_band(value: float | None, lower: float | None, upper: float | None, real
         parts.append(f'<line x1="{x(bound)}" y1="2" x2="{x(bound)}" y2="16" stroke="#c0392b" stroke-width="2">'
                      f'<title>bound {num(bound)}</title></line>')
     if isinstance(lower, (int, float)) and isinstance(upper, (int, float)):
-        parts.append(f'<rect x="{x(lower)}" y="5" width="{_f(float(x(upper)) - float(x(lower)))}" height="8" '
+        parts.append(f'<rect x="{x(lower)}" y="5" width="{svg_num(float(x(upper)) - float(x(lower)))}" height="8" '
                      f'fill="{CUR_COLOR}" fill-opacity="0.25">'
                      f'<title>estimate band [{num(lower)}, {num(upper)}]</title></rect>')
     if isinstance(value, (int, float)):
@@ -332,9 +332,9 @@ def svg_band(value: float | None, lower: float | None, upper: float | None, real
                      f'<title>estimated {num(value)}</title></circle>')
     if isinstance(realized, (int, float)):
         cx = float(x(realized))
-        parts.append(f'<path d="M{_f(cx)} 3 L{_f(cx + 5)} 9 L{_f(cx)} 15 L{_f(cx - 5)} 9 Z" fill="#222">'
+        parts.append(f'<path d="M{svg_num(cx)} 3 L{svg_num(cx + 5)} 9 L{svg_num(cx)} 15 L{svg_num(cx - 5)} 9 Z" fill="#222">'
                      f'<title>realized {num(realized)}</title></path>')
-    return _svg(width, height, "realized vs estimated", "".join(parts))
+    return svg_frame(width, height, "realized vs estimated", "".join(parts))
 
 
 # -- the verdict per check family (shared by the page's header and the log table) ------------
@@ -1090,7 +1090,7 @@ def summary_table(cfg: ModelConfig, store: Store, interval_start: datetime) -> l
     w_counts = max(len("counts"), *(len(f.counts) for f in fams))
     line = "{:<13} {:<%d} {:<%d} {}" % (w_status, w_counts)
     report = posixpath.join(art["prefix"], REPORT_FILE)
-    where = f"report {store.uri(report)}" if _exists(store, report) else f"artifacts {art['uri']}"
+    where = f"report {store.uri(report)}" if artifact_exists(store, report) else f"artifacts {art['uri']}"
     n, quiet = violation_counts(art)
     counted = f"; {n} violations{_and_suppressed(quiet)}" if quiet else ""
     return [f"{cfg.name} {interval_key(start)} baseline {_baseline_version(art) or 'none'}: {verdict}{counted}; {where}",

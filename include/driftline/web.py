@@ -114,12 +114,12 @@ def overview(store: Store, configs: dict[str, ModelConfig]) -> list[dict]:
             latest = next((r for r in (read_run(store, name, k) for k in reversed(keys)) if r), None)
             incs = incidents(store, name)
         except StoreError as exc:
-            rows.append({"model": name, "error": str(exc), "runs": None, "latest": None, "status": None,
+            rows.append({"model": name, "error": str(exc), "intervals": None, "latest": None, "status": None,
                          "baseline": None, "violations": None, "drift": None, "model_quality": None,
                          "open_alerts": 0, "unanswered": 0})
             continue
         rows.append({
-            "model": name, "error": None, "runs": len(keys), "latest": latest["interval"] if latest else None,
+            "model": name, "error": None, "intervals": len(keys), "latest": latest["interval"] if latest else None,
             "status": latest["status"] if latest else None, "baseline": latest.get("baseline") if latest else None,
             "violations": latest.get("violations") if latest else None,
             "drift": latest.get("drift") if latest else None,

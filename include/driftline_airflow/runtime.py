@@ -91,14 +91,37 @@ class ConfigErrorsDag(DAG):
     so one broken model file does not take the other models down.
     """
 
-    def __init__(self, errors: dict[str, ConfigError], **kwargs):
+    def __init__(self, errors: dict[str, ConfigError], dag_id: str = "driftline_config_errors", **kwargs):
         self._config_errors = errors
-        super().__init__(dag_id="driftline_config_errors", schedule=None, **kwargs)
+        super().__init__(dag_id=dag_id, schedule=None, **kwargs)
 
     def validate(self) -> None:  # noqa: D102
         raise ModelFilesError(
             f"{len(self._config_errors)} driftline model file(s) could not be loaded; their DAGs are missing:\n"
             + "\n".join(str(e) for e in self._config_errors.values()))
+
+
+def publish_model_dags(namespace: dict, build, dag_id_prefix: str, *, report_file_errors: bool) -> None:
+    """Build one DAG per loaded model file into a DAG file's globals, as ``<prefix><model>``. A
+    model whose DAG Airflow rejects does not hide the others: it becomes an import error of the
+    file naming the model file (``report_file_errors``: the broken model files too -- one DAG file
+    reports them, so each shows once)."""
+    loaded = load_configs()
+    errors = dict(loaded.errors) if report_file_errors else {}
+    for name, cfg in loaded.models.items():
+        try:
+            dag = build(cfg)
+            if dag is None:
+                continue
+            dag.validate()
+        except Exception as exc:  # noqa: BLE001 - a model Airflow rejects must not hide the others
+            errors[cfg.source] = ConfigError(cfg.source, [f"Airflow rejects the DAG {dag_id_prefix}{name} built "
+                                                          f"from it: {exc}"])
+        else:
+            namespace[f"{dag_id_prefix}{name}"] = dag
+    if errors:
+        namespace["config_errors"] = ConfigErrorsDag(errors, dag_id=f"{dag_id_prefix}config_errors"
+                                                     if not report_file_errors else "driftline_config_errors")
 
 
 class ModelFilesError(ValueError):

@@ -93,8 +93,8 @@ def main() -> int:
 
     history = store.write_text("metrics/churn/history.html", render_history(load_history(store, "churn")))
     print(f"history view: {history}")
-    print("the driftline page (reports, history, answering alerts): source scripts/env.sh && "
-          "$VENV/bin/airflow standalone, then http://localhost:8080/plugin/driftline")
+    print('the driftline page (reports, history, answering alerts): source scripts/env.sh && '
+          'export PATH="$VENV/bin:$PATH" && airflow standalone, then http://localhost:8080/plugin/driftline')
     return 0 if all(str(r[1]).endswith("success") for r in rows) else 1
 
 

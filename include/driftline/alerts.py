@@ -361,9 +361,10 @@ def incidents(store: Store, model: str, since: datetime | None = None, until: da
     (interval keys of the first and latest message), ``resolved`` (the interval of the
     resolved message, or None), ``text`` (the opening sentence), ``latest_text``,
     ``resolved_text``, ``reminders``, ``deliveries`` (count), ``answers`` (feedback records,
-    oldest first) and ``state``: ``resolved``; ``suppressed`` when the latest answer is a false
+    oldest first) and ``state``: ``resolved``; ``suppressed`` once a person answered false
     positive or expected (no message follows a suppressed incident, so without the answer it
-    would look open forever; ``suppressed_until`` says till when); else ``open``.
+    would look open forever; ``suppressed_until`` says till when); else ``open``. ``ended``:
+    the interval it resolved in, or for a suppressed one the end of its window.
     Unreadable history is named in ``problems`` (when given), never raised."""
     from driftline import feedback
 
@@ -401,15 +402,20 @@ def incidents(store: Store, model: str, since: datetime | None = None, until: da
         if a.get("incident_key") in out:
             out[a["incident_key"]]["answers"].append(a)
     for inc in out.values():
-        latest = inc["answers"][-1] if inc["answers"] else None
-        suppressing = latest is not None and latest.get("kind") in feedback.SUPPRESSING
-        inc["state"] = "resolved" if inc["resolved"] else "suppressed" if suppressing else "open"
-        inc["suppressed_until"] = latest.get("until") if suppressing else None
+        # as the engine decides (feedback.active): a false positive or expected answer suppresses,
+        # whatever acknowledgement came after it
+        quieting = [a for a in inc["answers"] if a.get("kind") in feedback.SUPPRESSING and a.get("until")]
+        window_end = quieting[-1]["until"] if quieting else None
+        inc["state"] = "resolved" if inc["resolved"] else "suppressed" if window_end else "open"
+        inc["suppressed_until"] = window_end if not inc["resolved"] else None
+        # a suppressed incident gets no more messages: it ends with its window (a check still
+        # failing then opens a new incident)
+        inc["ended"] = inc["resolved"] or (interval_key(datetime.fromisoformat(window_end)) if window_end else None)
 
     def overlaps(inc: dict) -> bool:
         try:
             opened = parse_interval_key(inc["opened"])
-            closed = parse_interval_key(inc["resolved"]) if inc["resolved"] else None
+            closed = parse_interval_key(inc["ended"]) if inc["ended"] else None
         except (TypeError, ValueError):
             return False
         return (until is None or opened < as_utc(until)) and (since is None or closed is None or closed > as_utc(since))

@@ -429,12 +429,15 @@ def svg_timeline(intervals: list[dict], incidents: list[dict], href: Callable[[d
     for r, inc in enumerate(incidents, 1):
         y0 = 14 + r * row_h
         a = slot_of(inc["opened"], 0)
-        b = slot_of(inc["resolved"], n) if inc["resolved"] else n
-        open_ = inc["resolved"] is None or inc["resolved"] not in keys and inc["resolved"] > keys[-1]
+        end = inc.get("ended", inc["resolved"])
+        b = slot_of(end, n) if end else n
+        open_ = end is None or end not in keys and end > keys[-1]
         who = f"{_check_name(inc['check'])}: {inc['subject']}"
         color = SEVERITY_COLORS.get(inc.get("severity"), "#888")
         tip = (f"{who} [{inc.get('severity')}] opened {inc['opened']}, "
-               + (f"resolved {inc['resolved']}" if inc["resolved"] else "still open") + f": {inc.get('text') or ''}"
+               + (f"resolved {inc['resolved']}" if inc["resolved"] else
+                  f"suppressed until {str(inc.get('suppressed_until'))[:10]}" if inc.get("state") == "suppressed"
+                  else "still open") + f": {inc.get('text') or ''}"
                + "".join(f"; {fb.get('kind')} by {fb.get('by')}" for fb in inc.get("answers") or []))
         parts.append(f'<text x="{label_w - 6}" y="{y0 + 12}" class="tick" text-anchor="end"><title>{esc(who)}</title>'
                      f'{esc(clip(who, SUBJECT_CHARS))}</text>')

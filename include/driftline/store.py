@@ -169,7 +169,11 @@ class Store:
         return self._guard(f"reading {rel}", read)
 
     def exists(self, rel: str) -> bool:
-        return bool(self._guard(f"checking {rel}", lambda: self.fs.exists(self.path(rel))))
+        def check() -> bool:
+            p = self.path(rel)
+            self.fs.invalidate_cache(posixpath.dirname(p))  # a cached listing may predate the file
+            return self.fs.exists(p)
+        return bool(self._guard(f"checking {rel}", check))
 
     def listdir(self, rel: str) -> list[str]:
         """Names (not paths) directly under rel; [] when it does not exist."""

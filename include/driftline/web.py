@@ -235,7 +235,10 @@ def alerts_page(cfg: ModelConfig, store: Store, who: Person, flash: str | None =
 
 def _answered_flash(store: Store, model: str, incident_key: str) -> str | None:
     """What the page says after an answer: read back from the store, never from the URL."""
-    answers = [a for a in fb.read_all(store, model) if a.get("incident_key") == incident_key]
+    try:
+        answers = [a for a in fb.read_all(store, model) if a.get("incident_key") == incident_key]
+    except (StoreError, ValueError, KeyError):
+        return None
     if not answers:
         return None
     a = answers[-1]
@@ -243,11 +246,18 @@ def _answered_flash(store: Store, model: str, incident_key: str) -> str | None:
 
 
 def _same_origin(request: Request) -> bool:
-    """A browser POST names the page it came from; it must be this host."""
+    """A browser's POST must come from this site's own page. Browsers say so in Sec-Fetch-Site
+    (right behind a proxy that rewrites Host too); without it, the Origin (or Referer) must name
+    this host (Host, or X-Forwarded-Host from a proxy). No header at all: not a browser form (a
+    script with a bearer token); ``null``: an opaque, sandboxed origin -- refused."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site == "same-origin"
     source = request.headers.get("origin") or request.headers.get("referer")
-    if not source or source == "null":
-        return source is None  # no header: not a browser form; "null": an opaque (sandboxed) origin
-    return urlsplit(source).netloc == request.headers.get("host", request.url.netloc)
+    if source is None:
+        return True
+    hosts = {request.headers.get("host"), request.headers.get("x-forwarded-host")} - {None}
+    return source != "null" and urlsplit(source).netloc in hosts
 
 
 # -- the app ---------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ what the SIGUSR1 watchdog does).
 """
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import threading
@@ -83,15 +82,12 @@ def test_interval_ref_accepts_keys_and_iso_times():
         feedback.interval_ref("last tuesday")
 
 
-# --- the DAG file's helpers -------------------------------------------------------------------
+# --- the requests (driftline_airflow.feedback_requests) -------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def feedback_module():
-    from driftline_airflow.runtime import PROJECT_DIR
+    import driftline_airflow.feedback_requests as mod
 
-    spec = importlib.util.spec_from_file_location("driftline_feedback_dag", PROJECT_DIR / "dags/driftline_feedback.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
     return mod
 
 

@@ -352,33 +352,11 @@ def read_events(store: Store, model: str) -> list[dict]:
     return sorted(out, key=lambda e: (e["interval"], e["check"], e["subject"], e["event"]))
 
 
-def incidents(store: Store, model: str, since: datetime | None = None, until: datetime | None = None,
-              problems: list[str] | None = None) -> list[dict]:
-    """The model's alert incidents (one per model|check|subject|opened) that overlap
-    ``[since, until)``, oldest first, from the alert history and people's answers:
-
-    ``incident_key``, ``check``, ``subject``, ``severity`` (latest), ``opened`` and ``last``
-    (interval keys of the first and latest message), ``resolved`` (the interval of the
-    resolved message, or None), ``text`` (the opening sentence), ``latest_text``,
-    ``resolved_text``, ``reminders``, ``deliveries`` (count), ``answers`` (feedback records,
-    oldest first) and ``state``: ``resolved``; ``suppressed`` once a person answered false
-    positive or expected (no message follows a suppressed incident, so without the answer it
-    would look open forever; ``suppressed_until`` says till when); else ``open``. ``ended``:
-    the interval it resolved in, or for a suppressed one the end of its window.
-    Unreadable history is named in ``problems`` (when given), never raised."""
+def group_incidents(model: str, events: list[dict], answers: list[dict]) -> dict[str, dict]:
+    """The incidents of ``read_events``' messages with their answers (``feedback.read_all``),
+    by incident key, in the shape :func:`incidents` documents."""
     from driftline import feedback
 
-    problems = problems if problems is not None else []
-    try:
-        events = read_events(store, model)
-    except (StoreError, ValueError, KeyError) as exc:
-        problems.append(f"alerts/{model}/events: could not be read ({exc})")
-        events = []
-    try:
-        answers = feedback.read_all(store, model)
-    except (StoreError, ValueError, KeyError) as exc:
-        problems.append(f"alerts/{model}/feedback: could not be read ({exc})")
-        answers = []
     out: dict[str, dict] = {}
     for e in events:
         key = e.get("incident_key") or "|".join([model, str(e.get("check")), str(e.get("subject")),
@@ -411,6 +389,38 @@ def incidents(store: Store, model: str, since: datetime | None = None, until: da
         # a suppressed incident gets no more messages: it ends with its window (a check still
         # failing then opens a new incident)
         inc["ended"] = inc["resolved"] or (interval_key(datetime.fromisoformat(window_end)) if window_end else None)
+
+    return out
+
+
+def incidents(store: Store, model: str, since: datetime | None = None, until: datetime | None = None,
+              problems: list[str] | None = None) -> list[dict]:
+    """The model's alert incidents (one per model|check|subject|opened) that overlap
+    ``[since, until)``, oldest first, from the alert history and people's answers:
+
+    ``incident_key``, ``check``, ``subject``, ``severity`` (latest), ``opened`` and ``last``
+    (interval keys of the first and latest message), ``resolved`` (the interval of the
+    resolved message, or None), ``text`` (the opening sentence), ``latest_text``,
+    ``resolved_text``, ``reminders``, ``deliveries`` (count), ``answers`` (feedback records,
+    oldest first) and ``state``: ``resolved``; ``suppressed`` once a person answered false
+    positive or expected (no message follows a suppressed incident, so without the answer it
+    would look open forever; ``suppressed_until`` says till when); else ``open``. ``ended``:
+    the interval it resolved in, or for a suppressed one the end of its window.
+    Unreadable history is named in ``problems`` (when given), never raised."""
+    from driftline import feedback
+
+    problems = problems if problems is not None else []
+    try:
+        events = read_events(store, model)
+    except (StoreError, ValueError, KeyError) as exc:
+        problems.append(f"alerts/{model}/events: could not be read ({exc})")
+        events = []
+    try:
+        answers = feedback.read_all(store, model)
+    except (StoreError, ValueError, KeyError) as exc:
+        problems.append(f"alerts/{model}/feedback: could not be read ({exc})")
+        answers = []
+    out = group_incidents(model, events, answers)
 
     def overlaps(inc: dict) -> bool:
         try:

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from driftline.config import (ConfigError, ModelConfig, default_demo_root, default_monitors_dir, default_store_url,
                               load_all, load_model_config)
-from driftline.store import Store, StoreError, as_utc
+from driftline.store import Store, StoreError
 
 
 def _parse_time(s: str) -> datetime:
@@ -222,8 +222,8 @@ def cmd_history(args) -> int:
     from driftline.history import load_history, render_history
 
     cfg, store = _model(args), Store(args.store)
-    since = as_utc(datetime.fromisoformat(args.since)) if args.since else None
-    until = as_utc(datetime.fromisoformat(args.until)) if args.until else None
+    since = _parse_time(args.since) if args.since else None
+    until = _parse_time(args.until) if args.until else None
     data = load_history(store, cfg.name, since=since, until=until)
     uri = store.write_text(posixpath.join("metrics", cfg.name, "history.html"), render_history(data))
     first = data.get("first") or {}

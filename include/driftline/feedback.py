@@ -155,22 +155,19 @@ def unanswered(events: list[dict], answers: list[dict], *, keys: list[str] | Non
     """The incidents nobody has answered yet, oldest first, from the alert history
     (``alerts.read_events``) and the answers so far (``read_all``): those named in ``keys``
     (incident keys, e.g. the monitoring run's announcement) when given; else those that opened
-    in ``interval`` (an interval key), resolved or not; else every incident still open (no
-    ``resolved`` message). Each: incident_key, model, check, subject, incident, severity,
-    text and title of the message that opened it, and whether it has resolved since."""
-    answered = {r["incident_key"] for r in answers}
-    resolved = {e["incident_key"] for e in events if e.get("event") == "resolved"}
-    out: dict[str, dict] = {}
-    for e in events:
-        key = e.get("incident_key")
-        if e.get("event") != "firing" or key in answered or key in out or e.get("interval") != e.get("incident"):
-            continue  # reminders (a later interval) repeat the opening message
-        out[key] = {"incident_key": key, **{k: e.get(k) for k in ("model", "check", "subject", "incident",
-                                                                  "severity", "text", "title")},
-                    "resolved": key in resolved}
+    in ``interval`` (an interval key), resolved or not; else every incident still open. Each is
+    ``alerts.group_incidents``' incident, with ``incident`` (the interval it opened in) and
+    ``model``."""
+    from driftline.alerts import group_incidents
+
+    model = next((e.get("model") for e in events if e.get("model")), "")
+    out = {k: {**i, "incident": i["opened"], "model": model}
+           for k, i in sorted(group_incidents(model, events, answers).items(),
+                              key=lambda kv: (kv[1]["opened"], str(kv[1]["check"]), str(kv[1]["subject"])))
+           if not i["answers"]}
     if keys is not None:
         wanted = set(keys)
         return [i for k, i in out.items() if k in wanted]
     if interval:
         return [i for i in out.values() if i["incident"] == interval]
-    return [i for i in out.values() if not i["resolved"]]
+    return [i for i in out.values() if i["state"] == "open"]

@@ -60,12 +60,52 @@ def test_bulk_loaded_sketches_merge_and_update_as_library_sketches():
     assert kll_doubles_sketch.deserialize(merged.serialize()).n == whole.size
 
 
-def test_small_inputs_use_the_library_update():
+def test_inputs_the_library_would_compact_are_bulk_loaded_deterministically():
+    # above k values the library's update() compacts with random coin flips: the same data gave
+    # another sketch (and another drift statistic) on every run
     x = np.sort(RNG.normal(size=kll.MIN_BULK - 1))
+    library = set()
+    for _ in range(5):
+        ref = kll_doubles_sketch(KLL_K)
+        ref.update(x)
+        library.add(ref.serialize())
+    ours = {kll.from_sorted(x.copy(), KLL_K).serialize() for _ in range(5)}
+    assert len(ours) == 1 and len(library) > 1
     s = kll.from_sorted(x, KLL_K)
-    ref = kll_doubles_sketch(KLL_K)
-    ref.update(x)
-    assert s.n == ref.n and s.num_retained == ref.num_retained
+    assert s.n == x.size and _rank_error(s, x) <= 1 / KLL_K
+    # at most k values the library's sketch is exact (no compaction): used as it is
+    small = np.sort(RNG.normal(size=KLL_K))
+    assert np.array_equal(np.sort(kll.weighted_items(kll.from_sorted(small, KLL_K))[0]), small)
+
+
+@pytest.mark.parametrize("sizes", [(50_000, 7_000, 123_457), (300, 300), (100, 250_000), (5_000,), (1, 2, 3)])
+def test_merge_is_deterministic_counts_exactly_and_keeps_ranks_tight(sizes):
+    parts = [np.sort(RNG.gamma(2.0, 3.0, size)) for size in sizes]
+    sketches = [kll.from_sorted(p, KLL_K) for p in parts]
+    merged = kll.merge(sketches, KLL_K)
+    first = merged.serialize()  # before any query: a query sorts level 0 in place (a flag in the bytes)
+    whole = np.sort(np.concatenate(parts))
+    assert merged.n == whole.size and kll.weighted_items(merged)[1].sum() == whole.size
+    assert (merged.get_min_value(), merged.get_max_value()) == (whole[0], whole[-1])
+    # each input's error (under 1/k) plus half a block of the merged top level
+    assert _rank_error(merged, whole) <= 2 / KLL_K
+    assert kll.merge([kll.from_sorted(p.copy(), KLL_K) for p in parts], KLL_K).serialize() == first
+    # the library merges it further, as any other sketch
+    again = kll_doubles_sketch(KLL_K)
+    again.merge(merged)
+    assert again.n == whole.size
+    if whole.size <= KLL_K:  # nothing compacted: exact
+        assert np.array_equal(np.sort(kll.weighted_items(merged)[0]), whole)
+
+
+def test_merge_of_nothing_and_of_library_sketches():
+    assert kll.merge([], KLL_K).is_empty() and kll.merge([kll_doubles_sketch(KLL_K)], KLL_K).is_empty()
+    lib = kll_doubles_sketch(KLL_K)
+    values = RNG.normal(size=10_000)
+    lib.update(values)  # a sketch the library compacted itself (level 0 not empty)
+    merged = kll.merge([lib, kll.from_sorted(np.sort(values[:5000]), KLL_K)], KLL_K)
+    whole = np.sort(np.concatenate([values, values[:5000]]))
+    assert merged.n == whole.size and _rank_error(merged, whole) <= kll_rank_error() + 1 / KLL_K
 
 
 def test_weighted_items_where_the_library_iterator_is_wrong():

@@ -49,10 +49,10 @@ def level_capacity(k: int, num_levels: int, height: int, m: int = _M) -> int:
     return max(m, cap)
 
 
-def _levels(sorted_values: np.ndarray, k: int) -> list[np.ndarray]:
+def _levels(n: int, k: int, pick) -> list[np.ndarray]:
     """Items per level (level 0 first): the top level takes floor(n / 2^top) <= k blocks of the
-    lowest values, each lower level at most one block of what is left (n's binary digits)."""
-    n = sorted_values.size
+    lowest values, each lower level at most one block of what is left (n's binary digits).
+    ``pick(ranks)`` gives the values at those 0-based ranks of the sorted input."""
     top = max(0, math.floor(math.log2(n / k))) if n > k else 0
     while (n >> top) > k:
         top += 1
@@ -60,13 +60,13 @@ def _levels(sorted_values: np.ndarray, k: int) -> list[np.ndarray]:
     for h in range(top, -1, -1):
         w = 1 << h
         count = (n - start) // w
-        out.append(sorted_values[start + w // 2: start + count * w: w])
+        out.append(pick(np.arange(start + w // 2, start + count * w, w, dtype="int64")))
         start += count * w
     return out[::-1]
 
 
-def _serialize(sorted_values: np.ndarray, k: int) -> bytes:
-    per_level = _levels(sorted_values, k)
+def _serialize(n: int, k: int, pick, lo: float, hi: float) -> bytes:
+    per_level = _levels(n, k, pick)
     num_levels = len(per_level)
     capacity = sum(level_capacity(k, num_levels, h) for h in range(num_levels))
     retained = sum(a.size for a in per_level)
@@ -74,10 +74,14 @@ def _serialize(sorted_values: np.ndarray, k: int) -> bytes:
     for a in per_level[:-1]:
         offsets.append(offsets[-1] + a.size)
     head = struct.pack("<BBBBHBB", _PREAMBLE_INTS_FULL, _SERIAL_VERSION_1, _FAMILY_KLL, _FLAG_LEVEL_ZERO_SORTED, k, _M, 0)
-    head += struct.pack("<QHBB", sorted_values.size, k, num_levels, 0)
+    head += struct.pack("<QHBB", n, k, num_levels, 0)
     head += struct.pack(f"<{num_levels}I", *offsets)
-    head += struct.pack("<dd", float(sorted_values[0]), float(sorted_values[-1]))
+    head += struct.pack("<dd", float(lo), float(hi))
     return head + np.concatenate(per_level).astype("<f8", copy=False).tobytes()
+
+
+def _serialize_sorted(sorted_values: np.ndarray, k: int) -> bytes:
+    return _serialize(sorted_values.size, k, sorted_values.__getitem__, sorted_values[0], sorted_values[-1])
 
 
 def weighted_items(sketch: kll_doubles_sketch) -> tuple[np.ndarray, np.ndarray]:
@@ -102,7 +106,7 @@ def weighted_items(sketch: kll_doubles_sketch) -> tuple[np.ndarray, np.ndarray]:
 def _self_check() -> bool:
     try:
         values = np.arange(1_000_003, dtype="float64")
-        s = kll_doubles_sketch.deserialize(_serialize(values, 400))
+        s = kll_doubles_sketch.deserialize(_serialize_sorted(values, 400))
         ref = kll_doubles_sketch(400)
         ref.update(values[::97])
         s.merge(ref)  # a bulk-loaded sketch must take part in the library's own merges
@@ -118,9 +122,52 @@ BULK_LOAD = _self_check()
 
 
 def from_sorted(sorted_values: np.ndarray, k: int) -> kll_doubles_sketch:
-    """A KLL sketch of float64 values sorted ascending, without NaN (at least one value)."""
-    if BULK_LOAD and sorted_values.size >= MIN_BULK:
-        return kll_doubles_sketch.deserialize(_serialize(sorted_values, k))
+    """A KLL sketch of float64 values sorted ascending, without NaN (at least one value).
+
+    Deterministic: the library's own ``update`` compacts with random coin flips once it holds
+    more than k values, so the same data would give a slightly different sketch (and drift
+    statistic) on every run; a run must be reproducible byte for byte."""
+    if BULK_LOAD and sorted_values.size > k:
+        return kll_doubles_sketch.deserialize(_serialize_sorted(sorted_values, k))
     sketch = kll_doubles_sketch(k)
     sketch.update(sorted_values)
     return sketch
+
+
+def merge(sketches: list[kll_doubles_sketch], k: int) -> kll_doubles_sketch:
+    """One sketch of every value the sketches stand for, deterministically.
+
+    ``kll_doubles_sketch.merge`` compacts with random coin flips (not seedable from Python),
+    so merging partitions' profiles gave another sketch on every run. Here the inputs'
+    retained items, each weighing 2^level, are pooled and sorted, and the merged sketch is
+    bulk-loaded as :func:`from_sorted` would load the values they stand for: each block of
+    2^h ranks is represented by the item at its middle rank. Its rank error is at most the
+    inputs' plus half a block (<= n/2k): the same order as the library's merge, and the same
+    inputs always give the same bytes. Falls back to the library's merge if bulk loading is
+    off (see ``BULK_LOAD``)."""
+    full = [s for s in sketches if not s.is_empty()]
+    if not BULK_LOAD:
+        out = kll_doubles_sketch(k)
+        for s in full:
+            out.merge(s)
+        return out
+    if not full:
+        return kll_doubles_sketch(k)
+    pooled = [weighted_items(s) for s in full]
+    items = np.concatenate([p[0] for p in pooled])
+    weights = np.concatenate([p[1] for p in pooled]).astype("int64")
+    n = int(sum(s.n for s in full))
+    lo, hi = min(s.get_min_value() for s in full), max(s.get_max_value() for s in full)
+    order = np.argsort(items, kind="stable")
+    items, cum = items[order], np.cumsum(weights[order])
+    if n != int(cum[-1]):  # the sketches' counts and their items' weights disagree: trust the library
+        out = kll_doubles_sketch(k)
+        for s in full:
+            out.merge(s)
+        return out
+    if n <= k:  # every value is still held exactly
+        out = kll_doubles_sketch(k)
+        out.update(np.repeat(items, weights[order]))
+        return out
+    return kll_doubles_sketch.deserialize(_serialize(n, k, lambda ranks: items[np.searchsorted(cum, ranks, side="right")],
+                                                     lo, hi))

@@ -94,10 +94,7 @@ class NumericProfile:
             dev = present - mean
             self._add_moments(present.size, mean, float(np.dot(dev, dev)), float(present[0]), float(present[-1]))
             chunk = kll.from_sorted(present, self.sketch.k)
-            if self.sketch.is_empty():
-                self.sketch = chunk
-            else:
-                self.sketch.merge(chunk)
+            self.sketch = chunk if self.sketch.is_empty() else kll.merge([self.sketch, chunk], self.sketch.k)
         self.count += v.size
         self.missing += v.size - present.size
         if self.edges is not None:
@@ -111,11 +108,11 @@ class NumericProfile:
                 self.edges is not None and not np.array_equal(self.edges, other.edges)):
             raise ValueError("cannot merge numeric profiles binned on different edges")
         out = NumericProfile(edges=self.edges)
+        out.sketch = kll.merge([self.sketch, other.sketch], self.sketch.k)  # deterministic, unlike the library's
         for p in (self, other):
             out._add_moments(p.present, p.mean, p.m2, p.min, p.max)
             out.count += p.count
             out.missing += p.missing
-            out.sketch.merge(p.sketch)
             if p.bin_counts is not None:
                 out.bin_counts = p.bin_counts.copy() if out.bin_counts is None else out.bin_counts + p.bin_counts
         return out

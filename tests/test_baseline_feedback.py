@@ -30,8 +30,13 @@ EXPECTED, FALSE_POSITIVE, ACKNOWLEDGED = "monthly_charges", "data_usage_gb", "co
 COMMENT = "<script>alert(1)</script> heavy users, not drift"
 
 
-def _drift(cfg, store: Store, start) -> dict:
-    """The drift stage of one interval against the baseline in use; returns drift.json."""
+def _drift(cfg, store: Store, start, baseline: str | None = None) -> dict:
+    """The drift stage of one interval against its pinned baseline (or ``baseline``, asked for
+    explicitly, which moves the pin); returns drift.json."""
+    if baseline:
+        from driftline.baseline import pin_interval_baseline
+
+        pin_interval_baseline(cfg, store, start, requested=baseline, by="test")
     parts = [profile_partition(cfg, store, start, p) for p in plan_partitions(cfg, store, start)]
     run_drift(cfg, store, start, cfg.interval_end(start), parts)
     return store.read_json(f"{Store.run_prefix(cfg.name, start)}/drift.json")
@@ -102,8 +107,10 @@ def test_expected_rebases_the_feature_and_a_false_positive_widens_its_threshold(
     assert prof[EXPECTED]["mean"] == pytest.approx(batch[EXPECTED].mean())
     assert prof[FALSE_POSITIVE] == v1[FALSE_POSITIVE] and prof[EXPECTED] != v1[EXPECTED]
 
-    # day 4 again, against v2: neither answered feature drifts; the acknowledged one still does
-    after = _drift(cfg, store, starts[4])
+    # day 4 again: judged against v1 as when first evaluated (a re-run reproduces its verdict)
+    assert _drift(cfg, store, starts[4])["baseline"] == "v1"
+    # asked against v2: neither answered feature drifts; the acknowledged one still does
+    after = _drift(cfg, store, starts[4], baseline="v2")
     assert after["baseline"] == "v2"
     e, f = after["features"][EXPECTED], after["features"][FALSE_POSITIVE]
     assert e["statistic"] < e["threshold"] == 0.1 and not e["drifted"], e
@@ -116,7 +123,7 @@ def test_expected_rebases_the_feature_and_a_false_positive_widens_its_threshold(
                if v["constraint_check_type"] == "baseline_drift_check"}
     assert ACKNOWLEDGED in flagged and not flagged & {EXPECTED, FALSE_POSITIVE}
     # a day it never saw, from the same new normal: no drift of the expected feature either
-    day6 = _drift(cfg, store, starts[6])["features"][EXPECTED]
+    day6 = _drift(cfg, store, starts[6], baseline="v2")["features"][EXPECTED]
     assert day6["statistic"] < 0.1 and not day6["drifted"], day6
     # the run report says where the threshold came from, and the comment stays text
     from driftline.report import render_run_report

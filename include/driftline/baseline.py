@@ -111,7 +111,7 @@ import pyarrow.parquet as pq
 
 from driftline.config import TEST_METHODS, ModelConfig
 from driftline.feedback import read_all as read_answers
-from driftline.store import Resolver, Store, StoreError, default_resolver
+from driftline.store import Resolver, Store, StoreError, default_resolver, interval_key
 
 #: SageMaker's inferred types are Integral, Fractional, String and Unknown: booleans and
 #: datetimes are String there; driftline's own type sits under each feature's "driftline" key.
@@ -408,6 +408,74 @@ def resolve_baseline(cfg: ModelConfig, store: Store, version: str | None = None)
     elif wanted not in versions:
         raise BaselineError(f"model {cfg.name!r}: baseline {wanted} not found (have {versions})")
     return BaselineRef(cfg.name, wanted, Store.baseline_prefix(cfg.name, wanted))
+
+
+#: The baseline an interval is judged against, recorded when it is first evaluated.
+PIN_FILE = "baseline.json"
+
+
+def pin_interval_baseline(cfg: ModelConfig, store: Store, start: datetime, requested: str | None = None,
+                          by: str | None = None) -> dict:
+    """Decide and record which baseline judges the interval starting ``start``; returns the pin
+    (``runs/<model>/<interval>/baseline.json``):
+
+    - the first evaluation of an interval pins the baseline in effect then (the champion's, see
+      :func:`resolve_baseline`), so a re-run or a backfill months later is judged as it was,
+      not against whatever was promoted since;
+    - an interval evaluated before pins existed keeps the version its ``run.json`` names;
+    - ``requested`` (a DAG Param, ``driftline monitor --baseline``) deliberately judges it
+      against another version: the pin moves and the change is appended to its ``changes``
+      with who asked and when. Asking for the pinned version changes nothing.
+
+    Raises BaselineError when the version asked for, or pinned, does not exist."""
+    rel = posixpath.join(Store.run_prefix(cfg.name, start), PIN_FILE)
+    versions = list_versions(store, cfg.name)
+    pin = None
+    if store.exists(rel):
+        try:
+            pin = store.read_json(rel)
+        except (ValueError, StoreError) as exc:
+            raise BaselineError(f"{store.uri(rel)}: unreadable ({exc}); it records which baseline judges the "
+                                f"interval: repair it, or delete it to pin the baseline in effect now") from exc
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if pin is None:
+        run_rel = posixpath.join(Store.run_prefix(cfg.name, start), "run.json")
+        earlier = None
+        if store.exists(run_rel):
+            try:
+                earlier = store.read_json(run_rel).get("baseline")
+            except (ValueError, StoreError):
+                earlier = None
+        if earlier in versions:
+            pin = {"version": earlier, "pinned_at": now, "why": "the version its earlier run.json recorded",
+                   "changes": []}
+        else:
+            ref = resolve_baseline(cfg, store)
+            pin = {"version": ref.version, "pinned_at": now,
+                   "why": "the baseline in effect when the interval was first evaluated", "changes": []}
+        pin = {"model": cfg.name, "interval": interval_key(start), **pin}
+        if not requested or requested == pin["version"]:
+            store.write_json(rel, pin)
+    if requested and requested != pin["version"]:
+        if requested not in versions:
+            raise BaselineError(f"model {cfg.name!r}: baseline {requested} was asked for the interval "
+                                f"{interval_key(start)} but does not exist (have {versions})")
+        pin["changes"] = [*pin.get("changes", []),
+                          {"from": pin["version"], "to": requested, "at": now, "by": by or "unknown",
+                           "why": "asked for explicitly (Param 'baseline' / --baseline)"}]
+        pin["version"] = requested
+        store.write_json(rel, pin)
+    if pin["version"] not in versions:
+        raise BaselineError(f"{store.uri(rel)}: the interval is pinned to baseline {pin['version']}, which no longer "
+                            f"exists (have {versions}); re-run it with the Param 'baseline' (or --baseline) "
+                            f"set to one of them")
+    return pin
+
+
+def interval_baseline(cfg: ModelConfig, store: Store, start: datetime) -> BaselineRef:
+    """The baseline pinned for the interval (pinning the one in effect if nothing is yet)."""
+    pin = pin_interval_baseline(cfg, store, start)
+    return BaselineRef(cfg.name, pin["version"], Store.baseline_prefix(cfg.name, pin["version"]))
 
 
 def load_baseline(store: Store, ref: BaselineRef) -> dict:

@@ -133,7 +133,8 @@ def cmd_monitor(args) -> int:
         return 2
     worst = 0
     for a, b in intervals:
-        out = monitor_interval(cfg, store, a, b)
+        out = monitor_interval(cfg, store, a, b, baseline=args.baseline,
+                               by=f"{os.environ.get('USER') or 'unknown'} (driftline monitor --baseline)")
         lines = []
         for stage, res in out["stages"].items():
             lines += interval_summary_lines(stage, res)
@@ -421,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     model_args(m)
     m.add_argument("--start", required=True)
     m.add_argument("--end", required=True)
+    m.add_argument("--baseline", metavar="vN",
+                   help="judge the intervals against this baseline version instead of the one pinned when each was "
+                        "first evaluated (recorded in the interval's baseline.json; default: keep the pin)")
     m.set_defaults(fn=cmd_monitor)
 
     lb = sub.add_parser("labels", help="ingest the labels that arrived")

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from driftline.baseline import resolve_baseline
+from driftline.baseline import interval_baseline
 from driftline.config import ModelConfig
 from driftline.store import Store, as_utc, interval_key
 
@@ -313,7 +313,7 @@ def run_model_quality(cfg: ModelConfig, store: Store, start: datetime, end: date
         write_violations(store, prefix, "model_quality", [])
         return {"status": "disabled", "summary": f"model_quality {cfg.name}: performance.enabled is false",
                 "findings": [], "model_quality_uri": uri}
-    ref = resolve_baseline(cfg, store)
+    ref = interval_baseline(cfg, store, start)
     reference, estimator = load_reference(cfg, store, ref.prefix)
     if cfg.labels is not None:
         merge = merge_interval(cfg, store, start, end, as_of=as_of)
@@ -333,8 +333,11 @@ def run_model_quality(cfg: ModelConfig, store: Store, start: datetime, end: date
     doc = {"model": cfg.name, "interval_start": start.isoformat(), "interval_end": end.isoformat(),
            "baseline": ref.version, "baseline_metrics": (reference or {}).get("metrics"),
            "thresholds": cfg.quality_thresholds, "min_samples": cfg.performance.min_samples,
-           "labels": state, "waited": waited, "evaluated_at": datetime.now(timezone.utc).isoformat(),
-           "seconds": seconds, **result, "violations": found}
+           # what was judged, not when: the same predictions, labels and baseline give the same
+           # bytes (the look's clock and the run time are in labels.json and executions/)
+           "labels": {k: v for k, v in state.items() if k != "as_of"},
+           "waited": {k: v for k, v in waited.items() if k in ("done", "timed_out", "deadline", "min_coverage")}
+           if waited else None, **result, "violations": found}
     doc["summary"] = summary_line(cfg, start, result, waited)
     store.write_json(posixpath.join(prefix, "model_quality.json"), doc)
     # on the as-of clock, the one label ingestion stamps its days with (they differ when a

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from driftline.baseline import resolve_baseline
+from driftline.baseline import interval_baseline, pin_interval_baseline
 from driftline.config import ModelConfig
 from driftline.quality import run_quality
 from driftline.store import Resolver, Store, as_utc, interval_key
@@ -77,18 +77,33 @@ VERDICT_ARTIFACTS = ("run.json", "report.html", "bias.json", "alerts.data.json",
 MULTIVARIATE_ROWS = 5_000
 
 
-def run_ingest(cfg: ModelConfig, store: Store, start: datetime, end: datetime, resolver: Resolver | None = None) -> dict:
+def run_ingest(cfg: ModelConfig, store: Store, start: datetime, end: datetime, resolver: Resolver | None = None,
+               baseline: str | None = None, by: str | None = None) -> dict:
+    """The run's first stage: pin the interval's baseline (``baseline``: a version asked for
+    deliberately, recorded with ``by``; see ``driftline.baseline.pin_interval_baseline``),
+    clear the previous run's verdict, ingest the captured records."""
     from driftline.ingest import ingest_interval  # noqa: PLC0415 - keeps `import driftline.monitor` light
 
     store.check_reachable()
+    pin = pin_interval_baseline(cfg, store, start, requested=baseline or None, by=by)  # before run.json goes
     prefix = Store.run_prefix(cfg.name, start)
     for name in VERDICT_ARTIFACTS:
         store.delete(posixpath.join(prefix, name))
-    return ingest_interval(cfg, store, start, end, resolver=resolver)
+    out = ingest_interval(cfg, store, start, end, resolver=resolver)
+    out["baseline"] = pin["version"]
+    out["summary"] += f"; judged against baseline {pin['version']} ({_pin_note(pin)})"
+    return out
+
+
+def _pin_note(pin: dict) -> str:
+    last = (pin.get("changes") or [None])[-1]
+    if last:
+        return f"changed from {last['from']} by {last['by']} at {last['at']}"
+    return f"pinned {pin['pinned_at']}: {pin['why']}"
 
 
 def run_data_quality(cfg: ModelConfig, store: Store, start: datetime) -> dict:
-    return run_quality(cfg, store, start, baseline=resolve_baseline(cfg, store))
+    return run_quality(cfg, store, start, baseline=interval_baseline(cfg, store, start))
 
 
 # -- drift: partitions profiled in parallel, merged, compared with the baseline ---------------
@@ -115,7 +130,7 @@ def profile_partition(cfg: ModelConfig, store: Store, start: datetime, part: dic
     from driftline.baseline import load_profile
     from driftline.drift_engine import specs_from
 
-    profile, kinds, pkinds = load_profile(cfg, store, resolve_baseline(cfg, store))
+    profile, kinds, pkinds = load_profile(cfg, store, interval_baseline(cfg, store, start))
     prefix = Store.run_prefix(cfg.name, start)
     keep = min(1.0, MULTIVARIATE_ROWS / part["rows"]) if part["rows"] else 1.0
     with store.fs.open(store.path(posixpath.join(prefix, "batch.parquet")), "rb") as f:
@@ -141,7 +156,7 @@ def run_drift(cfg: ModelConfig, store: Store, start: datetime, end: datetime, pa
     from driftline.quality import write_violations
 
     prefix = Store.run_prefix(cfg.name, start)
-    ref = resolve_baseline(cfg, store)
+    ref = interval_baseline(cfg, store, start)
     current = merge_all([DatasetProfile.from_dict(store.read_json(p)) for p in sorted(parts)])
     store.write_json(posixpath.join(prefix, "current_profile.json"), current.to_dict())
     identity = {"model": cfg.name, "interval_start": start.isoformat(), "interval_end": end.isoformat(),
@@ -220,11 +235,13 @@ def run_alerts(cfg: ModelConfig, store: Store, start: datetime, group: str, send
     the new messages on the model's routes (``send``: route, message -> str; None delivers
     only to the log). Returns the records and the delivery summary; a failed route raises
     AlertDeliveryError after every other route was tried and recorded."""
-    from driftline.alerts import dispatch, evaluate, summary_lines
+    from driftline.alerts import dispatch, evaluate_in_order, summary_lines
     from driftline.store import parse_interval_key
 
     starts = sorted({*(parse_interval_key(k) for k in also), as_utc(start)})
-    records = [evaluate(cfg, store, t, group) for t in starts]
+    # later intervals evaluated before these are brought up to date (evaluate_in_order), so
+    # backfills and out-of-order runs give the incidents an in-order run gives
+    records = evaluate_in_order(cfg, store, starts, group)
     messages = [m for r in records for m in r["messages"]]
     lines = [x for r in records for x in summary_lines(r)]
     try:
@@ -233,9 +250,10 @@ def run_alerts(cfg: ModelConfig, store: Store, start: datetime, group: str, send
         exc.summary_lines = [*lines, str(exc)]  # type: ignore[attr-defined]
         raise
     return {"group": group, "records": records, "messages": len(messages), "delivery": delivery,
+            # the verdict (what fires), apart from what this execution delivered (a re-run
+            # delivers nothing new: the same verdict, another delivery count)
             "summary": f"{group} alerts: " + "; ".join(
-                f"{r['interval']} {sum(a['status'] == 'firing' for a in r['alerts'])} firing" for r in records)
-                       + f"; {delivery['summary']}",
+                f"{r['interval']} {sum(a['status'] == 'firing' for a in r['alerts'])} firing" for r in records),
             "lines": [*lines, delivery["summary"]],
             "firing": [a for r in records for a in r["alerts"] if a["status"] == "firing"]}
 
@@ -281,24 +299,97 @@ def record_run(cfg: ModelConfig, store: Store, start: datetime, end: datetime, s
     run = {
         "model": cfg.name, "interval_start": start.isoformat(), "interval_end": end.isoformat(),
         "interval": interval_key(start), "status": status, "baseline": quality.get("baseline"),
+        "baseline_pin": _read_pin(store, prefix),
         "violations": len(counted), "violation_checks": sorted({v["constraint_check_type"] for v in counted}),
         "suppressed": [{"check": c, "subject": s_, **fb} for (c, s_), fb in sorted(suppressed.items())],
         "drifted_features": stages.get("drift", {}).get("drifted", []),
         "drift": stages.get("drift", {}).get("summary"),
         "model_quality": stages.get("model_quality", {}).get("summary"),
-        "recorded_at": now.isoformat(timespec="seconds"), "stages": stages,
+        "stages": {name: _clockless(st) for name, st in stages.items()},
         "artifacts": store.uri(prefix),
     }
+    # run.json is the verdict: the same data, labels and baseline give the same bytes. When and
+    # how long, and what changed since the interval's previous run, go to executions/.
+    run["digest"] = _digest(run)
+    execution = _record_execution(store, prefix, run, stages, now)
     store.write_json(posixpath.join(prefix, "run.json"), run)
-    return {k: run[k] for k in ("model", "interval", "status", "baseline", "violations", "violation_checks",
-                                "drifted_features", "drift", "model_quality", "artifacts")}
+    out = {k: run[k] for k in ("model", "interval", "status", "baseline", "violations", "violation_checks",
+                               "drifted_features", "drift", "model_quality", "artifacts", "digest")}
+    out["changed"] = execution.get("changed")
+    return out
+
+
+#: Keys of a stage's result that say when or how long, or what a delivery did, rather than what
+#: the interval is: kept in executions/, not in the verdict.
+CLOCK_KEYS = frozenset({"seconds", "evaluated_at", "as_of", "recorded_at", "delivery", "labels_sync", "reevaluate",
+                        "reevaluated"})
+
+
+def _clockless(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _clockless(v) for k, v in value.items() if k not in CLOCK_KEYS}
+    if isinstance(value, list):
+        return [_clockless(v) for v in value]
+    return value
+
+
+def _digest(run: dict) -> str:
+    import hashlib
+    import json
+
+    body = {k: v for k, v in run.items() if k not in ("digest", "artifacts")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+#: The verdict fields an execution compares with the interval's previous execution.
+VERDICT_FIELDS = ("status", "baseline", "violations", "violation_checks", "drifted_features")
+
+
+def _record_execution(store: Store, prefix: str, run: dict, stages: dict, now: datetime) -> dict:
+    """Append this execution to ``executions/`` (one file each, never rewritten): when, the
+    stages' timings and deliveries, the verdict's digest, and -- when the verdict differs from
+    the previous execution's -- what changed and why (the baseline pin's changes say when a
+    person asked for another baseline; otherwise the data, labels or feedback changed)."""
+    folder = posixpath.join(prefix, "executions")
+    previous = None
+    names = sorted(n for n in store.listdir(folder) if n.endswith(".json"))
+    for name in reversed(names):
+        try:
+            previous = store.read_json(posixpath.join(folder, name))
+            break
+        except (ValueError, OSError):
+            continue
+    record = {"interval": run["interval"], "recorded_at": now.isoformat(timespec="seconds"), "digest": run["digest"],
+              "verdict": {k: run.get(k) for k in VERDICT_FIELDS},
+              "timings": {n: st.get("seconds") for n, st in stages.items() if isinstance(st, dict) and "seconds" in st},
+              "deliveries": {n: st.get("delivery") or st.get("summary") for n, st in stages.items()
+                             if n.startswith("alerts_") and isinstance(st, dict)},
+              "previous": previous.get("recorded_at") if previous else None, "changed": None}
+    if previous and previous.get("digest") != run["digest"]:
+        before = previous.get("verdict") or {}
+        diffs = [f"{k}: {before.get(k)!r} -> {run.get(k)!r}" for k in VERDICT_FIELDS if before.get(k) != run.get(k)]
+        pin = run.get("baseline_pin") or {}
+        moved = [c for c in pin.get("changes", []) if c.get("at", "") > str(previous.get("recorded_at"))]
+        why = (f"baseline changed from {moved[-1]['from']} to {moved[-1]['to']} by {moved[-1]['by']}" if moved else
+               "same baseline: the interval's data, labels or feedback changed since")
+        record["changed"] = {"what": diffs or ["details only (same verdict fields)"], "why": why}
+    stamp = now.strftime("%Y%m%dT%H%M%S%fZ")
+    store.write_json(posixpath.join(folder, f"{stamp}.json"), record)
+    return record
+
+
+def _read_pin(store: Store, prefix: str) -> dict | None:
+    from driftline.baseline import PIN_FILE
+
+    rel = posixpath.join(prefix, PIN_FILE)
+    return store.read_json(rel) if store.exists(rel) else None
 
 
 def monitor_interval(cfg: ModelConfig, store: Store, start: datetime, end: datetime,
-                     resolver: Resolver | None = None) -> dict:
+                     resolver: Resolver | None = None, baseline: str | None = None, by: str | None = None) -> dict:
     """Every stage of one interval, in order (the CLI's equivalent of one DAG run)."""
     t0 = time.perf_counter()
-    stages = {"ingest": run_ingest(cfg, store, start, end, resolver)}
+    stages = {"ingest": run_ingest(cfg, store, start, end, resolver, baseline=baseline, by=by)}
     stages["data_quality"] = run_data_quality(cfg, store, start)
     parts = [profile_partition(cfg, store, start, p) for p in plan_partitions(cfg, store, start)]
     stages["drift"] = run_drift(cfg, store, start, end, parts)
@@ -317,7 +408,7 @@ def monitor_interval(cfg: ModelConfig, store: Store, start: datetime, end: datet
 
 def alert_brief(alerts: dict) -> dict:
     """What run.json and XCom keep of an alert evaluation (the records are in the store)."""
-    return {"summary": alerts["summary"], "messages": alerts["messages"],
+    return {"summary": alerts["summary"], "delivery": alerts["delivery"]["summary"], "messages": alerts["messages"],
             "intervals": [r["interval"] for r in alerts["records"]],
             "firing": [{k: a[k] for k in ("check", "subject", "severity", "interval", "incident", "message")}
                        for a in alerts["firing"]][:50]}

@@ -32,8 +32,10 @@ Each run monitors one data interval of one model (`data_interval_start` to
    per check and subject, announced once when it opens and once when it resolves, on the
    model's `alerts` routes (task log, email, Slack, SNS, webhook: Airflow notifiers, credentials
    from Airflow connections). What went out is recorded in the store (`alerts/<model>/`) and
-   never sent again: not on a retry, a re-run or a backfill. Both tasks `depends_on_past`, so
-   "N of the last M" sees the intervals before it, in a backfill too.
+   never sent again: not on a retry, a re-run or a backfill. Intervals may be evaluated in any
+   order (a backfill after the scheduled runs, overlapping runs): each alert task brings the
+   later intervals' records up to date, so "N of the last M" gives the incidents an in-order run
+   gives; anything already announced that no longer holds is withdrawn by a RE-JUDGED message.
 8. **retrain_decision** / **request_retraining** (models with `retraining.enabled`): when the
    retraining policy holds, updates the Asset `driftline://<model>/retraining`, which
    schedules the model's retraining DAG (`driftline_retrain_<model>`).
@@ -55,7 +57,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, task
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 from driftline_airflow.runtime import (alert_sender, alerts_asset, fail_clearly, get_store, log_summary,
                                        logged_delivery_failure, publish_model_dags, resolver, retraining_asset)
 from driftline_airflow.links import add_links
@@ -74,16 +76,24 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
         tags=sorted({"driftline", "monitoring", *cfg.tags}),
         doc_md=__doc__ + f"\n\nModel file: `{cfg.source}`. {cfg.description}",
         default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+        params={"baseline": Param(
+            "", type="string", title="Baseline version",
+            description="Empty (the default): judge each interval against the baseline pinned when it was first "
+                        "evaluated, so a re-run or backfill reproduces its verdict. A version such as v1 re-judges "
+                        "the interval against it; the change is recorded in the interval's baseline.json.")},
     ) as dag:
 
         @task
-        def ingest(data_interval_start=None, data_interval_end=None) -> dict:
+        def ingest(data_interval_start=None, data_interval_end=None, params=None, dag_run=None) -> dict:
             from driftline.monitor import run_ingest
 
             store = get_store()
+            asked = str((params or {}).get("baseline") or "").strip()
+            who = getattr(dag_run, "triggering_user_name", None) or "unknown"
             with fail_clearly():
                 out = run_ingest(cfg, store, data_interval_start, data_interval_end,
-                                 resolver=resolver(cfg.capture.conn_id))
+                                 resolver=resolver(cfg.capture.conn_id), baseline=asked or None,
+                                 by=f"{who} (Param 'baseline' of run {getattr(dag_run, 'run_id', '?')})")
             log_summary(f"ingest {cfg.name}", [out["summary"]], store.uri(store.run_prefix(cfg.name, data_interval_start)))
             return out
 
@@ -170,9 +180,12 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
             log_summary(f"model_quality {cfg.name}", lines, out["model_quality_uri"])
             return out
 
-        # all_done: data-quality alerts go out even when drift failed; depends_on_past: the
-        # persistence rule reads the intervals before, which must have been evaluated first
-        @task(trigger_rule="all_done", depends_on_past=True)
+        # all_done: data-quality alerts go out even when drift failed. One alert task of a kind at
+        # a time across runs (max_active_tis_per_dag): each brings the records of later intervals
+        # up to date (driftline.alerts.evaluate_in_order), so runs may finish in any order -- a
+        # backfill after the scheduled runs, overlapping runs -- and give the same incidents
+        # without depends_on_past, which Airflow's backfills refuse by default.
+        @task(trigger_rule="all_done", max_active_tis_per_dag=1)
         def alert_data(data_interval_start=None, **context) -> dict:
             from driftline.monitor import alert_brief, run_alerts
 
@@ -183,7 +196,7 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
             log_summary(f"alert_data {cfg.name}", out["lines"], where)
             return alert_brief(out)
 
-        @task(trigger_rule="all_done", depends_on_past=True)
+        @task(trigger_rule="all_done", max_active_tis_per_dag=1)
         def alert_quality(data_interval_start=None, **context) -> dict:
             from driftline.monitor import alert_brief, run_alerts
 

@@ -162,7 +162,8 @@ def test_alerts_once_then_retraining_through_the_asset(tmp_path, monkeypatch, ai
     assert drift["text"].startswith("monthly_charges: ks p-value ") and "against baseline v1" in drift["text"]
     assert "(failed in 2 of the last 3 intervals)" in drift["text"]
     resolved = [b for b in receiver.bodies if b["event"] == "resolved"]
-    assert all(b["id"].endswith("|resolved") for b in resolved)
+    # a resolution's id names the interval it resolved in (a withdrawn one is not the true one)
+    assert all(b["id"].endswith(f"|resolved|{b['interval']}") for b in resolved)
     assert len({b["incident_key"] for b in resolved}) == len(resolved)
 
     # a re-run and a backfill of intervals already sent: nothing goes out again
@@ -212,12 +213,21 @@ def test_alerts_once_then_retraining_through_the_asset(tmp_path, monkeypatch, ai
         promoted = s.query(AssetEvent).filter(AssetEvent.asset_id == target.id, AssetEvent.timestamp >= began).all()
         assert [e.extra["version"] for e in promoted] == ["v2"]
 
-    # later monitoring runs use the new baseline, which holds the post-drift data (mixed with the
-    # training data): the same day drifts less from it than from the first one
+    # a re-run of an interval already judged keeps the baseline it was judged against (v1): the
+    # same verdict, to the byte, whatever was promoted since
     prefix = Store.run_prefix("churn", datetime.fromisoformat(manifest["interval_starts"][6]))
     before = store.read_json(f"{prefix}/drift.json")["features"]["monthly_charges"]["statistic"]
+    judged = store.read_json(f"{prefix}/run.json")["digest"]
     _run(dag, manifest, 6)
-    assert store.read_json(f"{prefix}/run.json")["baseline"] == "v2"
+    assert store.read_json(f"{prefix}/run.json")["digest"] == judged
+    # asked for deliberately (the Param), the new baseline judges it; the pin records who asked.
+    # It holds the post-drift data (mixed with the training data): the day drifts less from it
+    start = datetime.fromisoformat(manifest["interval_starts"][6])
+    dr = dag.test(logical_date=start + timedelta(days=1), run_conf={"baseline": "v2"})
+    assert str(dr.state).endswith("success")
+    run = store.read_json(f"{prefix}/run.json")
+    assert run["baseline"] == "v2" and run["baseline_pin"]["changes"][-1]["from"] == "v1"
+    assert "Param 'baseline'" in run["baseline_pin"]["changes"][-1]["by"]
     drift = store.read_json(f"{prefix}/drift.json")
     assert drift["baseline"] == "v2"
     assert drift["features"]["monthly_charges"]["statistic"] < 0.9 * before, drift["summary"]

@@ -182,10 +182,9 @@ def read_record(store: Store, model: str, start: datetime, group: str) -> dict |
     return store.read_json(rel) if store.exists(rel) else None
 
 
-def evaluate(cfg: ModelConfig, store: Store, start: datetime, group: str) -> dict:
-    """Turn the interval's violations of one group into alerts and the messages to send.
-    Deterministic from the store: a re-run or a backfill of the interval gives the same
-    alerts and the same message ids. Writes ``alerts.<group>.json``; returns it."""
+def _derive(cfg: ModelConfig, store: Store, start: datetime, group: str) -> dict:
+    """The interval's alert record from the store: its violations, the ``of - 1`` intervals
+    before it and the previous interval's record (the incidents open then)."""
     if group not in GROUPS:
         raise ValueError(f"alert group {group!r}: expected one of {sorted(GROUPS)}")
     start = as_utc(start)
@@ -251,11 +250,114 @@ def evaluate(cfg: ModelConfig, store: Store, start: datetime, group: str) -> dic
         elif was:  # passed now, but the rule still holds over the window: stays open
             alerts.append({**base, "status": "open", "incident": was["incident"], "message": was["message"],
                            "note": f"passed here; failed in {count} of the last {of} intervals"})
-    record = {"model": cfg.name, "interval": interval_key(start), "interval_start": start.isoformat(),
-              "group": group, "evaluated": {f: evaluated[f] for f in families}, "alerts": alerts,
-              "messages": messages, "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return {"model": cfg.name, "interval": interval_key(start), "interval_start": start.isoformat(),
+            "group": group, "evaluated": {f: evaluated[f] for f in families}, "alerts": alerts,
+            "messages": messages}
+
+
+def evaluate(cfg: ModelConfig, store: Store, start: datetime, group: str, why: str | None = None) -> dict:
+    """Turn the interval's violations of one group into alerts and the messages to send, and
+    write ``alerts.<group>.json``; returns it.
+
+    Deterministic from the store: a re-run or a backfill of the interval gives the same alerts,
+    the same message ids and the same bytes. When the interval had a record and this one
+    differs (its violations changed, or an earlier interval was evaluated since), nothing is
+    silently rewritten: the differences are appended to the record's ``revisions`` with
+    ``why``, and a person who was told something that no longer holds -- an incident announced
+    as opened here that no longer opens, or a resolution announced here that no longer
+    resolves -- gets a ``rejudged`` message saying so."""
+    start = as_utc(start)
+    record = _derive(cfg, store, start, group)
+    try:
+        old = read_record(store, cfg.name, start, group)
+    except (StoreError, ValueError):
+        old = None
+    revisions = list((old or {}).get("revisions", []))
+    if old is not None:
+        changes, rejudged = _compare(cfg, store, old, record, why or f"re-run of {interval_key(start)}")
+        record["messages"] += rejudged
+        if changes:
+            revisions.append({"at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                              "why": why or f"re-run of {interval_key(start)}: its findings changed",
+                              "changes": changes})
+    if revisions:
+        record["revisions"] = revisions
     store.write_json(_record_rel(cfg.name, start, group), record)
     return record
+
+
+def _state(record: dict) -> dict[tuple[str, str], dict]:
+    return {(a["check"], a["subject"]): a for a in record.get("alerts", [])}
+
+
+def _compare(cfg: ModelConfig, store: Store, old: dict, new: dict, why: str) -> tuple[list[str], list[dict]]:
+    """What changed between an interval's previous alert record and its new one (one line per
+    check and subject), and the ``rejudged`` messages owed to people who were told otherwise."""
+    before, after = _state(old), _state(new)
+    changes, messages = [], []
+    for key in sorted(set(before) | set(after)):
+        a, b = before.get(key), after.get(key)
+        was = (a or {}).get("status", "nothing"), (a or {}).get("incident")
+        now = (b or {}).get("status", "nothing"), (b or {}).get("incident")
+        if was == now:
+            continue
+        changes.append(f"{key[0]} {key[1]}: {was[0]}{f' (incident {was[1]})' if was[1] else ''} -> "
+                       f"{now[0]}{f' (incident {now[1]})' if now[1] else ''}")
+        if now[0] == "suppressed":  # a person answered since: they know, and the answer says why
+            continue
+        opened_here = a and a["status"] == "firing" and a.get("incident") == old["interval"]
+        if opened_here and not (now[0] == "firing" and now[1] == was[1]):
+            messages.append(_rejudged(cfg, store, a, new["interval"], "withdrawn",
+                                      f"{key[1]}: the {CHECK_NAMES.get(key[0], key[0])} incident announced for "
+                                      f"{old['interval']} is withdrawn: now {now[0]}"
+                                      f"{f' (part of the incident open since {now[1]})' if now[1] else ''}; {why}"))
+        elif a and a["status"] == "resolved" and now[0] != "resolved":
+            messages.append(_rejudged(cfg, store, a, new["interval"], "reopened",
+                                      f"{key[1]}: the resolution of the {CHECK_NAMES.get(key[0], key[0])} incident "
+                                      f"open since {a['incident']}, announced for {old['interval']}, is withdrawn: "
+                                      f"now {now[0]}; {why}"))
+    return changes, messages
+
+
+def _rejudged(cfg: ModelConfig, store: Store, alert: dict, interval: str, kind: str, text: str) -> dict:
+    msg = _message(cfg, {**alert, "interval": interval, "message": text}, "rejudged", store)
+    msg["id"] = f"{msg['incident_key']}|rejudged|{kind}|{interval}"
+    msg["rejudged"] = kind
+    msg["title"] = f"[driftline] RE-JUDGED {cfg.name}: {CHECK_NAMES.get(alert['check'], alert['check'])} in " \
+                   f"{alert['subject']} ({'incident withdrawn' if kind == 'withdrawn' else 'resolution withdrawn'})"
+    return msg
+
+
+def evaluate_in_order(cfg: ModelConfig, store: Store, starts: list[datetime], group: str) -> list[dict]:
+    """Evaluate the intervals (oldest first), then bring the records of later intervals
+    evaluated before them up to date, so the order in which intervals are evaluated (a
+    backfill after the scheduled runs, two runs at once, a re-run) does not change the
+    incidents: each later record is derived again, in order, until one is unchanged beyond
+    the reach of the persistence rule. Returns every record written that changed or was asked
+    for (what to deliver is in their ``messages``)."""
+    starts = sorted({as_utc(t) for t in starts})
+    if not starts:
+        return []
+    out = [evaluate(cfg, store, t, group) for t in starts]
+    last = starts[-1]
+    reach = max(getattr(cfg.alerting, f).persistence.of for f in GROUPS[group]) + CONTINUITY_LOOKBACK
+    later = []
+    for name in store.listdir(posixpath.join("runs", cfg.name)):
+        try:
+            t = parse_interval_key(name)
+        except ValueError:
+            continue
+        if t > last and store.exists(_record_rel(cfg.name, t, group)):
+            later.append(t)
+    why = f"re-judged after {interval_key(last)} was evaluated (out of order, or re-run)"
+    for t in sorted(later):
+        old = read_record(store, cfg.name, t, group)
+        new = evaluate(cfg, store, t, group, why=why)
+        if _state(old or {}) != _state(new):
+            out.append(new)
+        elif _intervals_between(cfg, last, t) >= reach:
+            break
+    return out
 
 
 def _intervals_between(cfg: ModelConfig, a: datetime, b: datetime) -> int:
@@ -269,7 +371,9 @@ def _intervals_between(cfg: ModelConfig, a: datetime, b: datetime) -> int:
 
 def _message(cfg: ModelConfig, alert: dict, event: str, store: Store, reminder: bool = False) -> dict:
     incident_key = "|".join([cfg.name, alert["check"], alert["subject"], alert["incident"]])
-    key = f"{incident_key}|{event}" + (f"|{alert['interval']}" if reminder else "")
+    # a resolution names its interval: when a re-judgement withdraws it, the true resolution
+    # that comes later is another message (the same id would count as sent already)
+    key = f"{incident_key}|{event}" + (f"|{alert['interval']}" if reminder or event == "resolved" else "")
     what = CHECK_NAMES.get(alert["check"], alert["check"])
     title = (f"[driftline] {'RESOLVED' if event == 'resolved' else alert['severity'].upper()} {cfg.name}: "
              f"{what} in {alert['subject']}" + (" (still open)" if reminder else ""))
@@ -294,19 +398,22 @@ def dispatch(cfg: ModelConfig, store: Store, messages: list[dict], send: Sender 
         if not store.exists(event_rel):
             store.write_json(event_rel, {**m, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
         for route in cfg.alerts:
-            if SEVERITY_RANK[m["severity"]] < SEVERITY_RANK[route.min_severity] and m["event"] != "resolved":
+            follow_up = m["event"] in ("resolved", "rejudged")  # goes where the firing message went
+            if SEVERITY_RANK[m["severity"]] < SEVERITY_RANK[route.min_severity] and not follow_up:
                 continue
             if route.type == "log":
                 log.warning("ALERT %s %s: %s", m["event"].upper(), m["title"], m["text"])
                 logged += 1
                 continue
-            if m["event"] == "resolved" and not store.exists(_sent_rel(cfg.name, m["incident_key"] + "|firing", route)):
+            if follow_up and not store.exists(_sent_rel(cfg.name, m["incident_key"] + "|firing", route)):
                 continue  # this route never got the firing message (severity below its bar)
             rel = _sent_rel(cfg.name, m["id"], route)
             if send is None:  # the CLI: no Airflow connections; the DAG's run delivers it
                 undelivered += 1
                 continue
-            if store.exists(rel):
+            # a resolution recorded before resolution ids named their interval counts as sent
+            legacy = m["incident_key"] + "|resolved" if m["event"] == "resolved" else None
+            if store.exists(rel) or (legacy and store.exists(_sent_rel(cfg.name, legacy, route))):
                 skipped += 1
                 continue
             try:
@@ -358,6 +465,7 @@ def group_incidents(model: str, events: list[dict], answers: list[dict]) -> dict
     from driftline import feedback
 
     out: dict[str, dict] = {}
+    resolutions: dict[str, dict] = {}  # incident key -> {interval: text} of resolutions not withdrawn
     for e in events:
         key = e.get("incident_key") or "|".join([model, str(e.get("check")), str(e.get("subject")),
                                                  str(e.get("incident"))])
@@ -367,8 +475,15 @@ def group_incidents(model: str, events: list[dict], answers: list[dict]) -> dict
             "text": None, "latest_text": None, "resolved_text": None, "reminders": 0, "deliveries": 0,
             "answers": []})
         inc["deliveries"] += len(e.get("deliveries") or [])
-        if e.get("event") == "resolved":
-            inc["resolved"], inc["resolved_text"] = e.get("interval"), e.get("text")
+        if e.get("event") == "rejudged":  # a re-judgement withdrew what was announced
+            inc.setdefault("rejudged", []).append({"interval": e.get("interval"), "kind": e.get("rejudged"),
+                                                   "text": e.get("text")})
+            if e.get("rejudged") == "reopened":  # that interval's resolution no longer holds
+                resolutions.setdefault(key, {}).pop(e.get("interval"), None)
+            else:
+                inc["withdrawn"] = e.get("interval")
+        elif e.get("event") == "resolved":
+            resolutions.setdefault(key, {})[e.get("interval")] = e.get("text")
         else:
             if e.get("interval") != inc["opened"]:
                 inc["reminders"] += 1
@@ -376,6 +491,10 @@ def group_incidents(model: str, events: list[dict], answers: list[dict]) -> dict
                 inc["text"] = e.get("text")
             inc["latest_text"], inc["severity"] = e.get("text"), e.get("severity") or inc["severity"]
         inc["last"] = max(str(inc["last"]), str(e.get("interval")))
+    for key, found in resolutions.items():
+        if found:  # one in the end; a partial view may have announced another, later withdrawn
+            first = min(found)
+            out[key]["resolved"], out[key]["resolved_text"] = first, found[first]
     for a in answers:
         if a.get("incident_key") in out:
             out[a["incident_key"]]["answers"].append(a)
@@ -384,11 +503,14 @@ def group_incidents(model: str, events: list[dict], answers: list[dict]) -> dict
         # whatever acknowledgement came after it
         quieting = [a for a in inc["answers"] if a.get("kind") in feedback.SUPPRESSING and a.get("until")]
         window_end = quieting[-1]["until"] if quieting else None
-        inc["state"] = "resolved" if inc["resolved"] else "suppressed" if window_end else "open"
-        inc["suppressed_until"] = window_end if not inc["resolved"] else None
+        withdrawn = inc.get("withdrawn")
+        inc["state"] = ("withdrawn" if withdrawn else "resolved" if inc["resolved"] else
+                        "suppressed" if window_end else "open")
+        inc["suppressed_until"] = window_end if not inc["resolved"] and not withdrawn else None
         # a suppressed incident gets no more messages: it ends with its window (a check still
-        # failing then opens a new incident)
-        inc["ended"] = inc["resolved"] or (interval_key(datetime.fromisoformat(window_end)) if window_end else None)
+        # failing then opens a new incident); a withdrawn one ends where it was re-judged
+        inc["ended"] = withdrawn or inc["resolved"] or (
+            interval_key(datetime.fromisoformat(window_end)) if window_end else None)
 
     return out
 
@@ -402,8 +524,9 @@ def incidents(store: Store, model: str, since: datetime | None = None, until: da
     (interval keys of the first and latest message), ``resolved`` (the interval of the
     resolved message, or None), ``text`` (the opening sentence), ``latest_text``,
     ``resolved_text``, ``reminders``, ``deliveries`` (count), ``answers`` (feedback records,
-    oldest first) and ``state``: ``resolved``; ``suppressed`` once a person answered false
-    positive or expected (no message follows a suppressed incident, so without the answer it
+    oldest first), ``rejudged`` (re-judgements that withdrew an announcement, if any) and
+    ``state``: ``withdrawn`` when a re-judgement withdrew the incident; ``resolved``;
+    ``suppressed`` once a person answered false positive or expected (no message follows a suppressed incident, so without the answer it
     would look open forever; ``suppressed_until`` says till when); else ``open``. ``ended``:
     the interval it resolved in, or for a suppressed one the end of its window.
     Unreadable history is named in ``problems`` (when given), never raised."""

@@ -660,14 +660,18 @@ def _incident_table(data: dict) -> str:
     level = {"critical": "bad", "warning": "warn", "info": "info"}
     rows = []
     for i in incidents:
-        state = (f'{badge("resolved", "ok")} <span class="nw">{esc(i["resolved"])}</span>' if i["resolved"]
+        state = (f'{badge("withdrawn", "info")} <span class="nw">{esc(i.get("withdrawn"))}</span>'
+                 if i.get("state") == "withdrawn" else
+                 f'{badge("resolved", "ok")} <span class="nw">{esc(i["resolved"])}</span>' if i["resolved"]
                  else badge("suppressed", "info") if i.get("state") == "suppressed" else badge("open", "bad"))
         fb = "<br>".join(esc(answer_note(f)) for f in i["answers"])
         rows.append([f'<span class="nw">{esc(i["opened"])}</span>', state,
                      badge(str(i.get("severity")), level.get(i.get("severity"), "info")),
                      esc(_check_name(i["check"])), f"<code>{esc(i['subject'])}</code>",
                      esc(i.get("text") or "") + (f" <small>(+{num(i['reminders'])} reminders)</small>"
-                                                 if i["reminders"] else ""), fb])
+                                                 if i["reminders"] else "")
+                     + "".join(f"<br><small>re-judged: {esc(r.get('text'))}</small>" for r in i.get("rejudged") or []),
+                     fb])
     return table(["opened", "state", "severity", "check", "subject", "message", "feedback"], rows)
 
 

@@ -54,7 +54,7 @@ SANDBOX = "sandbox allow-scripts allow-popups; frame-ancestors 'self'"
 SERVED = (".html", ".json", ".jsonl", ".css", ".js", ".png", ".svg", ".woff", ".woff2", ".ttf")
 _KEY = re.compile(r"\d{4}-\d{2}-\d{2}T\d{4}Z")
 KIND_LABELS = {"acknowledged": "Acknowledge", "false_positive": "False positive", "expected": "Expected"}
-STATE_BADGES = {"open": "bad", "suppressed": "info", "resolved": "ok"}
+STATE_BADGES = {"open": "bad", "suppressed": "info", "resolved": "ok", "withdrawn": "info"}
 NAV_STYLE = """
 nav.top{display:flex;gap:14px;align-items:baseline;border-bottom:1px solid #d5dbe1;padding-bottom:6px;margin-bottom:8px}
 nav.top a{text-decoration:none}.flash{background:#dff3e4;border:1px solid #b7e0c2;padding:6px 10px;border-radius:5px}

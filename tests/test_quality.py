@@ -79,6 +79,34 @@ def test_each_problem_becomes_one_sagemaker_violation(setup):
     assert all(x["source"] == "data_quality" for x in v.values())
 
 
+def test_data_docs_show_every_expectation_and_keep_hostile_values_text(setup):
+    """data_docs/index.html is driftline's page of the GX result (GX's own Data Docs in gx/)."""
+    import html
+    import re
+
+    cfg, store, rng = setup
+    df = clean_batch(rng)
+    df.loc[:39, "c"] = "<script>alert(1)</script>"
+    df.loc[:99, "x"] = np.nan
+    out, v = run(cfg, store, df)
+    page = store.read_bytes(f"{PREFIX}/data_docs/index.html").decode()
+    result = store.read_json(f"{PREFIX}/gx_validation.json")
+    rows = re.findall(r'<tr class="(met|failed)">(.*?)</tr>', page, flags=re.S)
+    assert len(rows) == len(result["results"]) == out["expectations"]
+    failed = [re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", r))) for k, r in rows if k == "failed"]
+    # failures first, in the suite's order (x before c)
+    assert len(failed) == 2 and all(k == "failed" for k, _ in rows[:2])
+    assert "expect_column_values_to_not_be_null x completeness_check" in failed[0]
+    assert "100 of 400 unexpected" in failed[0] and "null ×20" in failed[0]
+    assert "expect_column_values_to_be_in_set c categorical_values_check" in failed[1]
+    assert '"<script>alert(1)</script>" ×20' in failed[1] and "40 of 400 unexpected" in failed[1]
+    for d in v.values():  # each violation's exact description, under its expectation
+        assert html.escape(d["description"]) in page
+    assert "<script" not in page.lower() and html.escape("<script>alert(1)</script>") in page
+    assert store.exists(f"{PREFIX}/data_docs/gx/index.html")
+    assert out["data_docs"] == store.uri(f"{PREFIX}/data_docs/index.html")
+
+
 def test_completeness_slack_absorbs_sampling_noise(setup):
     cfg, store, rng = setup
     df = clean_batch(rng)

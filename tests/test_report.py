@@ -134,7 +134,10 @@ def test_drifted_day_lists_violations_data_docs_and_alerts(runs):
     page = day["html"]
     dq = _section(page, "data-quality")
     assert '<a href="data_docs/index.html">' in dq
-    assert (runs["root"] / "store" / day["prefix"] / "data_docs" / "index.html").is_file()
+    docs = runs["root"] / "store" / day["prefix"] / "data_docs"
+    # the link opens driftline's page of the GX result (script-free); GX's own Data Docs are named beside it
+    assert "<script" not in (docs / "index.html").read_text().lower()
+    assert "<code>data_docs/gx/index.html</code>" in dq and (docs / "gx" / "index.html").is_file()
     for v in day["read"]("constraint_violations.json")["violations"]:
         assert html.escape(v["description"]) in page
     alerts = [a for g in ("data", "quality") for a in day["read"](f"alerts.{g}.json")["alerts"]]

@@ -126,10 +126,16 @@ def test_reports_and_data_docs_are_served_and_nothing_else(site):
     assert report.content == store.read_bytes(posixpath.join(prefix, "report.html"))
     assert report.headers["content-security-policy"].startswith("default-src 'none'")
     docs = c.get(f"/models/churn/runs/{key}/data_docs/index.html")  # the report's relative link
-    # GX prints data values as they are: its pages run sandboxed, in an opaque origin without the session
-    assert docs.status_code == 200 and docs.headers["content-security-policy"].startswith("sandbox allow-scripts")
-    assert "allow-same-origin" not in docs.headers["content-security-policy"]
+    # driftline's Data Docs page: no script, no request, and sandboxed too (it prints data values)
+    assert docs.status_code == 200 and docs.content == store.read_bytes(posixpath.join(prefix, "data_docs/index.html"))
+    policy = [d.strip() for d in docs.headers["content-security-policy"].split(";")]
+    assert policy[0] == "default-src 'none'" and "sandbox" in policy and "script-src" not in str(policy)
     assert docs.headers["x-content-type-options"] == "nosniff"
+    # GX prints data values as they are: its own pages run sandboxed, in an opaque origin without the session
+    gx = c.get(f"/models/churn/runs/{key}/data_docs/gx/index.html")  # linked from driftline's page
+    assert gx.status_code == 200 and gx.headers["content-security-policy"].startswith("sandbox allow-scripts")
+    assert "allow-same-origin" not in gx.headers["content-security-policy"]
+    assert gx.headers["x-content-type-options"] == "nosniff"
     assert c.get(f"/models/churn/runs/{key}/run.json").json()["interval"] == key
     for bad in [f"/models/churn/runs/{key}/batch.parquet",                      # tables stay in the store
                 f"/models/churn/runs/{key}/..%2F..%2F..%2Fbaselines%2Fchurn%2Fv1%2Fmanifest.json",
@@ -288,10 +294,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def api_server(site, tmp_path, airflow_db):
+@pytest.fixture(scope="module")
+def api_server(site, tmp_path_factory, airflow_db):
     """Airflow's API server on a loopback port with the driftline plugin, on the session's
-    metadata DB and a copy of the site's store, and one user (alice) with a password."""
+    metadata DB and a copy of the site's store, and two users (alice, an admin; vic, a viewer)
+    with a password. Once per module: the browser tests share it (only one of them answers)."""
+    tmp_path = tmp_path_factory.mktemp("api-server")
     store, env = _copy(site, tmp_path / "store")
     port = _free_port()
     passwords = tmp_path / "passwords.json"
@@ -330,6 +338,16 @@ def api_server(site, tmp_path, airflow_db):
         log.close()
 
 
+def _log_in(page, base: str, user: str = "alice", password: str = "wonderland") -> None:
+    """Open the driftline page without a session: Airflow's login, then back to the page."""
+    page.goto(f"{base}/driftline/")
+    page.wait_for_url("**/login**")
+    page.get_by_label("Username").fill(user)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}/driftline/")
+
+
 def test_browser_driftline_page_report_and_false_positive(site, api_server):
     from playwright.sync_api import expect, sync_playwright
 
@@ -343,12 +361,7 @@ def test_browser_driftline_page_report_and_false_positive(site, api_server):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(30_000)
             # the driftline page without a session goes to Airflow's login, then comes back
-            page.goto(f"{base}/driftline/")
-            page.wait_for_url("**/login**")
-            page.get_by_label("Username").fill("alice")
-            page.get_by_label("Password").fill("wonderland")
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url(f"{base}/driftline/")
+            _log_in(page, base)
             expect(page.get_by_role("link", name="churn", exact=True)).to_be_visible()
 
             # inside the UI: the navigation's "driftline" entry shows the page
@@ -422,6 +435,70 @@ def test_browser_driftline_page_report_and_false_positive(site, api_server):
                         data=f"incident={incident}&kind=expected".encode())
     assert status == 403 and "vic may not answer churn's alerts" in body, (status, body)
     assert len(fb.read_all(store, "churn")) == 1
+
+
+def _on_loopback(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme in ("data", "about", "blob") or parts.hostname == "127.0.0.1"
+
+
+def test_browser_data_docs_offline_in_the_sandbox(site, api_server):
+    """A run's Data Docs, opened from its report inside the Airflow UI, on a machine without a
+    network: the browser reaches only the API server on loopback, every request the pages make
+    and every console or page error is recorded; none leaves loopback, none is an error, and
+    the failed expectations (their name and column) are on screen."""
+    from playwright.sync_api import expect, sync_playwright
+
+    base = api_server["base"]
+    key = _day_key(site, 4)
+    result = api_server["store"].read_json(
+        posixpath.join(Store.run_prefix("churn", _start(site["manifest"], 4)), "gx_validation.json"))
+    failed = [(r["expectation_config"]["type"], r["expectation_config"]["kwargs"]["column"])
+              for r in result["results"] if not r["success"]]
+    assert failed, "the demo's day 4 fails some expectation (a range check)"
+    requests: list[str] = []
+    errors: list[str] = []
+    with sync_playwright() as p:
+        # no name resolves but loopback's, and every request elsewhere fails (the network is off)
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=CHROMIUM_ARGS + ["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"])
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            context.route("**/*", lambda route: route.continue_() if _on_loopback(route.request.url)
+                          else route.abort("internetdisconnected"))
+            page = context.new_page()
+            page.set_default_timeout(30_000)
+            _log_in(page, base)
+            context.on("request", lambda r: requests.append(r.url))
+            page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+
+            # in the UI: driftline > the run's report > its Data Docs, all in the UI's iframe
+            page.goto(f"{base}/")
+            page.get_by_role("link", name="driftline").click()
+            frame = page.frame_locator("iframe")
+            frame.get_by_role("link", name=key).click()
+            frame.get_by_role("link", name="Data Docs of this run").click()
+            expect(frame.get_by_role("heading", name=f"Data Docs: churn {key}")).to_be_visible()
+            for type_, column in failed:
+                row = frame.locator("tr.failed").filter(has_text=type_).filter(has_text=column)
+                expect(row.first).to_be_visible()
+                expect(row.first.get_by_text("failed", exact=True)).to_be_visible()
+            page.screenshot(path=str(SHOTS / "5-data-docs-in-airflow-ui-offline.png"))
+
+            # the page alone, as the report's link opens it outside the UI
+            page.goto(f"{base}/driftline/models/churn/runs/{key}/data_docs/index.html")
+            for type_, column in failed:
+                expect(page.locator("tr.failed").filter(has_text=type_).filter(has_text=column).first).to_be_visible()
+            expect(page.locator("tr.met").first).to_be_visible()
+            page.screenshot(path=str(SHOTS / "6-data-docs-offline.png"), full_page=True)
+        finally:
+            browser.close()
+    assert any(u.endswith(f"/runs/{key}/data_docs/index.html") for u in requests), requests
+    assert [u for u in requests if not _on_loopback(u)] == []
+    assert errors == []
 
 
 def test_cli_writes_the_history_page_next_to_the_metrics(site, tmp_path, capsys, monkeypatch):

@@ -10,13 +10,16 @@ failure becomes one SageMaker-style violation::
      "details": {...}}
 
 Outputs under ``runs/<model>/<interval>/``: ``gx_validation.json`` (the GX result),
-``data_docs/`` (GX Data Docs HTML), ``constraint_violations.json`` (SageMaker's format;
-other stages add their own violations to it) and ``quality.json`` (status, counts, summary).
+``data_docs/index.html`` (the result as driftline's self-contained page, ``driftline.quality_docs``:
+it works offline and in the driftline page's sandbox), ``data_docs/gx/`` (GX's own Data Docs,
+which need a network connection), ``constraint_violations.json`` (SageMaker's format; other
+stages add their own violations to it) and ``quality.json`` (status, counts, summary).
 An interval with fewer rows than ``thresholds.min_rows`` is recorded as ``no_data``.
 """
 from __future__ import annotations
 
 import logging
+import os
 import posixpath
 import tempfile
 import time
@@ -28,14 +31,18 @@ import pyarrow as pa
 
 from driftline.baseline import UNPARSED_PREFIX, BaselineRef, interval_baseline, load_baseline, typed_columns
 from driftline.config import ModelConfig
+from driftline.quality_docs import raised as exception_message
+from driftline.quality_docs import render_validation_page
 from driftline.store import Store, interval_key
 
 log = logging.getLogger(__name__)
 
 VIOLATIONS_FILE = "constraint_violations.json"
-#: Data Docs assets worth copying to the store; fonts and images (4 MB a run) are left out,
+#: GX Data Docs assets worth copying to the store; fonts and images (4 MB a run) are left out,
 #: the pages fall back to system fonts.
 _DOCS_SUFFIXES = (".html", ".css", ".js")
+#: Where GX builds its own Data Docs, inside the run's data_docs/ (whose index.html is driftline's).
+GX_DOCS_DIR = "gx"
 
 
 # -- violations file shared by the stages -----------------------------------------------
@@ -127,19 +134,6 @@ def _examples(values: list | None, k: int = 3) -> str:
     return ", ".join(repr(v) for v in vals)
 
 
-def _raised(info: Any) -> str | None:
-    """The exception message of a GX result, whether exception_info is flat or keyed by metric."""
-    if not isinstance(info, dict):
-        return None
-    if "raised_exception" in info:
-        return (info.get("exception_message") or "unknown error") if info["raised_exception"] else None
-    for sub in info.values():
-        msg = _raised(sub)
-        if msg:
-            return msg
-    return None
-
-
 def violations_from_result(result: dict, cfg: ModelConfig, observed_columns: list[str],
                            frame: pd.DataFrame | None = None) -> list[dict]:
     """One SageMaker-style violation per failed expectation. With the validated frame, the
@@ -161,7 +155,7 @@ def violations_from_result(result: dict, cfg: ModelConfig, observed_columns: lis
         check, feature = meta.get("constraint_check_type", "check_error"), meta.get("feature_name", kw.get("column", "*"))
         if check != "missing_column_check" and (feature in missing_cols or kw.get("column") in missing_cols):
             continue  # a missing column is reported once, as missing_column_check
-        raised = _raised(r.get("exception_info"))
+        raised = exception_message(r.get("exception_info"))
         if raised is not None:
             out.append({"feature_name": feature, "constraint_check_type": "check_error",
                         "description": f"{e['type']} could not run on {feature!r}: {raised}",
@@ -306,11 +300,16 @@ def run_quality(cfg: ModelConfig, store: Store, interval_start: datetime,
         df = gx_frame(cfg, batch)
         with tempfile.TemporaryDirectory(prefix="driftline-docs-") as tmp:
             result = validate_frame(cfg, df, base["expectations"], run_name=key,
-                                    run_time=interval_start, docs_dir=tmp)
+                                    run_time=interval_start, docs_dir=os.path.join(tmp, GX_DOCS_DIR))
+            violations += violations_from_result(result, cfg, list(batch.column_names), frame=df)
+            violations += untyped_column_violations(cfg, batch)
+            page = render_validation_page(result, model=cfg.name, interval=key, baseline=ref.version,
+                                          rows=batch.num_rows, violations=violations,
+                                          gx_docs_href=f"{GX_DOCS_DIR}/index.html")
+            with open(os.path.join(tmp, "index.html"), "w", encoding="utf-8") as f:
+                f.write(page)
             store.put_tree(tmp, docs_rel, suffixes=_DOCS_SUFFIXES)
         store.write_json(posixpath.join(prefix, "gx_validation.json"), result)
-        violations += violations_from_result(result, cfg, list(batch.column_names), frame=df)
-        violations += untyped_column_violations(cfg, batch)
         stats = result.get("statistics", {})
         out.update(status="violations" if violations else "ok",
                    expectations=stats.get("evaluated_expectations", len(base["expectations"]["expectations"])),

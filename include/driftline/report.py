@@ -42,7 +42,9 @@ ARTIFACTS = {
     "alerts_data": "alerts.data.json", "alerts_quality": "alerts.quality.json",
 }
 REPORT_FILE = "report.html"
+#: driftline's page of the GX validation result (driftline.quality_docs); GX's own Data Docs beside it.
 DATA_DOCS = "data_docs/index.html"
+GX_DATA_DOCS = "data_docs/gx/index.html"
 ALERT_ORDER = ("firing", "open", "pending", "resolved")
 #: Categories drawn per feature; the rest are summed into "(other)".
 MAX_CATEGORIES = 10
@@ -960,9 +962,10 @@ def _quarantine(art: dict) -> str:
 
 def _data_quality_section(art: dict) -> str:
     q = art.get("quality")
-    docs = (f'<p><a href="{esc(DATA_DOCS)}">Great Expectations Data Docs of this run</a> '
-            f"(<code>{esc(DATA_DOCS)}</code> in the run folder)</p>" if art.get("data_docs") or (q or {}).get("data_docs")
-            else note("No Data Docs for this run."))
+    docs = (f'<p><a href="{esc(DATA_DOCS)}">Data Docs of this run</a>: every expectation with what Great '
+            "Expectations observed and a sample of the unexpected values (GX's own Data Docs, which need a "
+            f"network connection, are in <code>{esc(GX_DATA_DOCS)}</code>)</p>"
+            if art.get("data_docs") or (q or {}).get("data_docs") else note("No Data Docs for this run."))
     if q is None:
         return section("data-quality", "Data quality",
                        note("Data quality was not checked for this interval (no quality.json).") + _quarantine(art))

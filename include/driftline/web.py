@@ -14,18 +14,19 @@ Routes (all links are relative, so the app works under any prefix and in the UI'
 - ``/models/<m>/history?since=&until=`` the history view (``driftline.history``)
 - ``/models/<m>/alerts``                incidents with their answers, and the feedback form
 - ``POST /models/<m>/feedback``         record an answer (``driftline.feedback.record``)
-- ``/models/<m>/runs/<interval>/<file>`` a run's artifact: ``report.html``, the GX Data Docs, JSON
+- ``/models/<m>/runs/<interval>/<file>`` a run's artifact: ``report.html``, the Data Docs, JSON
 - ``/api/models``                       the overview as JSON
 
 Pages written here escape every value that came from data or from a person (``report.esc``),
 and are served with a Content-Security-Policy that allows no script, so a value that slipped
-through could not run anyway. Run reports are driftline's own script-free pages and get the
-same policy. Every other file of a run folder (Great Expectations' Data Docs, which carry
-their own scripts and print data values as they are) is served **sandboxed**: its scripts run
-in an opaque origin, without the user's session, so a value crafted in the captured data cannot
-act on Airflow as the person viewing it. Answers are POSTed from a same-origin form; a POST whose
-``Origin`` (or ``Referer``) names another host is refused, and the Airflow session cookie is
-``SameSite=Lax``.
+through could not run anyway. Run reports and the runs' Data Docs pages (``data_docs/index.html``,
+``driftline.quality_docs``) are driftline's own script-free pages and get the same policy (the
+Data Docs page sandboxed as well). Every other file of a run folder (Great Expectations' own
+Data Docs in ``data_docs/gx/``, which carry their own scripts and print data values as they
+are) is served **sandboxed**: its scripts run in an opaque origin, without the user's session,
+so a value crafted in the captured data cannot act on Airflow as the person viewing it.
+Answers are POSTed from a same-origin form; a POST whose ``Origin`` (or ``Referer``) names
+another host is refused, and the Airflow session cookie is ``SameSite=Lax``.
 """
 from __future__ import annotations
 
@@ -48,8 +49,13 @@ from driftline.store import Store, StoreError, as_utc, parse_interval_key
 
 #: No script, no network: what driftline's own pages need.
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'self'"
-#: Files that are not driftline's own (Data Docs): scripts run, but in an opaque origin, without the session.
+#: driftline's Data Docs page prints data values (escaped, without script): on top of CSP, a sandbox
+#: gives it an opaque origin, so even a value that slipped through could not act as the viewer.
+DOCS_CSP = CSP + "; sandbox"
+#: Files that are not driftline's own (GX's Data Docs): scripts run, but in an opaque origin, without the session.
 SANDBOX = "sandbox allow-scripts allow-popups; frame-ancestors 'self'"
+#: A run's files driftline writes itself (script-free pages), and the policy each is served with.
+OWN_PAGES = {("report.html",): CSP, ("data_docs", "index.html"): DOCS_CSP}
 #: Files of a run folder the page serves, by suffix (the batch and merged tables stay in the store).
 SERVED = (".html", ".json", ".jsonl", ".css", ".js", ".png", ".svg", ".woff", ".woff2", ".ttf")
 _KEY = re.compile(r"\d{4}-\d{2}-\d{2}T\d{4}Z")
@@ -358,8 +364,8 @@ def create_app(*, store: Callable[[], Store], configs: Callable[[], dict[str, Mo
         except StoreError:
             raise HTTPException(404, f"{cfg.name} {key}: no {'/'.join(parts)} in this run") from None
         media = mimetypes.guess_type(parts[-1])[0] or "application/octet-stream"
-        own = parts == ["report.html"] or media == "application/json"
-        headers: dict[str, Any] = {"Content-Security-Policy": CSP if own else SANDBOX}
+        policy = OWN_PAGES.get(tuple(parts), CSP if media == "application/json" else SANDBOX)
+        headers: dict[str, Any] = {"Content-Security-Policy": policy}
         return Response(data, media_type=media, headers=headers)
 
     return app

@@ -4,6 +4,11 @@ export AIRFLOW_HOME="${AIRFLOW_HOME:-$PROJECT_DIR/airflow_home}"
 export AIRFLOW__CORE__DAGS_FOLDER="$PROJECT_DIR/dags"
 export AIRFLOW__CORE__PLUGINS_FOLDER="$PROJECT_DIR/plugins"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
+# The DAGs a user needs are active from the start: a paused feedback DAG would miss the alert
+# events raised meanwhile, a paused retraining DAG the requests.
+export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="${AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION:-False}"
+# Links in task logs and alert messages point at the UI (the driftline page, the run reports).
+export AIRFLOW__API__BASE_URL="${AIRFLOW__API__BASE_URL:-http://localhost:8080}"
 export DRIFTLINE_STORE_URL="${DRIFTLINE_STORE_URL:-file://$PROJECT_DIR/data/store}"
 VENV="${DRIFTLINE_VENV:-$PROJECT_DIR/.venv}"
 PY="${PYTHON:-python3}"

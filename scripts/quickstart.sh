@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set up driftline and run its main job on the embedded default (local store, SQLite Airflow):
 # virtualenv + install, project-local AIRFLOW_HOME, the demo scenario, its baseline, and the
-# monitoring DAG over every demo interval (one dag.test() run per interval, as a backfill
-# would produce), then print where the artifacts are.
+# monitoring DAG over every demo interval: Airflow's scheduler runs a backfill of the demo's
+# days (created through the REST API as the UI's Backfill dialog does), then the retraining
+# they ask for; then it prints the verdicts and where the artifacts are.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$PROJECT_DIR"
@@ -15,5 +16,5 @@ echo "==> demo scenario"
 driftline demo
 echo "==> baseline"
 driftline baseline --model churn --if-missing
-echo "==> monitoring DAG over every demo interval"
+echo "==> monitoring DAG over every demo interval (a backfill, run by Airflow's scheduler)"
 python scripts/run_demo_intervals.py

@@ -8,6 +8,7 @@ a time). A webhook route on loopback receives the alerts.
 - A second backfill re-runs every interval of an overlapping range backwards ("All Runs", the
   latest first): the re-run intervals reproduce their verdicts byte for byte, and the intervals
   evaluated out of order end with exactly the alert records an in-order evaluation gives.
+- The README's `airflow backfill create` command, with its defaults, runs too.
 - No alert message reaches the webhook twice.
 """
 from __future__ import annotations
@@ -127,16 +128,27 @@ def test_ui_backfill_defaults_run_on_the_scheduler_and_reproduce(labelled_demo_w
             executions = store.listdir(f"{Store.run_prefix('churn', t)}/executions")
             assert len(executions) == 2
 
+        # 3. the README's command line, with its defaults
+        cli = subprocess.run([sys.executable, "-m", "airflow", "backfill", "create", "--dag-id", DAG_ID,
+                              "--from-date", day[5], "--to-date", day[5]], capture_output=True, text=True,
+                             env={**os.environ, **env})
+        assert cli.returncode == 0, cli.stdout + cli.stderr
+        (made,) = [b for b in airflow.api("GET", "backfills", query={"dag_id": DAG_ID})["backfills"]
+                   if b["id"] not in (first["id"], second["id"])]
+        airflow.wait_backfill(made["id"], timeout=600)
+        runs = {r["data_interval_start"][:10]: r for r in airflow.dag_runs(DAG_ID, run_type="backfill")}
+        assert runs[starts[5].date().isoformat()]["state"] == "success"
+
     # the alert records equal those of an in-order evaluation of the same findings
     reference = Store(f"file://{tmp_path}/in-order")
     shutil.copytree(store_dir, tmp_path / "in-order")
-    for t in starts[:5]:
+    for t in starts[:6]:
         for g in ("data", "quality"):
             Path(tmp_path / "in-order" / Store.run_prefix("churn", t) / f"alerts.{g}.json").unlink()
-    for t in starts[:5]:
+    for t in starts[:6]:
         for g in ("data", "quality"):
             evaluate_in_order(week["cfg"], reference, [t], g)
-    for t in starts[:5]:
+    for t in starts[:6]:
         for g in ("data", "quality"):
             assert _state(store, t, g) == _state(reference, t, g), (t, g)
     # some alert fired (the drift days), and none reached the webhook twice

@@ -59,7 +59,8 @@ from datetime import timedelta
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 from driftline_airflow.runtime import (alert_sender, alerts_asset, fail_clearly, get_store, log_summary,
-                                       logged_delivery_failure, publish_model_dags, resolver, retraining_asset)
+                                       logged_delivery_failure, publish_model_dags, report_url, report_url_of,
+                                       resolver, retraining_asset)
 from driftline_airflow.links import add_links
 
 from driftline.config import ModelConfig
@@ -85,7 +86,7 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
 
         @task
         def ingest(data_interval_start=None, data_interval_end=None, params=None, dag_run=None) -> dict:
-            from driftline.monitor import run_ingest
+            from driftline.monitor import next_step, run_ingest
 
             store = get_store()
             asked = str((params or {}).get("baseline") or "").strip()
@@ -94,18 +95,20 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
                 out = run_ingest(cfg, store, data_interval_start, data_interval_end,
                                  resolver=resolver(cfg.capture.conn_id), baseline=asked or None,
                                  by=f"{who} (Param 'baseline' of run {getattr(dag_run, 'run_id', '?')})")
-            log_summary(f"ingest {cfg.name}", [out["summary"]], store.uri(store.run_prefix(cfg.name, data_interval_start)))
+            log_summary(f"ingest {cfg.name}", [out["summary"]], store.uri(store.run_prefix(cfg.name, data_interval_start)),
+                        next_step=next_step("ingest", out, cfg.name), report=report_url(cfg.name, data_interval_start))
             return out
 
         @task
         def data_quality(ingested: dict, data_interval_start=None) -> dict:
-            from driftline.monitor import interval_summary_lines, run_data_quality
+            from driftline.monitor import interval_summary_lines, next_step, run_data_quality
 
             store = get_store()
             with fail_clearly():
                 out = run_data_quality(cfg, store, data_interval_start)
             log_summary(f"data_quality {cfg.name}", interval_summary_lines("data_quality", out),
-                        out["violations_uri"])
+                        out["violations_uri"], next_step=next_step("data_quality", out, cfg.name),
+                        report=report_url(cfg.name, data_interval_start))
             return {k: v for k, v in out.items() if k != "findings"} | {"findings": out["findings"][:20]}
 
         @task
@@ -134,12 +137,13 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
         @task
         def drift(parts: list[str], quality: dict, data_interval_start=None, data_interval_end=None) -> dict:
             # `quality` orders this task after data_quality: both add to constraint_violations.json
-            from driftline.monitor import interval_summary_lines, run_drift
+            from driftline.monitor import interval_summary_lines, next_step, run_drift
 
             store = get_store()
             with fail_clearly():
                 out = run_drift(cfg, store, data_interval_start, data_interval_end, list(parts))
-            log_summary(f"drift {cfg.name}", interval_summary_lines("drift", out), out["drift_uri"])
+            log_summary(f"drift {cfg.name}", interval_summary_lines("drift", out), out["drift_uri"],
+                        next_step=next_step("drift", out, cfg.name), report=report_url(cfg.name, data_interval_start))
             return out
 
         if cfg.labels is not None:
@@ -170,14 +174,16 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
         def model_quality(ingested: dict, waited: dict | None = None, data_interval_start=None,
                           data_interval_end=None) -> dict:
             # none_failed: a wait that timed out (skipped) still gets its interval evaluated
-            from driftline.monitor import interval_summary_lines, run_labels_and_quality
+            from driftline.monitor import interval_summary_lines, next_step, run_labels_and_quality
 
             store = get_store()
             with fail_clearly():
                 out = run_labels_and_quality(cfg, store, data_interval_start, data_interval_end, waited=waited,
                                              resolver=resolver(cfg.labels.conn_id) if cfg.labels else None)
             lines = interval_summary_lines("model_quality", out) + [out[k] for k in ("reevaluate",) if k in out]
-            log_summary(f"model_quality {cfg.name}", lines, out["model_quality_uri"])
+            log_summary(f"model_quality {cfg.name}", lines, out["model_quality_uri"],
+                        next_step=next_step("model_quality", out, cfg.name),
+                        report=report_url(cfg.name, data_interval_start))
             return out
 
         # all_done: data-quality alerts go out even when drift failed. One alert task of a kind at
@@ -187,32 +193,35 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
         # without depends_on_past, which Airflow's backfills refuse by default.
         @task(trigger_rule="all_done", max_active_tis_per_dag=1)
         def alert_data(data_interval_start=None, **context) -> dict:
-            from driftline.monitor import alert_brief, run_alerts
+            from driftline.monitor import alert_brief, next_step, run_alerts
 
             store = get_store()
             where = store.uri("alerts", cfg.name)
             with logged_delivery_failure(f"alert_data {cfg.name}", where), fail_clearly():
-                out = run_alerts(cfg, store, data_interval_start, "data", send=alert_sender(context))
-            log_summary(f"alert_data {cfg.name}", out["lines"], where)
+                out = run_alerts(cfg, store, data_interval_start, "data", send=alert_sender(context),
+                                 report_url=report_url_of(cfg.name))
+            log_summary(f"alert_data {cfg.name}", out["lines"], where, next_step=next_step("alerts", out, cfg.name),
+                        report=report_url(cfg.name, data_interval_start))
             return alert_brief(out)
 
         @task(trigger_rule="all_done", max_active_tis_per_dag=1)
         def alert_quality(data_interval_start=None, **context) -> dict:
-            from driftline.monitor import alert_brief, run_alerts
+            from driftline.monitor import alert_brief, next_step, run_alerts
 
             performance = context["ti"].xcom_pull(task_ids="model_quality") or {}
             store = get_store()
             where = store.uri("alerts", cfg.name)
             with logged_delivery_failure(f"alert_quality {cfg.name}", where), fail_clearly():
                 out = run_alerts(cfg, store, data_interval_start, "quality", send=alert_sender(context),
-                                 also=performance.get("reevaluated", []))
-            log_summary(f"alert_quality {cfg.name}", out["lines"], where)
+                                 also=performance.get("reevaluated", []), report_url=report_url_of(cfg.name))
+            log_summary(f"alert_quality {cfg.name}", out["lines"], where,
+                        next_step=next_step("alerts", out, cfg.name), report=report_url(cfg.name, data_interval_start))
             return alert_brief(out)
 
         @task(trigger_rule="none_failed")
         def record_run(ingested: dict, quality: dict, drifted: dict, performance: dict, data_interval_start=None,
                        data_interval_end=None, **context) -> dict:
-            from driftline.monitor import record_run as record
+            from driftline.monitor import next_step, record_run as record
 
             store = get_store()
             alerts = {f"alerts_{g}": context["ti"].xcom_pull(task_ids=f"alert_{g}") or {} for g in ("data", "quality")}
@@ -232,7 +241,8 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
                          f"drift: {out['drift']}", f"model quality: {out['model_quality']}",
                          *(f"alerts: {x['summary']}" for x in alerts.values() if x),
                          *([out["cloudwatch"]] if "cloudwatch" in out else [])],
-                        out["artifacts"])
+                        out["artifacts"], next_step=next_step("run", out, cfg.name),
+                        report=report_url(cfg.name, data_interval_start))
             return out
 
         @task(trigger_rule="all_done")
@@ -243,7 +253,9 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
             store = get_store()
             with fail_clearly():
                 uri = write_run_report(cfg, store, data_interval_start)
-            log_summary(f"report {cfg.name}", summary_table(cfg, store, data_interval_start), uri)
+            log_summary(f"report {cfg.name}", summary_table(cfg, store, data_interval_start), uri,
+                        next_step="open the report: every stage's findings, distributions and alerts on one page",
+                        report=report_url(cfg.name, data_interval_start))
             return uri
 
         ingested = ingest()

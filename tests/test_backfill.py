@@ -112,8 +112,16 @@ def test_ui_backfill_defaults_run_on_the_scheduler_and_reproduce(labelled_demo_w
             assert run["baseline"] == "v1" and run["baseline_pin"]["version"] == "v1"
             assert store.exists(f"{Store.run_prefix('churn', t)}/report.html")
             digests[t] = run["digest"]
+        # the task logs, read as the UI's log view reads them: the summary block, the next step,
+        # and a link to the run's report on the driftline page
+        key = starts[0].strftime("%Y-%m-%dT%H%MZ")
+        page = f"{airflow.env['AIRFLOW__API__BASE_URL']}/driftline/models/churn/runs/{key}/report.html"
+        for task_id in ("ingest", "data_quality", "drift", "model_quality", "alert_data", "record_run", "report"):
+            log = airflow.task_log(DAG_ID, runs[0]["dag_run_id"], task_id)
+            assert f"report:    {page}" in log and "next:      " in log, (task_id, log[-1500:])
         log = airflow.task_log(DAG_ID, runs[0]["dag_run_id"], "record_run")
-        assert f"run churn {starts[0].strftime('%Y-%m-%dT%H%MZ')}" in log and "artifacts:" in log
+        assert f"run churn {key}" in log and "artifacts:" in log
+        assert "Skipping registering function" not in airflow.task_log(DAG_ID, runs[0]["dag_run_id"], "data_quality")
 
         # 2. "All Runs" over days 1-4, the latest first: days 1, 2 are re-runs, 3 and 4 are
         # evaluated before the days they follow
@@ -154,6 +162,9 @@ def test_ui_backfill_defaults_run_on_the_scheduler_and_reproduce(labelled_demo_w
     # some alert fired (the drift days), and none reached the webhook twice
     ids = receiver.ids()
     assert ids and len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    # each message links to its interval's report on the driftline page
+    for body in receiver.bodies:
+        assert body["links"]["report"].endswith(f"/driftline/models/churn/runs/{body['interval']}/report.html")
     sent = {e["id"] for e in read_events(store, "churn")
             if e["severity"] in ("warning", "critical") or e["event"] in ("resolved", "rejudged")}
     assert set(ids) <= sent

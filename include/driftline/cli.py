@@ -123,7 +123,7 @@ def interval_starts(cfg: ModelConfig, start: datetime, end: datetime) -> list[tu
 
 
 def cmd_monitor(args) -> int:
-    from driftline.monitor import interval_summary_lines, monitor_interval, summary_block
+    from driftline.monitor import interval_summary_lines, monitor_interval, next_step, summary_block
 
     cfg = _model(args)
     store = Store(args.store)
@@ -138,7 +138,8 @@ def cmd_monitor(args) -> int:
         lines = []
         for stage, res in out["stages"].items():
             lines += interval_summary_lines(stage, res)
-        print(summary_block(f"{cfg.name} {out['interval']}: {out['status'].upper()}", lines, out["artifacts"]))
+        print(summary_block(f"{cfg.name} {out['interval']}: {out['status'].upper()}", lines, out["artifacts"],
+                            next_step=next_step("run", out, cfg.name), report=out.get("report")))
         worst = max(worst, 1 if out["violations"] else 0)
     return worst
 

@@ -229,7 +229,7 @@ def run_labels_and_quality(cfg: ModelConfig, store: Store, start: datetime, end:
 
 
 def run_alerts(cfg: ModelConfig, store: Store, start: datetime, group: str, send=None,
-               also: list[str] | tuple = ()) -> dict:
+               also: list[str] | tuple = (), report_url=None) -> dict:
     """Evaluate one alert group (driftline.alerts) for the interval -- and first for the earlier
     intervals in ``also`` (interval keys re-evaluated in this run), oldest first -- then deliver
     the new messages on the model's routes (``send``: route, message -> str; None delivers
@@ -243,6 +243,9 @@ def run_alerts(cfg: ModelConfig, store: Store, start: datetime, group: str, send
     # backfills and out-of-order runs give the incidents an in-order run gives
     records = evaluate_in_order(cfg, store, starts, group)
     messages = [m for r in records for m in r["messages"]]
+    if report_url is not None:  # the run report on the driftline page, next to the store's folder
+        for m in messages:
+            m["links"] = {"report": report_url(m["interval"]), **(m.get("links") or {})}
     lines = [x for r in records for x in summary_lines(r)]
     try:
         delivery = dispatch(cfg, store, messages, send)
@@ -414,15 +417,69 @@ def alert_brief(alerts: dict) -> dict:
                        for a in alerts["firing"]][:50]}
 
 
-def summary_block(title: str, lines: list[str], artifacts: str | None = None) -> str:
-    """The compact block each task logs last, for the on-call engineer."""
-    width = max([len(title), *(len(x) for x in lines), len(artifacts or "") + 11]) if lines else len(title)
+def summary_block(title: str, lines: list[str], artifacts: str | None = None, next_step: str | None = None,
+                  report: str | None = None) -> str:
+    """The compact block each task logs last, for the on-call engineer: what was checked and
+    found, then where the artifacts are, the next step a person should take, and the link to
+    the run's report (on the driftline page)."""
+    tail = [*([f"artifacts: {artifacts}"] if artifacts else []), *([f"report:    {report}"] if report else []),
+            *([f"next:      {next_step}"] if next_step else [])]
+    width = max([len(title), *(len(x) for x in lines), *(len(x) + 2 for x in tail)])
     bar = "=" * min(max(width, 40), 110)
-    body = [bar, title, *(f"  {x}" for x in lines)]
-    if artifacts:
-        body.append(f"  artifacts: {artifacts}")
-    body.append(bar)
-    return "\n".join(body)
+    return "\n".join([bar, title, *(f"  {x}" for x in lines), *(f"  {x}" for x in tail), bar])
+
+
+def next_step(stage: str, result: dict[str, Any], model: str = "<model>") -> str:
+    """What a person should do after this stage, in one line (the summary block's ``next:``)."""
+    r = result or {}
+    if stage == "ingest":
+        if not r.get("objects_read"):
+            return ("no captured data for this interval: if traffic was expected, check the capture location "
+                    "and the endpoint's data capture; the run ends with a no-data verdict")
+        if r.get("quarantined"):
+            return (f"{r['quarantined']} record(s) quarantined: read quarantine.jsonl (each with its reason) and fix "
+                    f"the producer; they are kept, not counted in the verdict")
+        if r.get("missing_columns"):
+            return f"columns {r['missing_columns']} are missing from the captured records: check the producer's schema"
+        return "nothing to do"
+    if stage == "data_quality":
+        if r.get("status") == "violations":
+            return ("open the report's data-quality section (and its Data Docs) for the failed checks; if the "
+                    "upstream change is intended, answer the alert 'expected' (driftline page or "
+                    f"`driftline feedback --model {model}`)")
+        if r.get("status") == "no_data":
+            return "too few rows to check: nothing to do unless traffic was expected"
+        return "nothing to do"
+    if stage == "drift":
+        if r.get("drifted"):
+            lead = r["drifted"][0]
+            return (f"open the report's drift drivers ({lead} first) and compare the distributions; if the change "
+                    f"is real and expected, answer its alert 'expected' so the next baseline absorbs it "
+                    f"(`driftline baseline --model {model} --absorb-feedback`)")
+        return "nothing to do"
+    if stage == "model_quality":
+        if r.get("status") == "violations":
+            return ("model quality below its threshold: read the report's model-quality section (per segment); the "
+                    "retraining policy decides whether a challenger is trained")
+        if r.get("status") == "estimated":
+            return "labels not in yet: quality is estimated; it is re-evaluated when they land, nothing to do now"
+        return "nothing to do"
+    if stage == "alerts":
+        if r.get("failed"):
+            return ("a route refused: check its Airflow connection, then clear this task; only what is missing is "
+                    "sent again")
+        new = [a for a in r.get("firing", []) if a.get("incident") == a.get("interval")]
+        if new:
+            return (f"{len(new)} new incident(s): answer each (acknowledge / false positive / expected) in Airflow's "
+                    f"Required Actions or on the driftline page")
+        return "nothing to do"
+    if stage == "run":
+        if r.get("status") == "violations":
+            return "open the report for what failed and by how much; the alert tasks above say what was sent"
+        if r.get("status") == "no_data":
+            return "no data in this interval: check the capture if traffic was expected"
+        return "nothing to do"
+    return "nothing to do"
 
 
 def interval_summary_lines(stage: str, result: dict[str, Any]) -> list[str]:

@@ -77,10 +77,27 @@ def fail_clearly() -> Iterator[None]:
         raise AirflowFailException(str(exc)) from None
 
 
-def log_summary(title: str, lines: list[str], artifacts: str | None = None) -> None:
+def log_summary(title: str, lines: list[str], artifacts: str | None = None, next_step: str | None = None,
+                report: str | None = None) -> None:
+    """Log the task's summary block (driftline.monitor.summary_block): what it checked and
+    found, where the artifacts are, the report's link and the next step."""
     from driftline.monitor import summary_block
 
-    log.info("\n%s", summary_block(title, lines, artifacts))
+    log.info("\n%s", summary_block(title, lines, artifacts, next_step=next_step, report=report))
+
+
+def report_url(model: str, start) -> str:
+    """The run's report on the driftline page (``[api] base_url`` + /driftline/...)."""
+    from driftline_airflow.links import driftline_url, run_report_path
+
+    return driftline_url(run_report_path(model, start))
+
+
+def report_url_of(model: str):
+    """interval key -> that interval's report URL (for alert messages)."""
+    from driftline.store import parse_interval_key
+
+    return lambda key: report_url(model, parse_interval_key(key))
 
 
 class ConfigErrorsDag(DAG):
@@ -167,5 +184,7 @@ def logged_delivery_failure(title: str, artifacts: str | None = None) -> Iterato
     try:
         yield
     except AlertDeliveryError as exc:
-        log_summary(title + ": DELIVERY FAILED", getattr(exc, "summary_lines", [str(exc)]), artifacts)
+        log_summary(title + ": DELIVERY FAILED", getattr(exc, "summary_lines", [str(exc)]), artifacts,
+                    next_step="a route refused: check its Airflow connection (the error above names it); the retry, "
+                              "or clearing this task, sends only what is missing")
         raise

@@ -97,6 +97,13 @@ def test_ui_backfill_defaults_run_on_the_scheduler_and_reproduce(labelled_demo_w
     with LocalAirflow(home, port=_free_port(), env=env, user="ops", log_dir=tmp_path / "components") as airflow:
         airflow.wait_for_dag(DAG_ID)
         airflow.unpause(DAG_ID)  # as the dialog does with its "unpause" box, checked by default
+        # docker-compose.yaml's healthchecks, run against these live components
+        from test_compose import healthcheck_commands
+
+        for service, command in healthcheck_commands().items():
+            check = subprocess.run(["bash", "-c", command.replace("airflow ", f"{sys.executable} -m airflow ", 1)],
+                                   capture_output=True, text=True, env={**os.environ, **env})
+            assert check.returncode == 0, (service, check.stdout[-500:], check.stderr[-500:])
 
         # 1. the dialog's defaults over days 0-2: accepted, run in order, all green
         first = airflow.create_backfill(DAG_ID, day[0], day[2])

@@ -63,6 +63,15 @@ def test_report_is_written_into_the_run_folder(runs):
     assert day["html"].startswith("<!DOCTYPE html>") and day["html"].rstrip().endswith("</html>")
 
 
+def test_the_header_says_which_baseline_judged_the_run_and_its_digest(runs):
+    day = runs[DRIFT_DAY]
+    run = day["read"]("run.json")
+    head = day["html"][:day["html"].index("</header>")]
+    assert (f"judged against baseline v1, pinned {run['baseline_pin']['pinned_at'][:10]} "
+            f"(the baseline in effect when the interval was first evaluated)") in head
+    assert f"verdict digest {run['digest']}" in head
+
+
 def test_drifted_day_leads_with_the_features_that_drive_the_drift(runs):
     day = runs[DRIFT_DAY]
     drift = day["read"]("drift.json")

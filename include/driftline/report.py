@@ -614,7 +614,26 @@ def _header(cfg: ModelConfig, art: dict, start: datetime) -> str:
     if not art.get("run"):
         problems += note("run.json is missing: the run has not finished recording (or did not run).")
     return (f"<header><h1>driftline · {esc(cfg.name)} · {esc(interval_key(start))}</h1>"
-            f'<dl class="facts">{dl}</dl>{fam}{problems}</header>')
+            f'<dl class="facts">{dl}</dl>{_record_line(run)}{fam}{problems}</header>')
+
+
+def _record_line(run: dict) -> str:
+    """Where the verdict comes from: the baseline pin (and who moved it) and the verdict's digest,
+    so a reader can tell a re-run that reproduced the verdict from one that re-judged it."""
+    pin = run.get("baseline_pin") or {}
+    if not pin and not run.get("digest"):
+        return ""
+    parts = []
+    if pin:
+        parts.append(f"judged against baseline {pin.get('version')}, pinned {str(pin.get('pinned_at', ''))[:10]} "
+                     f"({pin.get('why', '')})")
+        for c in pin.get("changes") or []:
+            parts.append(f"re-judged: baseline {c.get('from')} → {c.get('to')} by {c.get('by')} at "
+                         f"{str(c.get('at', ''))[:16]}")
+    if run.get("digest"):
+        parts.append(f"verdict digest {run['digest']} (the same data and baseline give the same digest; each "
+                     f"execution is recorded in executions/)")
+    return '<p class="record"><small>' + "; ".join(esc(p) for p in parts) + "</small></p>"
 
 
 # -- drift -----------------------------------------------------------------------------------

@@ -136,6 +136,9 @@ def test_ui_backfill_defaults_run_on_the_scheduler_and_reproduce(labelled_demo_w
         airflow.wait_backfill(second["id"], timeout=900)
         runs = {r["data_interval_start"][:10]: r for r in airflow.dag_runs(DAG_ID, run_type="backfill")}
         assert {d: r["state"] for d, r in runs.items()} == {t.date().isoformat(): "success" for t in starts[:5]}
+        # exactly the intervals asked for: day 0 was left alone (its run and its one execution)
+        assert runs[starts[0].date().isoformat()]["end_date"] < second["created_at"]
+        assert len(store.listdir(f"{Store.run_prefix('churn', starts[0])}/executions")) == 1
         order = sorted(starts[1:5], key=lambda t: runs[t.date().isoformat()]["start_date"])
         assert order == sorted(starts[1:5], reverse=True)  # it really ran backwards
         for t in starts[1:3]:  # re-run: the same verdict, to the byte

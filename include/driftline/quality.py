@@ -20,6 +20,8 @@ import logging
 import posixpath
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -88,15 +90,50 @@ def _suite_for_gx(suite_json: dict, cfg: ModelConfig):
     return gx.ExpectationSuite(name=suite_json["name"], expectations=exps)
 
 
+#: GX logs "Skipping registering function <name> because it is a closure" (and "... because
+#: it does not have a class") at INFO from this logger, ~200 lines while GX's modules load: its
+#: public-API registry at work, nothing about the data.
+_GX_REGISTRY_LOGGER = "great_expectations._docs_decorators"
+_GX_REGISTRY_NOISE = "Skipping registering function"
+
+
+class _DropRegistryNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(_GX_REGISTRY_NOISE)
+
+
+@contextmanager
+def quiet_gx() -> Iterator[None]:
+    """Keep GX's registration noise (above) and its INFO chatter out of the task log while
+    GX loads and validates; its warnings and errors still come through. Both are undone on
+    exit, so the process's logging is as it was."""
+    registry = logging.getLogger(_GX_REGISTRY_LOGGER)
+    gx_root = logging.getLogger("great_expectations")
+    noise, level = _DropRegistryNoise(), gx_root.level
+    registry.addFilter(noise)
+    gx_root.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        registry.removeFilter(noise)
+        gx_root.setLevel(level)
+
+
 def validate_frame(cfg: ModelConfig, df: pd.DataFrame, suite_json: dict, run_name: str,
                    run_time: datetime, docs_dir: str | None = None) -> dict:
     """Run the suite on df with an ephemeral GX context; optionally build Data Docs into
     docs_dir. Returns the GX validation result as JSON."""
+    # the noise is logged while GX's modules load: the import goes inside the quiet block
+    with quiet_gx():
+        return _validate_frame(cfg, df, suite_json, run_name, run_time, docs_dir)
+
+
+def _validate_frame(cfg: ModelConfig, df: pd.DataFrame, suite_json: dict, run_name: str,
+                    run_time: datetime, docs_dir: str | None) -> dict:
     import great_expectations as gx  # heavy (~6 s): imported only when a check runs
     from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.core.run_identifier import RunIdentifier
 
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = {"globally": False, "metric_calculations": False}
     actions = []

@@ -208,3 +208,29 @@ def test_gx_registration_noise_stays_out_of_the_log(mode, tmp_path):
         assert (noise, warnings) == (0, 1)
     else:
         assert noise > 50
+
+
+def test_range_violation_names_the_bounds_crossed(setup, tmp_path):
+    """The range check has two bounds: its violation counts the values past each one (by hand:
+    the baseline's training min/max widened by range_margin of the range)."""
+    cfg, store, rng = setup
+    train = pd.read_parquet(tmp_path / "train.parquet")
+    lo_b, hi_b = train["x"].min(), train["x"].max()
+    margin = (hi_b - lo_b) * cfg.thresholds.range_margin
+    lo, hi = lo_b - margin, hi_b + margin
+    df = clean_batch(rng)
+    df.loc[:5, "x"] = lo - 1.0       # 6 below the lower bound
+    df.loc[6:6, "x"] = hi + 1.0      # 1 above the upper one
+    _, v = run(cfg, store, df)
+    r = v[("range_check", "x")]
+    assert (r["details"]["below"], r["details"]["above"]) == (6, 1)
+    assert r["details"]["min_allowed"] == pytest.approx(lo) and r["details"]["max_allowed"] == pytest.approx(hi)
+    assert f"6 below the lower bound {lo:.4g}, 1 above the upper bound {hi:.4g}" in r["description"]
+    out = quality._short(r)
+    assert out.endswith(f"(6 < {lo:.4g}, 1 > {hi:.4g})")
+    df = clean_batch(rng)
+    df.loc[:5, "x"] = lo - 1.0       # only the lower bound crossed: the upper one is not blamed
+    _, v = run(cfg, store, df)
+    r = v[("range_check", "x")]
+    assert f"6 below the lower bound {lo:.4g};" in r["description"] and "above the upper" not in r["description"]
+    assert quality._short(r).endswith(f"(6 < {lo:.4g})")

@@ -67,6 +67,7 @@ import pandas as pd
 from scipy import stats
 
 from driftline import drift as m
+from driftline.bounds import crossed, number, within
 from driftline.config import DEFAULT_THRESHOLDS, TEST_METHODS, DriftSettings, FeatureDrift
 from driftline.profile import (CategoricalProfile, ColumnProfile, ColumnSpec, DatasetProfile, NumericProfile,
                                profile_table)
@@ -590,12 +591,30 @@ def violations(result: dict) -> list[dict]:
     mv = result.get("multivariate", {})
     for k, v in mv.items():
         if isinstance(v, dict) and v.get("drifted"):
+            crossed_side = "lower" if v.get("lower_threshold") is not None and v["statistic"] < v["lower_threshold"] \
+                else "upper"
             out.append({"feature_name": "*", "constraint_check_type": "multivariate_drift_check",
-                        "description": f"Multivariate drift ({k}): {_fmt(v['statistic'])} against threshold "
-                                       f"{_fmt(v['threshold'])}",
+                        "description": f"Multivariate drift ({k}): {multivariate_verdict(v)}",
                         "details": {"method": k, "statistic": v["statistic"], "threshold": v["threshold"],
+                                    "lower_threshold": v.get("lower_threshold"), "crossed": crossed_side,
                                     "pvalue": v.get("pvalue")}})
     return out
+
+
+def multivariate_verdict(v: dict) -> str:
+    """A multivariate check's statistic against the bound it crossed (the PCA reconstruction
+    error has two: an error *below* its lower bound is drift too), or within its bounds.
+    The reconstruction error drifts past either bound; the domain classifier's AUC at or
+    above its threshold (with a p-value below alpha)."""
+    stat, upper, lower = v["statistic"], v.get("threshold"), v.get("lower_threshold")
+    if v.get("method") == "domain_classifier":
+        text = crossed(stat, upper=upper, inclusive=True) or within(stat, None, upper)
+        return f"AUC {text}" + (f" (p-value {_fmt(v['pvalue'])})" if v.get("pvalue") is not None else "")
+    text = crossed(stat, lower=lower, upper=upper) or within(stat, lower, upper)
+    if v.get("method") == "pca_reconstruction":
+        ref = f" (reference {number(v['reference_error'], stat)})" if v.get("reference_error") is not None else ""
+        return f"mean reconstruction error {text}{ref}"
+    return text
 
 
 def findings(result: dict, limit: int = 12) -> list[str]:
@@ -616,8 +635,7 @@ def findings(result: dict, limit: int = 12) -> list[str]:
             lines.append(f"prediction {name}: {r['method']} {_fmt(r['statistic'])} vs {_fmt(r['threshold'])}")
     for k, v in result.get("multivariate", {}).items():
         if isinstance(v, dict) and "statistic" in v:
-            lines.append(f"multivariate {k}: {_fmt(v['statistic'])} vs {_fmt(v['threshold'])}"
-                         f"{' DRIFT' if v.get('drifted') else ''}")
+            lines.append(f"multivariate {k}: {multivariate_verdict(v)}{' DRIFT' if v.get('drifted') else ''}")
     return lines[:limit]
 
 

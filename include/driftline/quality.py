@@ -250,13 +250,44 @@ def violations_from_result(result: dict, cfg: ModelConfig, observed_columns: lis
             lo, hi = kw.get("min_value"), kw.get("max_value")
             details.update(min_allowed=lo, max_allowed=hi, observed_outside=pct_bad,
                            examples=(res.get("partial_unexpected_list") or [])[:5])
+            sides = _range_sides(frame, kw["column"], lo, hi) if frame is not None else None
+            where = ""
+            if sides is not None:
+                details.update(below=sides[0], above=sides[1])
+                # the range has two bounds: say which one the values crossed
+                where = ": " + ", ".join(f"{n} below the lower bound {_bound(b)}" if i == 0 else
+                                         f"{n} above the upper bound {_bound(b)}"
+                                         for i, (n, b) in enumerate(zip(sides, (lo, hi))) if n)
             desc = (f"Range requirement is not met. Expected: at least {_pct(kw.get('mostly', 1.0))} of values in "
                     f"[{lo}, {hi}] (baseline range widened by {_pct(cfg.thresholds.range_margin)}). Observed: "
-                    f"{_pct(pct_bad)} outside ({bad} values, e.g. {_examples(res.get('partial_unexpected_list'))}).")
+                    f"{_pct(pct_bad)} outside ({bad} values{where}; e.g. "
+                    f"{_examples(res.get('partial_unexpected_list'))}).")
         else:
             desc = f"{e['type']} failed on {feature}: {bad} of {n} values unexpected."
         out.append({"feature_name": feature, "constraint_check_type": check, "description": desc, "details": details})
     return out
+
+
+def _range_sides(frame: pd.DataFrame, column: str, lo: Any, hi: Any) -> tuple[int, int] | None:
+    """Values of ``column`` below ``lo`` and above ``hi``, on the rows the range check saw
+    (those ingest could read: the others are type errors). None when it cannot tell."""
+    if column not in frame.columns:
+        return None
+    side = UNPARSED_PREFIX + column
+    readable = frame[side].isna() if side in frame.columns else pd.Series(True, index=frame.index)
+    col = frame.loc[readable, column]
+    try:
+        if isinstance(lo, (str, pd.Timestamp)) or isinstance(hi, (str, pd.Timestamp)):
+            values = pd.to_datetime(col, utc=True, errors="coerce")
+            lo, hi = (None if b is None else pd.Timestamp(b) for b in (lo, hi))
+            lo, hi = (b.tz_localize("UTC") if b is not None and b.tzinfo is None else b for b in (lo, hi))
+        else:
+            values = pd.to_numeric(col, errors="coerce")
+        below = int((values < lo).sum()) if lo is not None else 0
+        above = int((values > hi).sum()) if hi is not None else 0
+    except (TypeError, ValueError):
+        return None
+    return below, above
 
 
 def untyped_column_violations(cfg: ModelConfig, batch: pa.Table) -> list[dict]:
@@ -307,7 +338,11 @@ def _short(v: dict) -> str:
     if check == "categorical_values_check":
         return f"{check} {f}: {_pct(1 - d['observed_in_domain'])} unknown ({', '.join(map(repr, list(d['unknown_values'])[:3]))})"
     if check == "range_check":
-        return f"{check} {f}: {_pct(d['observed_outside'])} outside [{_bound(d['min_allowed'])}, {_bound(d['max_allowed'])}]"
+        sides = [f"{n} < {_bound(b)}" if i == 0 else f"{n} > {_bound(b)}"
+                 for i, (n, b) in enumerate(((d.get("below"), d["min_allowed"]), (d.get("above"), d["max_allowed"])))
+                 if n]
+        return (f"{check} {f}: {_pct(d['observed_outside'])} outside [{_bound(d['min_allowed'])}, "
+                f"{_bound(d['max_allowed'])}]" + (f" ({', '.join(sides)})" if sides else ""))
     if check == "quarantine_check":
         return f"{check}: {d['quarantined']} of {d['records_seen']} records quarantined"
     if check == "extra_column_check":

@@ -20,7 +20,9 @@ Each run monitors one data interval of one model (`data_interval_start` to
    gives its worker slot back between looks, every `labels.poke_interval`): ingests the
    labels that arrived and stops once the interval's label coverage reaches
    `labels.min_coverage`, or at interval end + `labels.delay`, whichever comes first; the
-   run then goes on with the coverage it has.
+   run then goes on with the coverage it has. An interval without predictions (fewer than
+   `thresholds.min_rows`) has nothing to wait for: the first look ends the wait, and the run
+   ends with the verdict "no data".
 6. **model_quality**: merges the interval's predictions with every label arrived so far
    (latest label wins), computes realized metrics when there are enough labels and
    estimated ones (from the model's calibrated confidence) in any case, overall and per
@@ -148,12 +150,7 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
                 with fail_clearly():
                     look = label_wait(cfg, store, data_interval_start, data_interval_end,
                                       resolver=resolver(labels.conn_id))
-                log_summary(f"wait_for_labels {cfg.name}",
-                            [f"labels {look['labelled']}/{look['predicted']} ({look['coverage']:.1%}), "
-                             f"want {look['min_coverage']:.0%} by {look['deadline']}: "
-                             + ("enough" if look["done"] and not look["timed_out"] else
-                                "deadline reached, going on with partial coverage" if look["done"] else
-                                f"waiting (next look in {labels.poke_interval})")])
+                log_summary(f"wait_for_labels {cfg.name}", [look["summary"]])
                 return PokeReturnValue(is_done=look["done"], xcom_value=look)
 
         @task(trigger_rule="none_failed")
@@ -214,7 +211,7 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
                                           interval_history(store, cfg.name, data_interval_start))
                 out["cloudwatch"] = f"{sent} metric datum(s) to CloudWatch {cfg.metrics_out.cloudwatch.namespace}"
             checks = ", ".join(out["violation_checks"]) or "none"
-            log_summary(f"run {cfg.name} {out['interval']}: {out['status'].upper()}",
+            log_summary(f"run {cfg.name} {out['interval']}: {out['status'].replace('_', ' ').upper()}",
                         [f"baseline {out['baseline']}; {out['violations']} violation(s); checks failed: {checks}",
                          f"drift: {out['drift']}", f"model quality: {out['model_quality']}",
                          *(f"alerts: {x['summary']}" for x in alerts.values() if x),

@@ -77,14 +77,28 @@ VERDICT_ARTIFACTS = ("run.json", "report.html", "bias.json", "alerts.data.json",
 MULTIVARIATE_ROWS = 5_000
 
 
-def run_ingest(cfg: ModelConfig, store: Store, start: datetime, end: datetime, resolver: Resolver | None = None) -> dict:
+def run_ingest(cfg: ModelConfig, store: Store, start: datetime, end: datetime, resolver: Resolver | None = None,
+               now: datetime | None = None, sleep=time.sleep) -> dict:
+    """Ingest the interval, once its capture is complete: objects are written up to
+    ``capture.write_delay`` after their records, so a run that starts right at the interval's
+    end (a scheduled one) first waits until end + write_delay -- then it reads what a later
+    backfill of the interval would read."""
     from driftline.ingest import ingest_interval  # noqa: PLC0415 - keeps `import driftline.monitor` light
 
     store.check_reachable()
+    ready = as_utc(end) + cfg.capture.write_delay
+    wait = (ready - as_utc(now or datetime.now(timezone.utc))).total_seconds()
+    wait = wait if 0 < wait <= cfg.capture.write_delay.total_seconds() else 0  # not for a future interval
+    if wait:
+        sleep(wait)
     prefix = Store.run_prefix(cfg.name, start)
     for name in VERDICT_ARTIFACTS:
         store.delete(posixpath.join(prefix, name))
-    return ingest_interval(cfg, store, start, end, resolver=resolver)
+    out = ingest_interval(cfg, store, start, end, resolver=resolver)
+    if wait:
+        out["waited_seconds"] = round(wait, 1)
+        out["summary"] += f"; waited {wait:.0f} s for objects written late (capture.write_delay)"
+    return out
 
 
 def run_data_quality(cfg: ModelConfig, store: Store, start: datetime) -> dict:

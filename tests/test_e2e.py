@@ -212,9 +212,11 @@ def test_empty_interval_is_no_data(tmp_path, monkeypatch, airflow_db):
 
     store, manifest = _setup(monkeypatch, f"file://{tmp_path}/demo", f"file://{tmp_path}/store")
     now = datetime.now(timezone.utc)
-    start = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)  # yesterday
-    assert start.strftime("%Y/%m/%d") not in {s[:10].replace("-", "/") for s in manifest["interval_starts"]}
-    assert start + timedelta(days=3) > now  # the deadline is ahead: only "no data" can end the wait
+    # the day before yesterday: ended over a day ago (its ingest does not wait for late
+    # capture objects), its label deadline (end + 2 days) is still ahead
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=2)
+    assert start.strftime("%Y-%m-%d") not in {s[:10] for s in manifest["interval_starts"]}
+    assert start + timedelta(days=3) > now  # only "no data" can end the wait
 
     # Broken, the sensor reschedules every poke_interval (30 min) until the deadline, days
     # away: a watchdog interrupts the run instead of letting the test hang. (Not SIGALRM:

@@ -4,9 +4,14 @@
 Each run monitors one data interval of one model (`data_interval_start` to
 `data_interval_end`, from the model's schedule):
 
-1. **ingest**: reads the captured inference records of the interval's `yyyy/mm/dd/hh`
-   partitions, normalises them to the model's schema, writes `batch.parquet`; malformed
-   records go to `quarantine.jsonl` with their source, line and reason.
+1. **wait_for_capture** / **ingest**: once the interval's capture is complete (its end +
+   `capture.write_delay`: objects land a little after their records; a sensor that gives its
+   worker slot back), reads the captured inference records whose capture time falls in the
+   interval (from every `yyyy/mm/dd/hh` folder it touches, so sub-hourly schedules read exactly
+   their interval), normalises them to the model's schema, writes `batch.parquet`; malformed
+   records go to `quarantine.jsonl` with their source, line and reason. It first pins the
+   baseline that judges the interval (`baseline.json`: the one in effect when the interval is
+   first evaluated; the Param `baseline` asks for another, recorded).
 2. **data_quality**: validates the batch with Great Expectations against the model's
    baseline; writes the GX result, Data Docs and `constraint_violations.json`.
 3. **plan_partitions** / **profile_partition** (mapped, one task per `drift.partition_rows`
@@ -20,7 +25,9 @@ Each run monitors one data interval of one model (`data_interval_start` to
    gives its worker slot back between looks, every `labels.poke_interval`): ingests the
    labels that arrived and stops once the interval's label coverage reaches
    `labels.min_coverage`, or at interval end + `labels.delay`, whichever comes first; the
-   run then goes on with the coverage it has.
+   run then goes on with the coverage it has. An interval without predictions (fewer than
+   `thresholds.min_rows`) has nothing to wait for: the first look ends the wait, and the run
+   ends with the verdict "no data".
 6. **model_quality**: merges the interval's predictions with every label arrived so far
    (latest label wins), computes realized metrics when there are enough labels and
    estimated ones (from the model's calibrated confidence) in any case, overall and per
@@ -162,12 +169,7 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
                 with fail_clearly():
                     look = label_wait(cfg, store, data_interval_start, data_interval_end,
                                       resolver=resolver(labels.conn_id))
-                log_summary(f"wait_for_labels {cfg.name}",
-                            [f"labels {look['labelled']}/{look['predicted']} ({look['coverage']:.1%}), "
-                             f"want {look['min_coverage']:.0%} by {look['deadline']}: "
-                             + ("enough" if look["done"] and not look["timed_out"] else
-                                "deadline reached, going on with partial coverage" if look["done"] else
-                                f"waiting (next look in {labels.poke_interval})")])
+                log_summary(f"wait_for_labels {cfg.name}", [look["summary"]])
                 return PokeReturnValue(is_done=look["done"], xcom_value=look)
 
         @task(trigger_rule="none_failed")
@@ -236,7 +238,7 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
                                           interval_history(store, cfg.name, data_interval_start))
                 out["cloudwatch"] = f"{sent} metric datum(s) to CloudWatch {cfg.metrics_out.cloudwatch.namespace}"
             checks = ", ".join(out["violation_checks"]) or "none"
-            log_summary(f"run {cfg.name} {out['interval']}: {out['status'].upper()}",
+            log_summary(f"run {cfg.name} {out['interval']}: {out['status'].replace('_', ' ').upper()}",
                         [f"baseline {out['baseline']}; {out['violations']} violation(s); checks failed: {checks}",
                          f"drift: {out['drift']}", f"model quality: {out['model_quality']}",
                          *(f"alerts: {x['summary']}" for x in alerts.values() if x),
@@ -259,6 +261,14 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
             return uri
 
         ingested = ingest()
+        if cfg.capture.write_delay:
+            # capture objects land up to write_delay after their records: a scheduled run waits
+            # (giving its worker slot back) so it reads what a later backfill would read
+            from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
+
+            TimeDeltaSensor(task_id="wait_for_capture", delta=cfg.capture.write_delay, mode="reschedule",
+                            poke_interval=min(60.0, cfg.capture.write_delay.total_seconds()),
+                            timeout=cfg.capture.write_delay.total_seconds() + 3600) >> ingested
         quality = data_quality(ingested)
         parts = profile_partition.expand(part=plan_partitions(ingested))
         drifted = drift(parts, quality)

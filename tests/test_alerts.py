@@ -295,3 +295,24 @@ def test_rejudging_appends_why_and_withdraws_what_was_announced(setup):
     assert "re-judged after 2026-10-02T0000Z" in later["revisions"][-1]["why"]
     # the same re-run again: nothing new
     assert [m for r in evaluate_in_order(c, store, [_day(1)], "data") for m in r["messages"]] == []
+
+
+def test_sentence_prints_the_relation_that_holds_and_the_bound_crossed():
+    from driftline.alerts import sentence
+
+    def drift(stat, method="wasserstein", th=0.1):
+        return {"feature_name": "x", "constraint_check_type": "baseline_drift_check",
+                "details": {"method": method, "statistic": stat, "threshold": th, "pvalue": None}}
+    assert sentence(drift(0.455), None, "v1") == "x: wasserstein 0.455 > 0.1 against baseline v1"
+    # wasserstein fires at >= its threshold: on the threshold the sentence must not say ">"
+    assert sentence(drift(0.1), None, "v1") == "x: wasserstein 0.1 >= 0.1 against baseline v1"
+    # a statistic just past its threshold is printed with the digits that show it
+    assert sentence(drift(0.10004, "psi"), None, "v1") == "x: psi 0.10004 > 0.1 against baseline v1"
+    # two-sided checks carry the crossed bound in their description, which the sentence keeps
+    from driftline.drift_engine import violations
+
+    [mv] = violations({"multivariate": {"checked": True, "pca_reconstruction": {
+        "method": "pca_reconstruction", "statistic": 0.012, "threshold": 0.031, "lower_threshold": 0.020,
+        "drifted": True, "pvalue": 1e-9, "reference_error": 0.0255}}})
+    assert sentence(mv, None, "v1") == ("*: Multivariate drift (pca_reconstruction): mean reconstruction error "
+                                        "0.012 < lower bound 0.02 (reference 0.0255)")

@@ -216,3 +216,145 @@ def test_import_sagemaker_baseline(tmp_path, make_config):
     (tmp_path / "c2.json").write_text(json.dumps({**SAGEMAKER_CONSTRAINTS, "features": SAGEMAKER_CONSTRAINTS["features"][:2]}))
     with pytest.raises(BaselineError, match="lack declared features \\['c', 'b'\\]"):
         baseline.import_sagemaker_baseline(make_config(), store, f"file://{tmp_path}/statistics.json", f"file://{tmp_path}/c2.json")
+
+
+def _import(tmp_path, make_config, monitoring_config: dict, name: str = "constraints.json"):
+    (tmp_path / name).write_text(json.dumps({**SAGEMAKER_CONSTRAINTS, "monitoring_config": monitoring_config}))
+    stats_doc, x = sagemaker_statistics(np.random.default_rng(3))
+    (tmp_path / "statistics.json").write_text(json.dumps(stats_doc))
+    store = Store(f"file://{tmp_path}/store")
+    out = baseline.import_sagemaker_baseline(make_config(), store, f"file://{tmp_path}/statistics.json",
+                                             f"file://{tmp_path}/{name}")
+    return store, out, x
+
+
+def _drift_after_import(store, make_config):
+    from driftline.drift_engine import compare, specs_from
+    from driftline.profile import profile_table
+
+    cfg = make_config()
+    ref = baseline.load_reference(cfg, store, baseline.resolve_baseline(cfg, store))
+    rng = np.random.default_rng(4)
+    cur = pa.table({"x": rng.normal(52, 10, 5000), "k": rng.poisson(3, 5000),
+                    "c": rng.choice(["a", "b"], 5000, p=[0.7, 0.3]), "b": rng.choice([True, False], 5000)})
+    return compare(ref, profile_table(cur, specs_from(ref.profile, list(ref.kinds))), cfg.drift), cur
+
+
+# comparison_method as SageMaker documents it: "Simple" | "Robust" in the constraints.json
+# schema, linf_simple | linf_robust in the table under it; any case
+@pytest.mark.parametrize("spelling, method", [
+    ("Robust", "linf_cdf_robust"), ("robust", "linf_cdf_robust"), ("ROBUST", "linf_cdf_robust"),
+    ("linf_robust", "linf_cdf_robust"), ("LInf_Robust", "linf_cdf_robust"),
+    ("Simple", "linf_cdf_simple"), ("simple", "linf_cdf_simple"), ("linf_simple", "linf_cdf_simple"),
+    ("LINF_SIMPLE", "linf_cdf_simple")])
+def test_every_documented_comparison_method_imports_and_drives_drift(tmp_path, make_config, spelling, method):
+    store, out, x = _import(tmp_path, make_config, {"distribution_constraints": {
+        "perform_comparison": "Enabled", "comparison_threshold": 0.07, "comparison_method": spelling}})
+    assert out["monitoring_config"]["distribution"]["numeric_method"] == method
+    result, cur = _drift_after_import(store, make_config)
+    fx = result["features"]["x"]
+    assert fx["method"] == method and fx["threshold"] == 0.07
+    # the L-infinity distance of the CDFs against scipy's KS statistic on the raw values (the
+    # baseline's KLL is rebuilt from SageMaker's compactor levels: within ~0.02 of exact)
+    exact = sps.ks_2samp(x, cur.column("x").to_numpy()).statistic
+    crit = 1.3581 * np.sqrt((4000 + 5000) / (4000 * 5000))  # KS critical value at 5%, by hand
+    want = exact if method == "linf_cdf_simple" else max(0.0, exact - crit)
+    assert fx["statistic"] == pytest.approx(want, abs=0.01)
+    # a 0.2 sd shift: D = 0.085 drifts under Simple; Robust subtracts 0.029 and stays under 0.07
+    assert fx["drifted"] == (method == "linf_cdf_simple")
+
+
+@pytest.mark.parametrize("spelling, method, threshold", [
+    ("LInfinity", "linf", 0.15), ("linfinity", "linf", 0.15), ("LINFINITY", "linf", 0.15),
+    ("ChiSquared", "chi_square", 0.01), ("chisquared", "chi_square", 0.01), ("CHISQUARED", "chi_square", 0.01)])
+def test_every_documented_categorical_drift_method_imports_and_drives_drift(tmp_path, make_config, spelling, method,
+                                                                          threshold):
+    store, out, _ = _import(tmp_path, make_config, {
+        "emit_metrics": "disabled", "evaluate_constraints": "ENABLED", "datatype_check_threshold": 0.95,
+        "distribution_constraints": {"perform_comparison": "enabled", "categorical_drift_method": spelling,
+                                     "categorical_comparison_threshold": threshold}})
+    result, cur = _drift_after_import(store, make_config)
+    fc = result["features"]["c"]
+    assert fc["method"] == method and fc["threshold"] == threshold
+    if method == "linf":  # max |share difference|: 0.75 vs 0.70 of 'a', by hand from the counts
+        share = (cur.column("c").to_numpy() == "a").mean()
+        assert fc["statistic"] == pytest.approx(abs(0.75 - share), abs=1e-12) and fc["drifted"] == (fc["statistic"] >= 0.15)
+    else:  # scipy's goodness of fit of the current counts to the baseline's 3:1 shares
+        a = int((cur.column("c").to_numpy() == "a").sum())
+        p = sps.chisquare([a, 5000 - a], [3750, 1250]).pvalue
+        assert fc["pvalue"] == pytest.approx(p, rel=1e-9)
+        assert fc["drifted"] == (fc["pvalue_adjusted"] < 0.01) and fc["drifted"]  # 0.70 vs 0.75 on 5000 rows
+    # the numbers use SageMaker's defaults: Robust, and the categorical threshold is the
+    # comparison_threshold's when absent (0.1)
+    assert result["features"]["x"]["method"] == "linf_cdf_robust"
+    assert out["summary"].endswith("; not used by driftline: emit_metrics Disabled")
+    m = store.read_json("baselines/m/v1/manifest.json")["monitoring_config"]
+    assert m["emit_metrics"] is False and m["evaluate_constraints"] is True and m["datatype_check_threshold"] == 0.95
+
+
+def test_categorical_threshold_defaults_to_the_comparison_threshold(tmp_path, make_config):
+    store, out, _ = _import(tmp_path, make_config, {"distribution_constraints": {"comparison_threshold": 0.3}})
+    result, _ = _drift_after_import(store, make_config)
+    assert result["features"]["c"]["threshold"] == 0.3 and result["features"]["x"]["threshold"] == 0.3
+
+
+def test_perform_comparison_disabled_in_any_case_turns_drift_off(tmp_path, make_config):
+    store, out, _ = _import(tmp_path, make_config, {"distribution_constraints": {"perform_comparison": "DISABLED"}})
+    assert "drift off (perform_comparison Disabled)" in out["summary"]
+    result, _ = _drift_after_import(store, make_config)
+    assert result["checked"] is False and "perform_comparison is Disabled" in result["why"]
+
+
+def test_the_documented_misspelt_key_and_unused_keys(tmp_path, make_config):
+    # an older SageMaker page spells the key "comparion_method": a file written from it means it
+    store, out, _ = _import(tmp_path, make_config, {"completeness_threshold": 0.9, "distribution_constraints": {
+        "comparion_method": "Simple", "comparison_threshold": 0.2}})
+    result, _ = _drift_after_import(store, make_config)
+    assert result["features"]["x"]["method"] == "linf_cdf_simple"
+    # what driftline does not act on is named, not refused and not silently dropped
+    assert "not used by driftline: monitoring_config.completeness_threshold" in out["summary"]
+    with pytest.raises(BaselineError, match="both 'comparison_method' \\('Robust'\\) and its misspelling"):
+        _import(tmp_path, make_config, {"distribution_constraints": {"comparison_method": "Robust",
+                                                                     "comparion_method": "Simple"}}, "both.json")
+
+
+@pytest.mark.parametrize("monitoring_config, field, value, accepted", [
+    ({"distribution_constraints": {"comparison_method": "linf_cdf_robust_x"}},
+     "monitoring_config.distribution_constraints.comparison_method", "'linf_cdf_robust_x'",
+     "Robust, Simple, linf_robust, linf_simple"),
+    ({"distribution_constraints": {"comparison_method": "KS"}},
+     "monitoring_config.distribution_constraints.comparison_method", "'KS'", "Robust, Simple, linf_robust, linf_simple"),
+    ({"distribution_constraints": {"categorical_drift_method": "JensenShannon"}},
+     "monitoring_config.distribution_constraints.categorical_drift_method", "'JensenShannon'", "LInfinity, ChiSquared"),
+    ({"distribution_constraints": {"perform_comparison": True}},
+     "monitoring_config.distribution_constraints.perform_comparison", "True", "Enabled, Disabled"),
+    ({"emit_metrics": "on"}, "monitoring_config.emit_metrics", "'on'", "Enabled, Disabled"),
+    ({"distribution_constraints": {"comparison_threshold": 1.5}},
+     "monitoring_config.distribution_constraints.comparison_threshold", "1.5", "outside \\[0, 1\\]"),
+    ({"distribution_constraints": {"categorical_comparison_threshold": "a lot"}},
+     "monitoring_config.distribution_constraints.categorical_comparison_threshold", "'a lot'", "is not a number"),
+    ({"datatype_check_threshold": -0.1}, "monitoring_config.datatype_check_threshold", "-0.1", "outside \\[0, 1\\]"),
+])
+def test_an_undocumented_spelling_is_refused_at_import(tmp_path, make_config, monitoring_config, field, value,
+                                                      accepted):
+    with pytest.raises(BaselineError) as err:
+        _import(tmp_path, make_config, monitoring_config)
+    msg = str(err.value)
+    assert msg.startswith(f"file://{tmp_path}/constraints.json: {field}: {value} ")
+    import re
+
+    assert re.search(accepted, msg), msg
+    assert baseline.list_versions(Store(f"file://{tmp_path}/store"), "m") == []  # nothing half-imported
+
+
+def test_a_stored_baseline_with_an_unknown_method_fails_drift_with_file_and_value(tmp_path, make_config):
+    """A version imported before import checked its settings: the drift stage names the
+    stored constraints.json and the value instead of a KeyError deep in the engine."""
+    store, _, _ = _import(tmp_path, make_config, {"distribution_constraints": {"comparison_method": "Robust"}})
+    doc = store.read_json("baselines/m/v1/constraints.json")
+    doc["monitoring_config"]["distribution_constraints"]["comparison_method"] = "linf_cdf_linf_robust"
+    store.write_json("baselines/m/v1/constraints.json", doc)
+    with pytest.raises(BaselineError, match=(f"^file://{tmp_path}/store/baselines/m/v1/constraints.json: "
+                                             "monitoring_config.distribution_constraints.comparison_method: "
+                                             "'linf_cdf_linf_robust' is not one of Robust, Simple")):
+        _drift_after_import(store, make_config)

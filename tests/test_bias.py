@@ -59,8 +59,14 @@ def test_compare_bias_rules():
     out = compare_bias(m, {"DPPL": 0.05, "DI": 0.95},
                        {"DPPL": {"max_abs": 0.2, "max_change": 0.1}, "DI": {"min_di": 0.8}, "AD": {"max_abs": 0.1}})
     assert [(b["metric"], b["rule"]) for b in out] == [("DPPL", "max_abs"), ("DPPL", "max_change"), ("DI", "min_di")]
-    assert out[0]["description"] == "DPPL +0.250 is beyond ±0.200"
-    assert out[1]["description"] == "DPPL +0.250 moved +0.200 from the baseline's +0.050 (more than 0.100)"
+    # each sentence names the bound crossed: the upper end of the two-sided bands here ...
+    assert out[0]["description"] == "DPPL +0.25 > upper bound +0.2 (allowed band ±0.2)"
+    assert out[1]["description"] == "DPPL +0.25 > upper bound +0.15 (baseline +0.05 + 0.1; moved +0.2)"
+    assert out[2]["description"] == "DI 0.7 < lower bound 0.8"
+    # ... and the lower end when the value falls below it
+    low = compare_bias({"DPPL": -0.25}, {"DPPL": 0.05}, {"DPPL": {"max_abs": 0.2, "max_change": 0.1}})
+    assert [b["description"] for b in low] == ["DPPL -0.25 < lower bound -0.2 (allowed band ±0.2)",
+                                               "DPPL -0.25 < lower bound -0.05 (baseline +0.05 - 0.1; moved -0.3)"]
     assert compare_bias(m, None, {"DPPL": {"max_change": 0.01}}) == []
     with pytest.raises(ValueError, match="unknown rule"):
         compare_bias(m, None, {"DPPL": {"max": 1}})

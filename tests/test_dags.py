@@ -1,6 +1,7 @@
 """DAG integrity: every DAG file imports cleanly and cheaply; a broken model file shows as an
 import error naming it while the other models' DAGs still load."""
 import json
+from datetime import timedelta
 import os
 import shutil
 import subprocess
@@ -62,6 +63,7 @@ def test_monitoring_dag_shape(airflow_db):
     assert dag.catchup is False
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
     assert {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks} == {
+        "wait_for_capture": ["ingest"],
         "ingest": ["data_quality", "model_quality", "plan_partitions", "record_run", "wait_for_labels"],
         "data_quality": ["alert_data", "drift", "record_run"], "plan_partitions": ["profile_partition"],
         "profile_partition": ["drift"], "drift": ["alert_data", "model_quality", "record_run"],
@@ -77,6 +79,12 @@ def test_monitoring_dag_shape(airflow_db):
         task_ = dag.get_task(t)
         assert task_.trigger_rule == "all_done" and task_.max_active_tis_per_dag == 1
     assert not [t.task_id for t in dag.tasks if t.depends_on_past]
+    # ingest waits until the capture is complete (end + write_delay) without holding a worker
+    wait = dag.get_task("wait_for_capture")
+    assert type(wait).__name__ == "TimeDeltaSensor" and wait.mode == "reschedule"
+    from driftline_airflow.runtime import load_configs
+
+    assert wait.delta == load_configs().models["churn"].capture.write_delay == timedelta(minutes=5)
     # the retraining request updates the Asset the retraining DAG is scheduled on
     (outlet,) = dag.get_task("request_retraining").outlets
     assert outlet.uri == "driftline://churn/retraining"

@@ -121,6 +121,28 @@ def test_choice_honours_sagemaker_distribution_constraints():
     assert own.method == "wasserstein"
 
 
+
+def test_sagemaker_spellings_map_to_methods_and_the_rest_is_a_clear_error():
+    from driftline.drift_engine import sagemaker_distribution
+
+    got = sagemaker_distribution({"comparison_method": " linf_Simple ", "categorical_drift_method": "chiSQUARED",
+                                  "perform_comparison": "ENABLED", "comparison_threshold": "0.2", "extra": 1})
+    assert got == {"perform_comparison": True, "numeric_method": "linf_cdf_simple", "comparison_threshold": 0.2,
+                   "categorical_method": "chi_square", "categorical_comparison_threshold": 0.2, "unused": ["extra"]}
+    # SageMaker's defaults; a null is an absent value
+    assert sagemaker_distribution({"comparison_method": None}) == {
+        "perform_comparison": True, "numeric_method": "linf_cdf_robust", "comparison_threshold": 0.1,
+        "categorical_method": "linf", "categorical_comparison_threshold": 0.1, "unused": []}
+    with pytest.raises(ValueError, match=r"^monitoring_config.distribution_constraints.comparison_method: "
+                                         r"'linf_cdf_linf_robust' is not one of Robust, Simple, linf_robust, "
+                                         r"linf_simple \(any case\)$"):
+        sagemaker_distribution({"comparison_method": "linf_cdf_linf_robust"})
+    # a Reference built by hand with a bad value fails the same way in the drift run, not with a KeyError
+    ref = reference()
+    ref.distribution = {"comparison_method": "linf_cdf_linf_robust"}
+    with pytest.raises(ValueError, match="comparison_method: 'linf_cdf_linf_robust' is not one of"):
+        compare(ref, current_profile(ref, make(2000, 5)), DriftSettings(multivariate=False))
+
 # -- measures on profiles vs scipy -------------------------------------------------------------
 def test_sketch_wasserstein_and_ks_against_scipy():
     rng = np.random.default_rng(11)

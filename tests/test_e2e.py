@@ -4,7 +4,7 @@ through an Airflow aws connection with endpoint_url)."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -198,14 +198,49 @@ def test_demo_end_to_end_local(tmp_path, monkeypatch, airflow_db):
     pdt.assert_frame_equal(_quality_rows(read_history(store2, "churn")), old)
 
 
+#: A whole run of an empty interval takes ~20 s on the 2-core reference machine; 180 s leaves room for a busy one.
+WATCHDOG_SECONDS = 180
+
+
 @pytest.mark.e2e
 def test_empty_interval_is_no_data(tmp_path, monkeypatch, airflow_db):
+    """An interval without a captured record, whose label deadline (end + labels.delay, 2 days)
+    is still ahead: the label wait must not hold the run open for labels of zero predictions.
+    The run ends at once, every stage says no data, and the verdict is "no_data"."""
+    import _thread
+    import threading
+
     store, manifest = _setup(monkeypatch, f"file://{tmp_path}/demo", f"file://{tmp_path}/store")
-    last = datetime.fromisoformat(manifest["interval_starts"][-1])
-    dr = _run(last + timedelta(days=3))  # no capture there
+    now = datetime.now(timezone.utc)
+    # the day before yesterday: ended over a day ago (its ingest does not wait for late
+    # capture objects), its label deadline (end + 2 days) is still ahead
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=2)
+    assert start.strftime("%Y-%m-%d") not in {s[:10] for s in manifest["interval_starts"]}
+    assert start + timedelta(days=3) > now  # only "no data" can end the wait
+
+    # Broken, the sensor reschedules every poke_interval (30 min) until the deadline, days
+    # away: a watchdog interrupts the run instead of letting the test hang. (Not SIGALRM:
+    # Airflow's task timeouts reset the alarm; an interrupt lands in dag.test()'s loop.)
+    watchdog = threading.Timer(WATCHDOG_SECONDS, _thread.interrupt_main)
+    watchdog.start()
+    try:
+        dr = _run(start)
+    except KeyboardInterrupt:
+        pytest.fail(f"the run was held open for {WATCHDOG_SECONDS} s: wait_for_labels did not end on an "
+                    f"interval without data")
+    finally:
+        watchdog.cancel()
     assert str(dr.state).endswith("success")
-    run = store.read_json(f"{Store.run_prefix('churn', last + timedelta(days=3))}/run.json")
+    states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
+    assert states["wait_for_labels"].endswith("success"), states
+    prefix = Store.run_prefix("churn", start)
+    run = store.read_json(f"{prefix}/run.json")
     assert run["status"] == "no_data" and run["violations"] == 0
+    assert {k: run["stages"][k]["status"] for k in ("data_quality", "drift", "model_quality")} == dict.fromkeys(
+        ("data_quality", "drift", "model_quality"), "no_data")
+    waited = store.read_json(f"{prefix}/model_quality.json")["waited"]
+    assert waited["done"] and waited["no_data"] and not waited["timed_out"]
+    assert "NO DATA" in store.read_bytes(f"{prefix}/report.html").decode()
 
 
 @pytest.mark.e2e

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow as pa
@@ -315,26 +315,43 @@ class SpyFS(LocalFileSystem):
         return super().ls(path, *a, **kw)
 
 
-def test_only_interval_partitions_are_listed_and_read(tmp_path):
-    cfg = make_cfg(tmp_path)
+def test_only_the_interval_folders_are_listed_and_read(tmp_path):
+    """An interval lists the hour folders it touches, plus those up to its end +
+    capture.write_delay (5 minutes by default: objects are written a little after their
+    records), never the whole tree; records are kept by capture time."""
+    cfg = make_cfg(tmp_path, schedule="hourly")
     row = "1,1,a,true,"
-    write_lines(tmp_path, datetime(2026, 9, 30, 23, tzinfo=timezone.utc), "x.jsonl", [sm("before", row, "0.1")])
-    write_lines(tmp_path, T0, "x.jsonl", [sm("h0", row, "0.1")])
-    write_lines(tmp_path, T1, "x.jsonl", [sm("h1", row, "0.1")])
-    write_lines(tmp_path, T2, "x.jsonl", [sm("next-hour", row, "0.1")])
+    write_lines(tmp_path, datetime(2026, 9, 30, 23, tzinfo=timezone.utc), "x.jsonl",
+                [sm("before", row, "0.1", when="2026-09-30T23:10:00Z")])
+    write_lines(tmp_path, T0, "x.jsonl", [sm("h0", row, "0.1", when="2026-10-01T00:03:12Z")])
+    write_lines(tmp_path, T1, "x.jsonl", [sm("h1", row, "0.1", when="2026-10-01T01:59:59Z")])
+    # captured at 01:58, written at 02:01: in the next hour's folder
+    write_lines(tmp_path, T2, "x.jsonl", [sm("h1-written-at-2", row, "0.1", when="2026-10-01T01:58:00Z"),
+                                          sm("next-hour", row, "0.1", when="2026-10-01T02:01:00Z")])
     spy = SpyFS()
     root = str(tmp_path / "capture")
 
     res = read_interval(cfg, T0, T2, resolver=lambda url: (spy, url.removeprefix("file://")))
-    assert sorted(res.batch.column("inference_id").to_pylist()) == ["h0", "h1"]
+    assert sorted(res.batch.column("inference_id").to_pylist()) == ["h0", "h1", "h1-written-at-2"]
+    assert res.outside == {"before": 0, "after": 1} and res.records_seen == 3
     # every listing call stays inside the interval's hourly prefixes (find() uses ls() inside)
-    hours = (f"{root}/2026/10/01/00", f"{root}/2026/10/01/01")
+    hours = (f"{root}/2026/10/01/00", f"{root}/2026/10/01/01", f"{root}/2026/10/01/02")
     assert spy.listed and all(p.rstrip("/").startswith(hours) for p in spy.listed), spy.listed
     assert {p for p in spy.listed if p in hours} == set(hours)
+    assert res.partitions == ["2026/10/01/00", "2026/10/01/01", "2026/10/01/02"]
+    # write_delay 0: the interval's own hours only; the record written late is the next
+    # interval's to answer for (quarantined there as written_late, not lost)
+    own = make_cfg(tmp_path, schedule="hourly", capture={"write_delay": 0})
+    res = read_interval(own, T0, T2)
     assert res.partitions == ["2026/10/01/00", "2026/10/01/01"]
-    # naive datetimes are UTC; an interval not on the hour starts at the next full hour
+    assert sorted(res.batch.column("inference_id").to_pylist()) == ["h0", "h1"]
+    nxt = read_interval(own, T2, T2 + (T1 - T0))
+    assert nxt.batch.column("inference_id").to_pylist() == ["next-hour"]
+    assert nxt.quarantine_kinds == ["written_late"] and "captured at 2026-10-01T01:58:00Z" in nxt.quarantine[0]["reason"]
+    # naive datetimes are UTC; an interval not on the hour reads the folder it starts in
     res = read_interval(cfg, datetime(2026, 10, 1, 0, 30), datetime(2026, 10, 1, 3))
-    assert sorted(res.batch.column("inference_id").to_pylist()) == ["h1", "next-hour"]
+    assert sorted(res.batch.column("inference_id").to_pylist()) == ["h1", "h1-written-at-2", "next-hour"]
+    assert res.partitions[0] == "2026/10/01/00" and res.outside == {"before": 1, "after": 0}
 
 
 # -- quarantine -------------------------------------------------------------------------------
@@ -625,14 +642,156 @@ def test_s3_capture_location(tmp_path, s3):
     resolver, client = s3
     cfg = make_cfg(tmp_path, capture={"uri": "s3://capture-bucket/ep/AllTraffic"})
     for hour, eid in ((T0, "h0"), (T1, "h1"), (T2, "h2")):
-        body = sm(eid, "1,1,a,true,", "0.5") + "\n" + "oops\n"
+        body = sm(eid, "1,1,a,true,", "0.5", when=f"{hour:%Y-%m-%dT%H}:10:00Z") + "\n" + "oops\n"
         client.put_object(Bucket="capture-bucket", Key=f"ep/AllTraffic/{hour:%Y/%m/%d/%H}/x.jsonl", Body=body)
     res = read_interval(cfg, T0, T2, resolver=resolver)
     assert res.batch.column("inference_id").to_pylist() == ["h0", "h1"]
+    # the next hour's folder is read too (capture.write_delay): its records are the next interval's
     assert res.objects_read == ["s3://capture-bucket/ep/AllTraffic/2026/10/01/00/x.jsonl",
-                                "s3://capture-bucket/ep/AllTraffic/2026/10/01/01/x.jsonl"]
+                                "s3://capture-bucket/ep/AllTraffic/2026/10/01/01/x.jsonl",
+                                "s3://capture-bucket/ep/AllTraffic/2026/10/01/02/x.jsonl"]
     assert [(q["source"], q["line"]) for q in res.quarantine] == [(res.objects_read[0], 2), (res.objects_read[1], 2)]
+    assert res.outside == {"before": 0, "after": 2}
     assert read_interval(cfg, T2.replace(day=2), T2.replace(day=3), resolver=resolver).rows == 0
     missing = make_cfg(tmp_path, capture={"uri": "s3://no-such-bucket/ep"})
     with pytest.raises(StoreError, match="s3://no-such-bucket/ep"):
         read_interval(missing, T0, T1, resolver=resolver)
+
+
+# -- intervals: records by capture time ------------------------------------------------------
+H10 = datetime(2026, 10, 1, 10, tzinfo=timezone.utc)
+
+
+def _hour_of_capture(tmp_path) -> dict[str, str]:
+    """One hour of SageMaker capture (10:00-11:00) with every kind of record a schedule must
+    place, and its neighbours. Returns id -> the interval start (HH:MM) it belongs to."""
+    row = "1,1,a,true,"
+    own = {f"m{m:02d}": f"10:{m // 15 * 15:02d}" for m in range(60)}
+    folder10 = [sm(f"m{m:02d}", row, "0.3", when=f"2026-10-01T10:{m:02d}:30Z") for m in range(60)]
+    folder10 += [
+        sm("notime", row, "0.3", when=None),                            # no capture time: its folder's hour
+        sm("badtime", row, "0.3", when="soon"),                         # unreadable: its folder's hour too
+        "{oops",                                                        # unreadable record: its folder's hour
+        sm("bad-payload", row, "high", when="2026-10-01T10:20:00Z"),   # malformed, but its time is known
+        sm("prev", row, "0.3", when="2026-10-01T09:59:50Z"),           # the previous interval's, written at 10:00
+    ]
+    write_lines(tmp_path, H10, "a.jsonl", folder10)
+    write_lines(tmp_path, H10 + timedelta(hours=1), "b.jsonl", [
+        sm("m59-late", row, "0.3", when="2026-10-01T10:59:50Z"),       # written at 11:00, within write_delay
+        sm("very-late", row, "0.3", when="2026-10-01T10:05:00Z"),      # written nearly an hour after its time
+        sm("n01", row, "0.3", when="2026-10-01T11:01:00Z"),            # the next hour's
+    ])
+    return own
+
+
+def test_quarter_hour_intervals_read_exactly_their_records(tmp_path, monkeypatch):
+    """A */15 model: the four intervals of one hour each get exactly the records captured in
+    them (not the whole hour in the first and nothing in the others), and every record of the
+    hour is counted once across the four: in one batch, or in one quarantine."""
+    cfg = make_cfg(tmp_path, schedule="*/15 * * * *")
+    own = _hour_of_capture(tmp_path)
+    starts = [H10 + timedelta(minutes=15 * q) for q in range(4)]
+    res = {s: read_interval(cfg, s, s + timedelta(minutes=15)) for s in starts}
+    for s, r in res.items():
+        assert_counts(r)
+        want = {i for i, start in own.items() if start == f"{s:%H:%M}"}
+        got = set(r.batch.column("inference_id").to_pylist())
+        extra = {starts[0]: {"notime", "badtime"}, starts[3]: {"m59-late"}}.get(s, set())
+        assert got == want | extra, s
+        times = [t for t in r.batch.column("inference_time").to_pylist() if t is not None]
+        assert all(s <= t < s + timedelta(minutes=15) for t in times), s
+    first, second, third, fourth = (res[s] for s in starts)
+    # no capture time: the hour folder's, counted; an unreadable one: a type error, counted
+    rows = by_id(first.batch)
+    assert rows["notime"]["inference_time"] == H10 and first.time_from_folder == 1
+    assert rows["badtime"]["inference_time"] is None and rows["badtime"][UNPARSED_PREFIX + "inference_time"] == "soon"
+    assert first.time_unreadable == 1 and first.type_errors == {"inference_time": 1}
+    # malformed records are quarantined once, by the interval of their time (or folder hour)
+    assert first.quarantine_kinds == ["invalid_json"] and second.quarantine_kinds == ["output_not_number"]
+    assert third.quarantine == []
+    # written an hour late, past the 10:00-10:15 interval's reach (its end + write_delay):
+    # quarantined, with why, by the one interval that reads its folder first
+    assert fourth.quarantine_kinds == ["written_late"]
+    assert "captured at 2026-10-01T10:05:00Z" in fourth.quarantine[0]["reason"]
+    assert "own interval's end 2026-10-01T10:15:00Z + capture.write_delay 0:05:00" in fourth.quarantine[0]["reason"]
+    # the others' records are not quarantined but counted, by hand: 60 + 5 records in 10:00's
+    # folder, and 11:00's folder read by the last quarter only (its end + 5 minutes)
+    assert first.outside == {"before": 1, "after": 45 + 1}          # prev; m15-m59, bad-payload
+    assert second.outside == {"before": 15 + 4, "after": 30}        # m00-m14, notime, badtime, {oops, prev
+    assert third.outside == {"before": 30 + 5, "after": 15}
+    assert fourth.outside == {"before": 45 + 5, "after": 1}         # ...; n01
+    assert [r.partitions for r in (first, fourth)] == [["2026/10/01/10"], ["2026/10/01/10", "2026/10/01/11"]]
+    # every record of the hour exactly once across the four intervals
+    seen = [i for r in res.values() for i in r.batch.column("inference_id").to_pylist()]
+    seen += [json.loads(q["raw"])["eventMetadata"]["eventId"] if q["raw"] != "{oops" else "{oops"
+             for r in res.values() for q in r.quarantine]
+    hour = set(own) | {"notime", "badtime", "{oops", "bad-payload", "m59-late", "very-late"}
+    assert sorted(seen) == sorted(hour)
+    # the summary says where the others went
+    assert "records of other intervals left to them (19 before, 30 after)" in \
+        ingest_interval(cfg, Store(f"file://{tmp_path}/store"), starts[1], starts[2])["summary"]
+    # the column-wise fast path places records exactly as the general path does
+    from driftline import ingest
+
+    monkeypatch.setattr(ingest._SageMaker, "_fast", lambda *a, **kw: False)
+    slow = {s: read_interval(cfg, s, s + timedelta(minutes=15)) for s in starts}
+    for s in starts:
+        assert slow[s].batch.equals(res[s].batch) and slow[s].quarantine == res[s].quarantine
+        assert (slow[s].outside, slow[s].time_from_folder) == (res[s].outside, res[s].time_from_folder)
+
+
+def test_hourly_and_daily_models_read_what_they_did(tmp_path):
+    """Records in their own hour's folder: an hourly model's interval gets its hour, a daily
+    model's its 24 hours, as before; the folder after the interval (write_delay) adds only
+    the records captured inside it."""
+    row = "1,1,a,true,"
+    day = datetime(2026, 10, 1, tzinfo=timezone.utc)
+    for h in range(25):  # and the next day's first hour
+        t = day + timedelta(hours=h)
+        write_lines(tmp_path, t, "x.jsonl", [sm(f"r{h:02d}-{k}", row, "0.5", when=f"{t:%Y-%m-%dT%H}:{20 * k:02d}:00Z")
+                                             for k in range(3)])
+    hourly = make_cfg(tmp_path, schedule="hourly")
+    for h in range(24):
+        r = read_interval(hourly, day + timedelta(hours=h), day + timedelta(hours=h + 1))
+        assert r.batch.column("inference_id").to_pylist() == [f"r{h:02d}-{k}" for k in range(3)]
+        assert r.quarantine == [] and r.outside == {"before": 0, "after": 3}
+    daily = make_cfg(tmp_path, schedule="daily")
+    r = read_interval(daily, day, day + timedelta(days=1))
+    assert r.batch.column("inference_id").to_pylist() == [f"r{h:02d}-{k}" for h in range(24) for k in range(3)]
+    assert r.rows == r.records_seen == 72 and r.outside == {"before": 0, "after": 3} and len(r.partitions) == 25
+
+
+def test_capture_time_formats_place_records(tmp_path):
+    """The capture time of the tabular formats (capture.time_field): ISO 8601 with an offset,
+    naive (UTC), Unix seconds, a Parquet timestamp; absent or unreadable: the folder's hour."""
+    cfg = make_cfg(tmp_path, "jsonl", schedule="*/30 * * * *", capture={"time_field": "ts"})
+    write_lines(tmp_path, H10, "a.jsonl", [json.dumps({"inference_id": i, "ts": ts, "churn_probability": 0.5})
+                                           for i, ts in [("offset", "2026-10-01T12:40:00+02:00"),  # 10:40Z
+                                                         ("naive", "2026-10-01 10:10:00"),
+                                                         ("unix", H10.timestamp() + 35 * 60),
+                                                         ("none", None), ("text", "half past ten")]])
+    first = read_interval(cfg, H10, H10 + timedelta(minutes=30))
+    second = read_interval(cfg, H10 + timedelta(minutes=30), H10 + timedelta(hours=1))
+    assert sorted(first.batch.column("inference_id").to_pylist()) == ["naive", "none", "text"]
+    assert sorted(second.batch.column("inference_id").to_pylist()) == ["offset", "unix"]
+    assert by_id(second.batch)["unix"]["inference_time"] == H10 + timedelta(minutes=35)
+    assert (first.time_from_folder, first.time_unreadable, first.type_errors) == (1, 1, {"inference_time": 1})
+
+
+def test_write_delay_is_validated(tmp_path):
+    from driftline.config import ConfigError
+
+    assert make_cfg(tmp_path, capture={"write_delay": "10m"}).capture.write_delay == timedelta(minutes=10)
+    assert make_cfg(tmp_path).capture.write_delay == timedelta(minutes=5)
+    for bad in ("2h", "-5", "soon"):
+        with pytest.raises(ConfigError, match="capture.write_delay"):
+            make_cfg(tmp_path, capture={"write_delay": bad})
+
+
+def test_the_capture_of_an_interval_is_complete_write_delay_after_its_end(tmp_path):
+    """A scheduled run starts at the interval's end; objects of its last minutes are written
+    up to capture.write_delay later: the DAG waits until then (test_dags checks its sensor)."""
+    from driftline.monitor import capture_ready_at
+
+    assert capture_ready_at(make_cfg(tmp_path, schedule="hourly"), T1) == T1 + timedelta(minutes=5)
+    assert capture_ready_at(make_cfg(tmp_path, capture={"write_delay": "0s"}), T1) == T1

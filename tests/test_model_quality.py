@@ -232,3 +232,64 @@ def test_runs_waiting_for_labels_do_not_hold_back_the_next_intervals(make_config
     assert make_config(labels=labels, schedule="hourly").concurrent_runs == 50   # 48 waiting + 2
     assert make_config(labels={**labels, "delay": "30d"}, schedule="hourly").concurrent_runs == 64
     assert make_config().concurrent_runs == 4                                    # no labels, no wait
+
+
+def test_an_interval_without_predictions_is_no_data_at_once(env):
+    """Zero captured records: the label wait is done at its first look (days before the
+    deadline), data quality, drift and model quality (bias too) each say "no data" instead of
+    failing or judging an empty batch, and run.json's verdict is the distinct "no_data" --
+    which the report, its summary table and the history view show as NO DATA. A re-run that
+    finds the interval empty replaces what the earlier run of it left."""
+    from driftline.bias import BIAS_FILE
+    from driftline.config import BiasFacet, BiasSettings
+    from driftline.history import load_history, render_history
+    from driftline.ingest import empty_batch
+    from driftline.labels import sync_labels
+    from driftline.monitor import monitor_interval, run_labels_and_quality
+    from driftline.report import summary_table
+
+    cfg, store, rng, tmp_path = env
+    cfg = cfg.model_copy(update={"bias": BiasSettings(facets=[BiasFacet(feature="c", values=["b"])])})
+    prefix = Store.run_prefix("m", DAY1)
+    # an earlier run of the interval, with predictions and labels: metrics, bias, history rows
+    rows = _rows(rng, 300)
+    ids = _interval(store, DAY1, rows)
+    _labels(tmp_path, DAY1 + timedelta(hours=30), ids, rows["truth"])
+    sync_labels(cfg, store, now=DAY1 + timedelta(days=2))
+    assert run_model_quality(cfg, store, DAY1, DAY1 + timedelta(days=1), as_of=DAY1 + timedelta(days=2))["status"] != "no_data"
+    assert len(read_history(store, "m").query("metric.str.startswith('quality.')", engine="python"))
+
+    # the interval again, now without a single record
+    store.write_parquet(f"{prefix}/batch.parquet", empty_batch(cfg))
+    now = DAY1 + timedelta(days=1, hours=1)  # two days before the label deadline
+    look = label_wait(cfg, store, DAY1, DAY1 + timedelta(days=1), now=now)
+    assert look["done"] and look["no_data"] and not look["timed_out"] and look["predicted"] == 0
+    assert look["summary"].endswith("no data: no predictions to label, nothing to wait for")
+    mq = run_labels_and_quality(cfg, store, DAY1, DAY1 + timedelta(days=1), now=now, waited=look)
+    assert mq["status"] == "no_data" and mq["violations"] == 0 and mq["predicted"] == 0
+    assert mq["summary"] == "model_quality m 2026-10-02T0000Z: NO DATA — no predictions in the interval; nothing to evaluate"
+    doc = store.read_json(f"{prefix}/model_quality.json")
+    assert (doc["status"], doc["checked"], doc["violations"]) == ("no_data", False, [])
+    assert store.read_json(f"{prefix}/{BIAS_FILE}")["status"] == "no_data"
+    h = read_history(store, "m")
+    assert not len(h[(h["interval_start"] == DAY1) & h["metric"].str.startswith(("quality.", "labels.", "bias."))])
+
+    # the whole interval through the library, as the DAG runs it
+    capture = tmp_path / "capture"  # the model's capture location: nothing for this day
+    assert not (capture / "2026/10/02").exists()
+    out = monitor_interval(cfg, store, DAY1, DAY1 + timedelta(days=1))
+    assert out["status"] == "no_data" and out["violations"] == 0
+    st = out["stages"]
+    assert st["ingest"]["rows"] == 0 and st["ingest"]["records_seen"] == 0
+    for stage in ("data_quality", "drift", "model_quality"):
+        assert st[stage]["status"] == "no_data" and "NO DATA" in st[stage]["summary"], st[stage]
+    run = store.read_json(f"{prefix}/run.json")
+    assert run["status"] == "no_data" and run["violation_checks"] == []
+    table = summary_table(cfg, store, DAY1)
+    assert "NO DATA" in table[0]
+    assert {line.split()[0] if not line.startswith("model quality") else "model quality"
+            for line in table[2:] if "NO DATA" in line} == {"data", "drift", "model quality", "bias"}
+    assert "NO DATA" in store.read_bytes(f"{prefix}/report.html").decode()
+    hist = load_history(store, "m")
+    [it] = [i for i in hist["intervals"] if i["key"] == "2026-10-02T0000Z"]
+    assert it["status"] == "no_data" and "NO DATA" in render_history(hist)

@@ -199,3 +199,41 @@ def test_integer_categories_match_across_int_float_and_str():
     as_str = pd.DataFrame({"k": ["1", "2", None], "v": [1.0, 2.0, 3.0]})
     assert m.errors(as_float).tolist() == m.errors(as_str).tolist()
     assert m.errors(as_float)[0] < m.errors(as_float.assign(k=7.0))[0]
+
+
+def test_drift_below_the_lower_bound_is_worded_with_the_lower_bound(reference, model):
+    """A batch that the PCA reconstructs *too* well (b exactly on a's line: a feed stuck on
+    derived values) is drift below the lower bound; its violation names that bound, not the
+    upper one. The opposite case (the correlation flip) names the upper bound."""
+    from driftline.drift_engine import findings, violations
+
+    regular = sample(2_000, seed=11)
+    regular["b"] = 0.8 * (regular["a"] - 10) / 2  # on the reference's regression line, no noise
+    res = model.score(regular)
+    n = len(regular)
+    lower = model.mu - model.z * model.sigma / np.sqrt(n)  # the bound, by hand
+    upper = model.mu + model.z * model.sigma / np.sqrt(n)
+    err = model.errors(regular).mean()
+    assert res["drifted"] and err < lower and res["statistic"] == pytest.approx(err)
+    result = {"multivariate": {"checked": True, "pca_reconstruction": res}}
+    [v] = violations(result)
+    assert v["details"]["crossed"] == "lower"
+    assert f"mean reconstruction error {err:.3g} < lower bound {lower:.3g}" in v["description"]
+    assert "upper bound" not in v["description"] and f"{upper:.3g}" not in v["description"]
+    assert findings(result)[0].startswith(f"multivariate pca_reconstruction: mean reconstruction error {err:.3g} "
+                                          f"< lower bound {lower:.3g}")
+
+    flipped = model.score(sample(n, seed=9, rho=-0.8))
+    [v] = violations({"multivariate": {"checked": True, "pca_reconstruction": flipped}})
+    assert v["details"]["crossed"] == "upper"
+    assert f"{flipped['statistic']:.3g} > upper bound {upper:.3g}" in v["description"]
+    assert "lower bound" not in v["description"]
+
+
+def test_domain_classifier_wording_names_its_one_bound(reference):
+    from driftline.drift_engine import violations
+
+    res = domain_classifier(reference, sample(2_000, seed=9, rho=-0.8), NUM, CAT)
+    [v] = violations({"multivariate": {"checked": True, "domain_classifier": res}})
+    assert v["description"].startswith(f"Multivariate drift (domain_classifier): AUC {res['statistic']:.3g} "
+                                       f">= upper bound {res['threshold']:.3g} (p-value ")

@@ -151,6 +151,13 @@ def sentence(v: dict, drift: dict | None, baseline: str | None) -> str:
                     f"baseline {baseline}")
         if d.get("pvalue") is not None and d.get("method") in ("ks", "chi_square", "z_test"):
             core = f"{d['method']} p-value {_g(d['pvalue'])} < {_g(d.get('threshold'))}"
+        elif isinstance(d.get("statistic"), (int, float)) and isinstance(d.get("threshold"), (int, float)):
+            from driftline.bounds import number
+
+            # distances fire at >= their threshold (linf_cdf at >): print the relation that
+            # holds, with the digits that tell the two apart
+            stat, th = d["statistic"], d["threshold"]
+            core = f"{d.get('method')} {number(stat, th)} {'>' if stat > th else '>='} {number(th, stat)}"
         else:
             core = f"{d.get('method')} {_g(d.get('statistic'))} > {_g(d.get('threshold'))}"
         parts = [f"{subject}: {core}{against}"]

@@ -310,9 +310,12 @@ def build_suite(cfg: ModelConfig, constraints: dict, name: str) -> dict:
     be read as the column's type: pandas 3 text dtypes defeat GX's own type-list checks.
     """
     th = cfg.thresholds
-    mc = constraints.get("monitoring_config", {})
-    dtype_threshold = float(mc.get("datatype_check_threshold", th.datatype_check))
-    domain_threshold = float(mc.get("domain_content_threshold", th.domain_content))
+    mc = constraints.get("monitoring_config") or {}
+    # a null threshold is an absent one (as SageMaker reads it): the model file's applies
+    dtype_threshold = float(th.datatype_check if mc.get("datatype_check_threshold") is None
+                            else mc["datatype_check_threshold"])
+    domain_threshold = float(th.domain_content if mc.get("domain_content_threshold") is None
+                             else mc["domain_content_threshold"])
     exps: list[dict] = []
 
     def add(kind: str, kwargs: dict, check: str, feature: str, **meta: Any) -> None:
@@ -719,18 +722,46 @@ def import_sagemaker_baseline(cfg: ModelConfig, store: Store, statistics_uri: st
             raise StoreError(f"{uri}: cannot read ({type(exc).__name__}: {exc})") from exc
         if not isinstance(docs[what].get("features"), list):
             raise BaselineError(f"{uri}: not a SageMaker {what} file (no 'features' list)")
-    names = {c.get("name") for c in docs["constraints"]["features"]}
+    names = {c.get("name") for c in docs["constraints"]["features"] if isinstance(c, dict)}
     missing = [f for f in cfg.feature_names if f not in names]
     if missing:
         raise BaselineError(f"{constraints_uri}: constraints lack declared features {missing}")
+    # every setting is checked here, at import, not in the first drift run that reads it
+    monitoring = sagemaker_config(docs["constraints"], constraints_uri)
     kinds = profiled_kinds(cfg)
     profile = profile_from_statistics(docs["statistics"], kinds, bins=cfg.drift.bins, source=statistics_uri)
     extras = {"profile": {"kinds": kinds, "prediction_kinds": {}, **profile.to_dict()}}
     out = _write_version(store, cfg, docs["statistics"], docs["constraints"], None,
                          {"origin": "sagemaker_import", "statistics_uri": statistics_uri,
-                          "constraints_uri": constraints_uri,
+                          "constraints_uri": constraints_uri, "monitoring_config": monitoring,
                           "drift": {"predictions": "none", "importance": "none", "multivariate": "none"}}, extras)
-    out["summary"] = f"imported SageMaker baseline as {cfg.name}/{out['version']} -> {out['uri']}"
+    d = monitoring["distribution"]
+    drift = (f"drift {d['numeric_method']} > {d['comparison_threshold']:g} on numbers, {d['categorical_method']} "
+             f"{'p < ' if d['categorical_method'] == 'chi_square' else '>= '}{d['categorical_comparison_threshold']:g} "
+             f"on categories" if d["perform_comparison"] else "drift off (perform_comparison Disabled)")
+    # switches driftline has no counterpart for: said, not silently dropped
+    off = [f"{k} Disabled" for k in ("evaluate_constraints", "emit_metrics") if not monitoring[k]]
+    out["monitoring_config"] = monitoring
+    out["summary"] = (f"imported SageMaker baseline as {cfg.name}/{out['version']} -> {out['uri']}; {drift}"
+                      + (f"; not used by driftline: {', '.join(off + monitoring['unused'])}"
+                         if off or monitoring["unused"] else ""))
+    return out
+
+
+def sagemaker_config(constraints: dict, source: str) -> dict:
+    """A SageMaker constraints.json's ``monitoring_config`` checked and in driftline's terms
+    (``driftline.drift_engine.sagemaker_monitoring_config``); a spelling SageMaker does not
+    document is a BaselineError naming ``source``, the field, the value and the accepted
+    values. Keys driftline does not act on (and non-empty per-feature
+    ``monitoringConfigOverrides``) are listed under ``unused``."""
+    from driftline.drift_engine import sagemaker_monitoring_config
+
+    try:
+        out = sagemaker_monitoring_config(constraints.get("monitoring_config"))
+    except ValueError as exc:
+        raise BaselineError(f"{source}: {exc}") from None
+    out["unused"] += [f"features[{c.get('name')!r}].monitoringConfigOverrides" for c in constraints.get("features", [])
+                      if isinstance(c, dict) and c.get("monitoringConfigOverrides")]
     return out
 
 
@@ -854,7 +885,10 @@ def load_reference(cfg: ModelConfig, store: Store, ref: BaselineRef):
     distribution = None
     if manifest.get("origin") == "sagemaker_import":
         constraints = store.read_json(posixpath.join(ref.prefix, "constraints.json"))
-        distribution = constraints.get("monitoring_config", {}).get("distribution_constraints")
+        # a version imported before import checked its settings may hold any spelling: the
+        # drift run says which file and value instead of failing deep in the engine
+        sagemaker_config(constraints, store.uri(ref.prefix, "constraints.json"))
+        distribution = (constraints.get("monitoring_config") or {}).get("distribution_constraints")
     fb = read_feedback(store, ref)
     absorbed = {c: {k: r[k] for k in ("intervals", "rows", "values", "answers", "by", "carried_from") if k in r}
                 for c, r in fb.get("reference_columns", {}).items() if c in profile.columns}

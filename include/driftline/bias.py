@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from driftline.bounds import crossed, number
+
 METRICS = ("CI", "DPL", "DPPL", "DI", "DCA", "DCR", "AD", "RD")
 NEEDS_LABELS = {"DPL", "DCA", "DCR", "AD", "RD"}
 NEEDS_PREDICTIONS = {"DPPL", "DI", "DCA", "DCR", "AD", "RD"}
@@ -163,18 +165,26 @@ def compare_bias(metrics: dict[str, float | None], baseline: dict[str, float | N
         base = (baseline or {}).get(name)
         noise = z * se.get(name, 0.0)
         change_noise = z * float(np.hypot(se.get(name, 0.0), baseline_se.get(name, 0.0)))
+        # max_abs and max_change are two-sided bands: the sentence names the side crossed
         if rules.get("max_abs") is not None and abs(value) - noise > rules["max_abs"]:
-            out.append({"metric": name, "value": value, "baseline": base, "bound": rules["max_abs"], "rule": "max_abs",
-                        "description": f"{name} {value:+.3f} is beyond ±{rules['max_abs']:.3f}"})
+            bound = rules["max_abs"]
+            out.append({"metric": name, "value": value, "baseline": base, "bound": bound, "rule": "max_abs",
+                        "description": f"{name} {crossed(value, -bound, bound, sign=True)} "
+                                       f"(allowed band ±{number(bound)})"})
         if rules.get("min_di") is not None and value + noise < rules["min_di"]:
             out.append({"metric": name, "value": value, "baseline": base, "bound": rules["min_di"], "rule": "min_di",
-                        "description": f"{name} {value:.3f} < {rules['min_di']:.3f}"})
+                        "description": f"{name} {crossed(value, lower=rules['min_di'])}"})
         if (rules.get("max_change") is not None and base is not None
                 and abs(value - base) - change_noise > rules["max_change"]):
-            out.append({"metric": name, "value": value, "baseline": base, "bound": rules["max_change"],
+            step = rules["max_change"]
+            # the side from the change itself: base + step can round past a value just beyond it
+            op, side, bound = ("<", "lower", base - step) if value < base else (">", "upper", base + step)
+            out.append({"metric": name, "value": value, "baseline": base, "bound": step,
                         "rule": "max_change",
-                        "description": f"{name} {value:+.3f} moved {value - base:+.3f} from the baseline's "
-                                       f"{base:+.3f} (more than {rules['max_change']:.3f})"})
+                        "description": f"{name} {number(value, bound, sign=True)} {op} {side} bound "
+                                       f"{number(bound, value, sign=True)} (baseline {number(base, sign=True)} "
+                                       f"{op.replace('<', '-').replace('>', '+')} {number(step)}; moved "
+                                       f"{number(value - base, sign=True)})"})
     return out
 
 

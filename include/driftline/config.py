@@ -158,6 +158,19 @@ class Capture(_Strict):
     input_fields: list[str] | None = None
     #: Column/key holding the inference time, for formats other than SageMaker capture.
     time_field: str | None = None
+    #: How long after its records an object may be written. Objects sit under the hour they
+    #: were written (SageMaker buffers captured records for a while before it writes them), so
+    #: an interval reads the hour folders [start, end + write_delay) touches, and the DAG waits
+    #: until end + write_delay (a sensor) before it ingests. 0: only the interval's own hours.
+    write_delay: Duration = Field(default=timedelta(minutes=5), le=timedelta(hours=1))
+
+    @field_validator("write_delay", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> timedelta:
+        d = parse_duration(v)
+        if d < timedelta(0):
+            raise ValueError(f"{v!r} is negative")
+        return d
 
 
 class Labels(_Strict):

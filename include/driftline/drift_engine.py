@@ -28,7 +28,8 @@ least ``missing_share`` (0.05) on large ones.
 Overrides, strongest first: the feature's ``drift.method``/``drift.threshold`` in the model
 file; a SageMaker baseline's ``monitoring_config.distribution_constraints`` (imported
 baselines: L-infinity on the CDFs, Simple or Robust, and LInfinity or ChiSquared on
-categories, with its thresholds; ``perform_comparison: Disabled`` turns drift off); the
+categories, with its thresholds, in every spelling SageMaker documents, see
+``sagemaker_distribution``; ``perform_comparison: Disabled`` turns drift off); the
 model's ``drift.numeric_method``/``categorical_method``; then the table above.
 
 Feedback a baseline absorbed (``driftline.baseline``, ``feedback.json``) acts under the model
@@ -67,6 +68,7 @@ import pandas as pd
 from scipy import stats
 
 from driftline import drift as m
+from driftline.bounds import crossed, number, within
 from driftline.config import DEFAULT_THRESHOLDS, TEST_METHODS, DriftSettings, FeatureDrift
 from driftline.profile import (CategoricalProfile, ColumnProfile, ColumnSpec, DatasetProfile, NumericProfile,
                                profile_table)
@@ -149,6 +151,110 @@ class Choice:
     from_feedback: bool = False
 
 
+# -- SageMaker's monitoring_config (constraints.json) ----------------------------------------
+#: Every spelling SageMaker Model Monitor documents for the settings driftline acts on, matched
+#: case-insensitively, with what each means here. comparison_method: the schema of the
+#: constraints.json page says "Simple" | "Robust", its table ``linf_simple`` | ``linf_robust``
+#: (both in use); categorical_drift_method: "LInfinity" | "ChiSquared" (the SageMaker Python
+#: SDK checks the same two). driftline writes "Robust", "LInfinity", "Enabled".
+SAGEMAKER_COMPARISON_METHODS = {"robust": "linf_cdf_robust", "simple": "linf_cdf_simple",
+                                "linf_robust": "linf_cdf_robust", "linf_simple": "linf_cdf_simple"}
+SAGEMAKER_CATEGORICAL_METHODS = {"linfinity": "linf", "chisquared": "chi_square"}
+SAGEMAKER_SWITCHES = {"enabled": True, "disabled": False}
+#: monitoring_config keys driftline reads (the others are listed as unused, never refused:
+#: a newer SageMaker may add keys).
+SAGEMAKER_CONFIG_KEYS = ("evaluate_constraints", "emit_metrics", "datatype_check_threshold",
+                         "domain_content_threshold", "distribution_constraints")
+SAGEMAKER_DISTRIBUTION_KEYS = ("perform_comparison", "comparison_threshold", "comparison_method",
+                               "categorical_comparison_threshold", "categorical_drift_method")
+#: An older version of SageMaker's constraints.json page spells the key "comparion_method";
+#: a file written from it means comparison_method.
+_KEY_ALIASES = {"comparion_method": "comparison_method"}
+
+
+def _spelling(where: str, value: Any, accepted: dict[str, Any], shown: str) -> Any:
+    if not isinstance(value, str) or value.strip().lower() not in accepted:
+        raise ValueError(f"{where}: {value!r} is not one of {shown} (any case)")
+    return accepted[value.strip().lower()]
+
+
+def _share(where: str, value: Any) -> float:
+    """A threshold in [0, 1] (a distance on CDFs or shares, a p-value or a share of values),
+    given as a JSON number or numeric text."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{where}: {value!r} is not a number (a threshold between 0 and 1 is expected)")
+    try:
+        x = float(value)
+    except ValueError:
+        raise ValueError(f"{where}: {value!r} is not a number (a threshold between 0 and 1 is expected)") from None
+    if not 0.0 <= x <= 1.0:  # NaN fails too
+        raise ValueError(f"{where}: {value!r} is outside [0, 1] (a threshold between 0 and 1 is expected)")
+    return x
+
+
+def _unaliased(doc: dict, where: str) -> dict:
+    out = dict(doc)
+    for alias, key in _KEY_ALIASES.items():
+        if alias in out:
+            value = out.pop(alias)
+            if key in out and out[key] != value:
+                raise ValueError(f"{where}: both {key!r} ({out[key]!r}) and its misspelling {alias!r} ({value!r}) "
+                                 f"are set; keep one")
+            out.setdefault(key, value)
+    return out
+
+
+def sagemaker_distribution(doc: dict | None, where: str = "monitoring_config.distribution_constraints") -> dict:
+    """SageMaker's ``distribution_constraints`` checked and in driftline's terms:
+    ``{"perform_comparison": bool, "numeric_method", "comparison_threshold",
+    "categorical_method", "categorical_comparison_threshold", "unused": [keys]}``.
+
+    Defaults are SageMaker's: Enabled, threshold 0.1, Robust, LInfinity; the categorical
+    threshold defaults to ``comparison_threshold``. A null value is an absent one. Any other
+    spelling raises ValueError naming the field, the value and the accepted values."""
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise ValueError(f"{where}: {doc!r} is not an object")
+    doc = {k: v for k, v in _unaliased(doc, where).items() if v is not None}
+    threshold = _share(f"{where}.comparison_threshold", doc.get("comparison_threshold", 0.1))
+    return {
+        "perform_comparison": _spelling(f"{where}.perform_comparison", doc.get("perform_comparison", "Enabled"),
+                                        SAGEMAKER_SWITCHES, "Enabled, Disabled"),
+        "numeric_method": _spelling(f"{where}.comparison_method", doc.get("comparison_method", "Robust"),
+                                    SAGEMAKER_COMPARISON_METHODS, "Robust, Simple, linf_robust, linf_simple"),
+        "comparison_threshold": threshold,
+        "categorical_method": _spelling(f"{where}.categorical_drift_method",
+                                        doc.get("categorical_drift_method", "LInfinity"),
+                                        SAGEMAKER_CATEGORICAL_METHODS, "LInfinity, ChiSquared"),
+        "categorical_comparison_threshold": _share(f"{where}.categorical_comparison_threshold",
+                                                   doc.get("categorical_comparison_threshold", threshold)),
+        "unused": sorted(k for k in doc if k not in SAGEMAKER_DISTRIBUTION_KEYS),
+    }
+
+
+def sagemaker_monitoring_config(mc: dict | None) -> dict:
+    """A constraints.json's ``monitoring_config`` checked (see ``sagemaker_distribution``):
+    ``{"evaluate_constraints": bool, "emit_metrics": bool, "datatype_check_threshold": float |
+    None, "domain_content_threshold": float | None, "distribution": {...}, "unused": [keys]}``
+    (None: absent, the model file's threshold applies)."""
+    if mc is None:
+        mc = {}
+    if not isinstance(mc, dict):
+        raise ValueError(f"monitoring_config: {mc!r} is not an object")
+    mc = {k: v for k, v in mc.items() if v is not None}
+    dist = sagemaker_distribution(mc.get("distribution_constraints"))
+    return {
+        **{k: _spelling(f"monitoring_config.{k}", mc.get(k, "Enabled"), SAGEMAKER_SWITCHES, "Enabled, Disabled")
+           for k in ("evaluate_constraints", "emit_metrics")},
+        **{k: _share(f"monitoring_config.{k}", mc[k]) if k in mc else None
+           for k in ("datatype_check_threshold", "domain_content_threshold")},
+        "distribution": {k: v for k, v in dist.items() if k != "unused"},
+        "unused": sorted([f"monitoring_config.{k}" for k in mc if k not in SAGEMAKER_CONFIG_KEYS]
+                         + [f"monitoring_config.distribution_constraints.{k}" for k in dist["unused"]]),
+    }
+
+
 def _threshold(method: str, given: float | None, settings: DriftSettings) -> float:
     if given is not None:
         return float(given)
@@ -177,13 +283,12 @@ def _choose(*, categorical: bool, binary: bool, low_cardinality: bool, n: int, s
             override: FeatureDrift | None, distribution: dict | None) -> Choice:
     if override is not None and override.method != "auto":
         return Choice(override.method, _threshold(override.method, override.threshold, settings), "set in the model file")
-    if distribution and distribution.get("perform_comparison", "Enabled") == "Enabled":
+    dist = sagemaker_distribution(distribution) if distribution else None
+    if dist and dist["perform_comparison"]:
         if categorical or low_cardinality:
-            meth = "chi_square" if str(distribution.get("categorical_drift_method", "")).lower() == "chisquared" else "linf"
-            th = float(distribution.get("categorical_comparison_threshold", 0.1))
+            meth, th = dist["categorical_method"], dist["categorical_comparison_threshold"]
         else:
-            meth = f"linf_cdf_{str(distribution.get('comparison_method', 'Robust')).lower()}"
-            th = float(distribution.get("comparison_threshold", 0.1))
+            meth, th = dist["numeric_method"], dist["comparison_threshold"]
         if override is not None and override.threshold is not None:
             th = override.threshold
         return Choice(meth, th, "SageMaker baseline's distribution_constraints")
@@ -464,7 +569,7 @@ def compare(reference: Reference, current: DatasetProfile, settings: DriftSettin
     if current_frame is not None and len(current_frame) > settings.small_sample:
         current_frame = None  # raw rows only where tests apply
     distribution = reference.distribution
-    if distribution and distribution.get("perform_comparison", "Enabled") != "Enabled":
+    if distribution and not sagemaker_distribution(distribution)["perform_comparison"]:
         skipped = "the SageMaker baseline's distribution_constraints.perform_comparison is Disabled"
         return {"checked": False, "why": skipped, "features": {}, "dataset": None, "prediction": {},
                 "multivariate": {}, "attribution": [], "summary": f"drift not checked: {skipped}"}
@@ -590,12 +695,30 @@ def violations(result: dict) -> list[dict]:
     mv = result.get("multivariate", {})
     for k, v in mv.items():
         if isinstance(v, dict) and v.get("drifted"):
+            crossed_side = "lower" if v.get("lower_threshold") is not None and v["statistic"] < v["lower_threshold"] \
+                else "upper"
             out.append({"feature_name": "*", "constraint_check_type": "multivariate_drift_check",
-                        "description": f"Multivariate drift ({k}): {_fmt(v['statistic'])} against threshold "
-                                       f"{_fmt(v['threshold'])}",
+                        "description": f"Multivariate drift ({k}): {multivariate_verdict(v)}",
                         "details": {"method": k, "statistic": v["statistic"], "threshold": v["threshold"],
+                                    "lower_threshold": v.get("lower_threshold"), "crossed": crossed_side,
                                     "pvalue": v.get("pvalue")}})
     return out
+
+
+def multivariate_verdict(v: dict) -> str:
+    """A multivariate check's statistic against the bound it crossed (the PCA reconstruction
+    error has two: an error *below* its lower bound is drift too), or within its bounds.
+    The reconstruction error drifts past either bound; the domain classifier's AUC at or
+    above its threshold (with a p-value below alpha)."""
+    stat, upper, lower = v["statistic"], v.get("threshold"), v.get("lower_threshold")
+    if v.get("method") == "domain_classifier":
+        text = crossed(stat, upper=upper, inclusive=True) or within(stat, None, upper)
+        return f"AUC {text}" + (f" (p-value {_fmt(v['pvalue'])})" if v.get("pvalue") is not None else "")
+    text = crossed(stat, lower=lower, upper=upper) or within(stat, lower, upper)
+    if v.get("method") == "pca_reconstruction":
+        ref = f" (reference {number(v['reference_error'], stat)})" if v.get("reference_error") is not None else ""
+        return f"mean reconstruction error {text}{ref}"
+    return text
 
 
 def findings(result: dict, limit: int = 12) -> list[str]:
@@ -616,8 +739,7 @@ def findings(result: dict, limit: int = 12) -> list[str]:
             lines.append(f"prediction {name}: {r['method']} {_fmt(r['statistic'])} vs {_fmt(r['threshold'])}")
     for k, v in result.get("multivariate", {}).items():
         if isinstance(v, dict) and "statistic" in v:
-            lines.append(f"multivariate {k}: {_fmt(v['statistic'])} vs {_fmt(v['threshold'])}"
-                         f"{' DRIFT' if v.get('drifted') else ''}")
+            lines.append(f"multivariate {k}: {multivariate_verdict(v)}{' DRIFT' if v.get('drifted') else ''}")
     return lines[:limit]
 
 

@@ -1,10 +1,13 @@
 """Ingest: one data interval of captured traffic -> one normalised Arrow batch.
 
 Captured traffic lives in hourly partitions ``<capture.uri>/YYYY/MM/DD/HH/`` (SageMaker
-data capture's layout). :func:`read_interval` lists only the partitions whose hour ``H``
-satisfies ``start <= H < end`` (never the whole tree, which may be huge in S3), reads every
-object in them in name order (names starting with ``.`` or ``_``, e.g. ``_SUCCESS`` or
-Spark's ``.crc`` files, are skipped), and turns the records into a batch with a fixed schema:
+data capture's layout), each object under the hour it was *written*, which can be a little
+after its records' capture time. :func:`read_interval` lists only the hour folders that
+``[start, end + capture.write_delay)`` touches (never the whole tree, which may be huge in
+S3), reads every object in them in name order (names starting with ``.`` or ``_``, e.g.
+``_SUCCESS`` or Spark's ``.crc`` files, are skipped), keeps the records whose capture time
+lies in ``[start, end)`` (see "Which records" below), and turns them into a batch with a
+fixed schema:
 
 ``<cfg.inference_id>``  string
 ``inference_time``      timestamp[us, UTC]
@@ -40,10 +43,25 @@ Multi-row SageMaker payloads: row ``i`` (0-based) gets the id ``<id>-<i>`` when 
 holds more than one row, where ``<id>`` is ``eventMetadata.inferenceId`` if present and
 non-empty, else ``eventId``. A single-row payload keeps ``<id>`` unchanged.
 
-Inference time: SageMaker's ``eventMetadata.inferenceTime``; for the other formats the
-``capture.time_field`` column, else an ``inference_time`` column when the data has one.
-When a record has no time the partition hour is used. An unreadable time is a type error
-(null + ``__unparsed__inference_time``). Numbers in a datetime column are Unix seconds.
+Inference (capture) time: SageMaker's ``eventMetadata.inferenceTime``; for the other formats
+the ``capture.time_field`` column, else an ``inference_time`` column when the data has one.
+When a record has no time its object's hour folder is used. An unreadable time is a type
+error (null + ``__unparsed__inference_time``). Numbers in a datetime column are Unix seconds.
+
+Which records: a record belongs to the interval holding its capture time -- or, without a
+readable one, its object's hour folder (counted: ``time_from_folder``, ``time_unreadable``).
+Records of other intervals met in the folders read are neither kept nor quarantined: they are
+counted in ``outside`` (before / after the interval), and are not part of ``records_seen``.
+Malformed records are placed the same way (by their capture time when it can be read, else
+by their folder), so each is quarantined by one interval only. A record captured before the
+interval in an object its own interval does not read (the object's hour is at or after that
+interval's end + ``write_delay``) would be in no batch: it is quarantined as ``written_late``
+by the one interval holding the instant "folder hour - write_delay", the first to read it.
+So, read once each interval has ended (the DAG's ``wait_for_capture`` sensor waits until end + write_delay),
+every record lands in exactly one interval's batch or quarantine. Objects are known only by
+their hour folder, not their write time: one written into a folder after its interval read it
+(later than end + write_delay, within the same hour) shows only in the next interval's
+``outside["before"]`` count.
 
 Payloads (SageMaker capture). ``encoding`` BASE64 is decoded first; then JSON when the
 encoding is JSON or the content type mentions json (``application/jsonlines``: one JSON
@@ -122,6 +140,8 @@ QUARANTINE_KINDS = {
     "missing_id": "no (or an empty) inference id",
     "duplicate_id": "an inference id already seen in the interval (the first one is kept)",
     "unreadable_file": "a whole object that cannot be read as the capture format",
+    "written_late": ("a record captured before the interval, in an object written after its own interval's "
+                     "end + capture.write_delay: no interval's batch holds it"),
 }
 
 _FLOAT_RE = r"^[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|inf|infinity|nan)$"
@@ -147,6 +167,14 @@ class IngestResult:
     lines_read: int = 0
     #: Partition hours listed, as 'YYYY/MM/DD/HH'.
     partitions: list[str] = field(default_factory=list)
+    #: Records read that belong to other intervals (capture time before / after this one),
+    #: in records_seen's units; neither in the batch nor quarantined.
+    outside: dict[str, int] = field(default_factory=lambda: {"before": 0, "after": 0})
+    #: Records of the interval without a capture time (placed by their object's hour folder,
+    #: which is also their inference_time) ...
+    time_from_folder: int = 0
+    #: ... and with one that cannot be read (placed by the folder; a type error of inference_time).
+    time_unreadable: int = 0
 
 
 class _Malformed(Exception):
@@ -170,16 +198,54 @@ def _utc(t: datetime) -> datetime:
 
 
 def partition_hours(start: datetime, end: datetime) -> list[datetime]:
-    """Hours H (on the hour, UTC) with start <= H < end."""
+    """The hour folders [start, end) touches: hours H (on the hour, UTC) with
+    H + 1 hour > start and H < end (a 15-minute range lies in one hour's folder)."""
     start, end = _utc(start), _utc(end)
     h = start.replace(minute=0, second=0, microsecond=0)
-    if h < start:
-        h += timedelta(hours=1)
     out = []
     while h < end:
         out.append(h)
         h += timedelta(hours=1)
     return out
+
+
+#: A capture time that is there but cannot be read as a time.
+_UNREADABLE = object()
+
+
+def _instant(v: Any) -> datetime | None | object:
+    """A record's capture time as an aware UTC datetime; None when absent (null, blank);
+    ``_UNREADABLE`` when present but not a time. The rules of the ``datetime`` type: ISO 8601
+    (naive = UTC) or Unix seconds."""
+    if v is None:
+        return None
+    if isinstance(v, datetime):
+        return _utc(v)
+    if isinstance(v, date):
+        return datetime(v.year, v.month, v.day, tzinfo=timezone.utc)
+    if isinstance(v, bool):
+        return _UNREADABLE
+    if isinstance(v, (int, float)):
+        return _from_seconds(float(v))
+    if not isinstance(v, str):
+        return _UNREADABLE
+    text = v.strip()
+    if not text:
+        return None
+    try:
+        return _utc(datetime.fromisoformat(text))  # the common case, ~1 us
+    except ValueError:
+        pass
+    if _NUMBER.match(text):
+        return _from_seconds(float(text))
+    ts = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")  # what the batch column accepts
+    return _UNREADABLE if pd.isna(ts) else ts.to_pydatetime()
+
+
+def _from_seconds(x: float) -> datetime | object:
+    if not math.isfinite(x) or abs(x) >= 2.5e11:  # beyond year ~9900 is not a time
+        return _UNREADABLE
+    return datetime.fromtimestamp(x, tz=timezone.utc)
 
 
 def _iso(t: datetime) -> str:
@@ -349,8 +415,17 @@ def _label_array(values: list) -> pa.Array:
 
 # -- the collector: row-level checks, one place for every format ---------------------------
 class _Collector:
-    def __init__(self, cfg: ModelConfig, strict_output: bool):
+    def __init__(self, cfg: ModelConfig, strict_output: bool, start: datetime | None = None,
+                 end: datetime | None = None, write_delay: timedelta = timedelta(0)):
         self.cfg = cfg
+        #: The interval [start, end): records are placed in it by their capture time.
+        self.start, self.end, self.write_delay = start, end, write_delay
+        self.folder: datetime | None = None
+        self.folder_text: str | None = None
+        self.outside = {"before": 0, "after": 0}
+        self.time_from_folder = 0
+        self.time_unreadable = 0
+        self._ends: dict[datetime, datetime] = {}
         self.id_col = cfg.inference_id
         self.label = cfg.prediction.label
         self.prob = cfg.prediction.probability
@@ -374,25 +449,85 @@ class _Collector:
         self.records_seen = 0
         self.lines_read = 0
 
-    def reject(self, source: str, line: int | None, kind: str, reason: str, raw: Any) -> None:
+    def enter(self, hour: datetime) -> None:
+        """The hour folder of the objects read next."""
+        self.folder, self.folder_text = hour, _iso(hour)
+
+    def place(self, when: Any) -> tuple[Any, str | None]:
+        """Where a record with capture time ``when`` belongs: (the inference_time the batch
+        keeps, None for this interval, else "before" / "after" / "late"). A record without a
+        readable time is placed by its object's hour folder. "late": captured before this
+        interval, in an object its own interval does not read (written later than its end +
+        write_delay), and this interval is the one that answers for it: the interval holding
+        the instant folder hour - write_delay (exactly one interval reads the folder then)."""
+        t = _instant(when)
+        at = self.folder if t is None or t is _UNREADABLE else t
+        value = self.folder_text if t is None else when if t is _UNREADABLE else t
+        if self.start is None or self.start <= at < self.end:
+            return value, None
+        if at >= self.end:
+            return value, "after"
+        h, w = self.folder, self.write_delay
+        # cheap tests first: an object written within write_delay of its record is read by the
+        # record's own interval, which ends after the record
+        if (t is at and h >= t + w and self.start <= h - w < self.end
+                and h >= self._interval_end(t) + w):
+            return value, "late"
+        return value, "before"
+
+    def _interval_end(self, t: datetime) -> datetime:
+        """End of the schedule's interval holding t: the first tick after t (the same for a
+        whole minute, cron's grain)."""
+        from croniter import croniter  # the cron library Airflow itself schedules with
+
+        minute = t.replace(second=0, microsecond=0)
+        if minute not in self._ends:
+            self._ends[minute] = croniter(self.cfg.cron, minute).get_next(datetime)
+        return self._ends[minute]
+
+    def _outside(self, verdict: str, n: int = 1) -> None:
+        self.outside[verdict] += n
+
+    def reject(self, source: str, line: int | None, kind: str, reason: str, raw: Any, when: Any = None) -> None:
+        """Quarantine a record of the interval (one of another interval is only counted)."""
+        _, verdict = self.place(when)
+        if verdict in ("before", "after"):
+            return self._outside(verdict)
+        if verdict == "late":
+            kind, reason = "written_late", self._late_reason(when, reason)
+        self._quarantine(source, line, kind, reason, raw)
+
+    def _quarantine(self, source: str, line: int | None, kind: str, reason: str, raw: Any) -> None:
+        """Quarantine a record already placed in the interval."""
         self.records_seen += 1
         if callable(raw):
             raw = raw()
         self.quarantine.append({"source": source, "line": line, "reason": reason, "raw": raw})
         self.kinds.append(kind)
 
+    def _late_reason(self, when: Any, problem: str | None = None) -> str:
+        t = _instant(when)
+        return (f"captured at {_iso(t)}, in an object of hour folder {self.folder:%Y/%m/%d/%H}: written after its "
+                f"own interval's end {_iso(self._interval_end(t))} + capture.write_delay {self.write_delay}, so "
+                f"no interval's batch holds it" + (f" (and: {problem})" if problem else ""))
+
     def add(self, source: str, line: int | None, raw: Any, rid: Any, when: Any, row: dict,
             where: str = "") -> None:
         """Accept one row after the row-level checks, or quarantine it."""
+        when, verdict = self.place(when)
+        if verdict in ("before", "after"):
+            return self._outside(verdict)
+        if verdict == "late":
+            return self._quarantine(source, line, "written_late", where + self._late_reason(when), raw)
         rid = None if rid is None else _text(rid)
         if rid is None or not rid.strip():
-            return self.reject(source, line, "missing_id",
-                               f"{where}record has no inference id ({self.id_col!r} is missing or empty)", raw)
+            return self._quarantine(source, line, "missing_id",
+                                    f"{where}record has no inference id ({self.id_col!r} is missing or empty)", raw)
         prev = self.seen.get(rid)
         if prev is not None:
             at = f"{prev[0]} line {prev[1]}" if prev[1] is not None else prev[0]
-            return self.reject(source, line, "duplicate_id",
-                               f"{where}duplicate inference id {rid!r} (first seen in {at})", raw)
+            return self._quarantine(source, line, "duplicate_id",
+                                    f"{where}duplicate inference id {rid!r} (first seen in {at})", raw)
         if self.prob is not None:
             p = row.get(self.prob)
             if isinstance(p, str) and not p.strip() and not self.strict_output:
@@ -400,11 +535,11 @@ class _Collector:
             if p is not None:
                 f = _as_number(p)
                 if f is None:
-                    return self.reject(source, line, "output_not_number",
-                                       f"{where}{self.prob} is {p!r}, not a number (a probability is expected)", raw)
+                    return self._quarantine(source, line, "output_not_number",
+                                            f"{where}{self.prob} is {p!r}, not a number (a probability is expected)", raw)
                 if not 0.0 <= f <= 1.0:
-                    return self.reject(source, line, "probability_out_of_range",
-                                       f"{where}{self.prob} = {f!r} is outside [0, 1]", raw)
+                    return self._quarantine(source, line, "probability_out_of_range",
+                                            f"{where}{self.prob} = {f!r} is outside [0, 1]", raw)
                 row[self.prob] = f
                 if self.binary:
                     lab = row.get(self.label)
@@ -412,6 +547,7 @@ class _Collector:
                         row[self.label] = int(f >= self.threshold)
             elif self.prob in row:
                 row[self.prob] = None
+        self._timed(when)
         self.records_seen += 1
         self.seen[rid] = (source, line)
         self.ids.append(rid)
@@ -427,8 +563,24 @@ class _Collector:
             self.probs.append(row.pop(self.prob, None))
         self.rows.append(row)
 
-    def add_fast(self, source: str, line: int, rid: str, when: Any, text: str, p: float) -> None:
-        """Accept a single-row CSV record already checked by the SageMaker fast path."""
+    def _timed(self, when: Any) -> None:
+        """Count an accepted row placed by its folder (``when`` is what place() returned)."""
+        if when is self.folder_text:
+            self.time_from_folder += 1
+        elif not isinstance(when, datetime):
+            self.time_unreadable += 1
+
+    def add_fast(self, source: str, line: int, rid: str, when: Any, text: str, p: float) -> bool:
+        """Accept a single-row CSV record already checked by the SageMaker fast path (or count
+        it, when it is another interval's); False sends it to the general path (written late:
+        quarantined there with its raw line)."""
+        when, verdict = self.place(when)
+        if verdict in ("before", "after"):
+            self._outside(verdict)
+            return True
+        if verdict is not None:
+            return False
+        self._timed(when)
         if not self.fast_texts:
             for k in (*self.cfg.input_fields, self.prob, *((self.label,) if self.binary else ())):
                 self.keys.setdefault(k, None)
@@ -440,6 +592,7 @@ class _Collector:
         self.labels.append(int(p >= self.threshold) if self.binary else None)
         self.rows.append(None)
         self.fast_texts.append(text)
+        return True
 
 
 # -- SageMaker data capture ---------------------------------------------------------------
@@ -626,7 +779,7 @@ class _SageMaker:
             ok = self._csv_ctypes[ctype] = "json" not in str(ctype).lower()
         return ok
 
-    def _fast(self, col: _Collector, source: str, lineno: int, rec: Any, hour_text: str) -> bool:
+    def _fast(self, col: _Collector, source: str, lineno: int, rec: Any) -> bool:
         """Accept a plain single-row CSV record; False sends it down the general path, which
         also words every error."""
         try:
@@ -654,10 +807,9 @@ class _SageMaker:
         p = float(od)
         if not 0.0 <= p <= 1.0:
             return False
-        col.add_fast(source, lineno, rid, meta.get("inferenceTime") or hour_text, idata, p)
-        return True
+        return col.add_fast(source, lineno, rid, meta.get("inferenceTime"), idata, p)
 
-    def read(self, col: _Collector, source: str, lines: Iterator[tuple[int, str]], hour_text: str) -> None:
+    def read(self, col: _Collector, source: str, lines: Iterator[tuple[int, str]]) -> None:
         fast, loads = self.fast, json.loads
         for lineno, text in lines:
             col.lines_read += 1
@@ -666,12 +818,16 @@ class _SageMaker:
             except ValueError as exc:
                 col.reject(source, lineno, "invalid_json", f"not valid JSON ({exc})", text)
                 continue
-            if fast and type(rec) is dict and self._fast(col, source, lineno, rec, hour_text):
+            if fast and type(rec) is dict and self._fast(col, source, lineno, rec):
                 continue
             if not isinstance(rec, dict):
                 col.reject(source, lineno, "not_object",
                            f"capture record is a JSON {type(rec).__name__}, not an object", text)
                 continue
+            meta = rec.get("eventMetadata")
+            meta = meta if isinstance(meta, dict) else {}
+            # a malformed record belongs to the interval of its capture time too
+            when = meta.get("inferenceTime")
             try:
                 cd = rec.get("captureData")
                 if not isinstance(cd, dict):
@@ -682,8 +838,6 @@ class _SageMaker:
                     if not isinstance(part, dict):
                         raise _Malformed("missing_field", f"captureData has no {which} object")
                     parts.append(_decode_payload(part, which))
-                meta = rec.get("eventMetadata")
-                meta = meta if isinstance(meta, dict) else {}
                 base_id = meta.get("inferenceId")
                 if base_id is None or not _text(base_id).strip():
                     base_id = meta.get("eventId")
@@ -697,9 +851,8 @@ class _SageMaker:
                     raise _Malformed("row_count_mismatch", f"input payload has {len(ins)} rows but the output "
                                                            f"has {len(outs)}")
             except _Malformed as m:
-                col.reject(source, lineno, m.kind, m.reason, text)
+                col.reject(source, lineno, m.kind, m.reason, text, when)
                 continue
-            when = meta.get("inferenceTime") or hour_text
             n = len(ins)
             for i in range(n):
                 rid = base_id if n == 1 else f"{base_id}-{i}"
@@ -707,7 +860,7 @@ class _SageMaker:
                 irow, orow = ins[i], outs[i]
                 bad = irow if isinstance(irow, _BadRow) else orow if isinstance(orow, _BadRow) else None
                 if bad is not None:
-                    col.reject(source, lineno, bad.kind, f"{where}{bad.reason}", text)
+                    col.reject(source, lineno, bad.kind, f"{where}{bad.reason}", text, when)
                     continue
                 row = irow
                 for k, v in orow.items():
@@ -730,7 +883,7 @@ class _Tabular:
             rec["input_" + TIME_COLUMN] = rec.pop(TIME_COLUMN)
         return rid, when, rec
 
-    def jsonl(self, col: _Collector, source: str, lines: Iterator[tuple[int, str]], hour_text: str) -> None:
+    def jsonl(self, col: _Collector, source: str, lines: Iterator[tuple[int, str]]) -> None:
         for lineno, text in lines:
             col.lines_read += 1
             try:
@@ -742,9 +895,9 @@ class _Tabular:
                 col.reject(source, lineno, "not_object", f"record is a JSON {type(rec).__name__}, not an object", text)
                 continue
             rid, when, row = self.split(rec)
-            col.add(source, lineno, text, rid, hour_text if when is None else when, row)
+            col.add(source, lineno, text, rid, when, row)
 
-    def csv(self, col: _Collector, source: str, text: str, hour_text: str) -> None:
+    def csv(self, col: _Collector, source: str, text: str) -> None:
         physical = io.StringIO(text, newline="").readlines()
         reader = csv.reader(physical)
         try:
@@ -770,13 +923,11 @@ class _Tabular:
                                f"CSV row has {len(r)} fields, expected {width} ({header_desc})", raw)
                     continue
                 rid, when, row = self.split(dict(zip(header, r)))
-                if isinstance(when, str) and not when.strip():
-                    when = None
-                col.add(source, start + 1, raw, rid, hour_text if when is None else when, row)
+                col.add(source, start + 1, raw, rid, when, row)
         except csv.Error as exc:
             col.reject(source, None, "unreadable_file", f"not a readable CSV file ({exc})", None)
 
-    def parquet(self, col: _Collector, source: str, data: bytes, hour_text: str) -> None:
+    def parquet(self, col: _Collector, source: str, data: bytes) -> None:
         try:
             table = pq.read_table(io.BytesIO(data))
             records = table.to_pylist()
@@ -788,7 +939,7 @@ class _Tabular:
             col.lines_read += 1
             raw = (lambda i=i: json.dumps(table.slice(i, 1).to_pylist()[0], default=str))
             rid, when, row = self.split(rec)
-            col.add(source, i + 1, raw, rid, hour_text if when is None else when, row)
+            col.add(source, i + 1, raw, rid, when, row)
 
 
 # -- reading the capture location ---------------------------------------------------------
@@ -962,20 +1113,22 @@ def _build_batch(cfg: ModelConfig, col: _Collector) -> tuple[pa.Table, dict[str,
 
 
 def read_interval(cfg: ModelConfig, start: datetime, end: datetime, resolver: Resolver | None = None) -> IngestResult:
-    """Read the capture partitions of [start, end) into a normalised batch (see module doc)."""
+    """Read the records captured in [start, end) into a normalised batch (see module doc)."""
     uri = cfg.capture.uri.rstrip("/")
     fs, root = _open_location(uri, resolver)
     fmt = cfg.capture.format
-    col = _Collector(cfg, strict_output=fmt == "sagemaker_capture")
+    start, end = _utc(start), _utc(end)
+    col = _Collector(cfg, strict_output=fmt == "sagemaker_capture", start=start, end=end,
+                     write_delay=cfg.capture.write_delay)
     sagemaker = _SageMaker(cfg) if fmt == "sagemaker_capture" else None
     tabular = _Tabular(cfg)
     objects: list[str] = []
     partitions: list[str] = []
-    for hour in partition_hours(start, end):
+    for hour in partition_hours(start, end + cfg.capture.write_delay):
         part = hour.strftime("%Y/%m/%d/%H")
         partitions.append(part)
         paths = _list_partition(fs, posixpath.join(root, part), uri)
-        hour_text = _iso(hour)
+        col.enter(hour)
         for path, data in _fetch(fs, paths, uri).items():
             rel = path[len(root):].lstrip("/") if path.startswith(root) else path
             source = f"{uri}/{rel}"
@@ -987,23 +1140,24 @@ def read_interval(cfg: ModelConfig, start: datetime, end: datetime, resolver: Re
                     col.reject(source, None, "unreadable_file", f"not a readable gzip file ({exc})", None)
                     continue
             if fmt == "sagemaker_capture":
-                sagemaker.read(col, source, _checked_lines(col, source, data), hour_text)
+                sagemaker.read(col, source, _checked_lines(col, source, data))
             elif fmt == "jsonl":
-                tabular.jsonl(col, source, _checked_lines(col, source, data), hour_text)
+                tabular.jsonl(col, source, _checked_lines(col, source, data))
             elif fmt == "csv":
                 try:
                     text = data.decode("utf-8-sig")
                 except UnicodeDecodeError as exc:
                     col.reject(source, None, "unreadable_file", f"CSV file is not UTF-8 text ({exc})", None)
                     continue
-                tabular.csv(col, source, text, hour_text)
+                tabular.csv(col, source, text)
             else:
-                tabular.parquet(col, source, data, hour_text)
+                tabular.parquet(col, source, data)
     batch, type_errors, missing, extras = _build_batch(cfg, col)
     return IngestResult(batch=batch, quarantine=col.quarantine, objects_read=objects,
                         records_seen=col.records_seen, rows=batch.num_rows, type_errors=type_errors,
                         missing_columns=missing, extra_columns=extras, quarantine_kinds=col.kinds,
-                        lines_read=col.lines_read, partitions=partitions)
+                        lines_read=col.lines_read, partitions=partitions, outside=dict(col.outside),
+                        time_from_folder=col.time_from_folder, time_unreadable=col.time_unreadable)
 
 
 # -- the stage -------------------------------------------------------------------------------
@@ -1022,6 +1176,14 @@ def summary_line(cfg: ModelConfig, start: datetime, result: IngestResult) -> str
     if not result.objects_read:
         return f"{head}: no captured data ({len(result.partitions)} hourly partitions, no objects)"
     parts = [f"{result.rows} rows from {result.records_seen} records in {len(result.objects_read)} objects"]
+    outside = {k: n for k, n in result.outside.items() if n}
+    if outside:
+        parts.append(f"{sum(outside.values())} records of other intervals left to them ("
+                     + ", ".join(f"{n} {k}" for k, n in outside.items()) + ")")
+    if result.time_from_folder:
+        parts.append(f"{result.time_from_folder} rows without a capture time (placed by their hour folder)")
+    if result.time_unreadable:
+        parts.append(f"{result.time_unreadable} rows with an unreadable capture time (placed by their hour folder)")
     if result.quarantine:
         kinds = ", ".join(f"{k} {n}" for k, n in Counter(result.quarantine_kinds).most_common())
         parts.append(f"{len(result.quarantine)} quarantined ({kinds})")
@@ -1058,11 +1220,15 @@ def ingest_interval(cfg: ModelConfig, store: Store, start: datetime, end: dateti
         "capture_uri": cfg.capture.uri,
         "format": cfg.capture.format,
         "partitions": result.partitions,
+        "write_delay_seconds": cfg.capture.write_delay.total_seconds(),
         "objects_read": result.objects_read,
         "lines_read": result.lines_read,
         "records_seen": result.records_seen,
         "rows": result.rows,
         "quarantined": len(result.quarantine),
+        "outside_interval": dict(result.outside),
+        "time_from_folder": result.time_from_folder,
+        "time_unreadable": result.time_unreadable,
         "quarantine_reasons": group_reasons(result),
         "type_errors": result.type_errors,
         "missing_columns": result.missing_columns,
@@ -1085,6 +1251,7 @@ def ingest_interval(cfg: ModelConfig, store: Store, start: datetime, end: dateti
         "records_seen": result.records_seen,
         "rows": result.rows,
         "quarantined": len(result.quarantine),
+        "outside_interval": dict(result.outside),
         "type_errors": dict(result.type_errors),
         "missing_columns": list(result.missing_columns),
         "extra_columns": list(result.extra_columns),

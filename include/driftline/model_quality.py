@@ -325,6 +325,8 @@ def run_model_quality(cfg: ModelConfig, store: Store, start: datetime, end: date
         state = {"predicted": table.num_rows, "labelled": 0, "coverage": 0.0, "overrides": 0, "digest": "",
                  "as_of": as_utc(as_of or datetime.now(timezone.utc)).isoformat()}
     store.write_parquet(posixpath.join(prefix, "merged.parquet"), table)
+    if table.num_rows < cfg.thresholds.min_rows:
+        return _no_data(cfg, store, start, end, ref.version, state, waited, uri)
     df = table.to_pandas()
     result = evaluate(cfg, df, reference, estimator, seed=seed)
     result["overrides"] = state.get("overrides", 0)
@@ -362,6 +364,38 @@ def run_model_quality(cfg: ModelConfig, store: Store, start: datetime, end: date
             "realized": {m: g["realized"].get("metrics", {}).get(m) for m in heads} if g["realized"].get("status") == "ok" else None,
             "estimated": {m: g["estimated"]["metrics"][m]["value"] for m in heads
                           if m in g["estimated"].get("metrics", {})} if g["estimated"].get("status") == "ok" else None}
+
+
+def _no_data(cfg: ModelConfig, store: Store, start: datetime, end: datetime, version: str, state: dict,
+             waited: dict | None, uri: str) -> dict:
+    """An interval with fewer predictions than ``thresholds.min_rows``: nothing to evaluate.
+    Its records say so (status ``no_data``) and replace what an earlier run of the interval
+    left: no violations, no metrics history, no bias."""
+    from driftline.monitor import write_history_rows
+    from driftline.quality import write_violations
+
+    prefix = Store.run_prefix(cfg.name, start)
+    n = state["predicted"]
+    why = ("no predictions in the interval" if not n else
+           f"{n} predictions (minimum {cfg.thresholds.min_rows}, thresholds.min_rows)")
+    summary = f"model_quality {cfg.name} {interval_key(start)}: NO DATA — {why}; nothing to evaluate"
+    base = {"model": cfg.name, "interval_start": start.isoformat(), "interval_end": end.isoformat(),
+            "baseline": version, "status": "no_data", "checked": False, "why": why}
+    store.write_json(posixpath.join(prefix, "model_quality.json"), {
+        **base, "labels": state, "waited": waited, "evaluated_at": datetime.now(timezone.utc).isoformat(),
+        "violations": [], "summary": summary})
+    store.write_json(posixpath.join(prefix, "labels.json"), {**state, "evaluated_at": state["as_of"]})
+    write_violations(store, prefix, "model_quality", [])
+    write_history_rows(store, cfg.name, start, "model_quality", [])
+    if cfg.bias.facets:
+        from driftline.bias import BIAS_FILE
+
+        store.write_json(posixpath.join(prefix, BIAS_FILE), {**base, "facets": {}, "violations": []})
+        write_violations(store, prefix, "bias", [])
+        write_history_rows(store, cfg.name, start, "bias", [])
+    return {"status": "no_data", "summary": summary, "model_quality_uri": uri, "findings": [],
+            "coverage": state["coverage"], "labelled": state["labelled"], "predicted": n, "violations": 0,
+            "baseline": version, "realized": None, "estimated": None}
 
 
 def run_bias(cfg: ModelConfig, store: Store, start: datetime, end: datetime, ref, df: pd.DataFrame) -> dict:
@@ -420,17 +454,29 @@ def label_wait(cfg: ModelConfig, store: Store, start: datetime, end: datetime, n
                resolver=None) -> dict:
     """One look for the interval's labels: ingest what arrived, measure the coverage. Done
     when the coverage reaches labels.min_coverage or the wait reaches interval end +
-    labels.delay (then ``timed_out``: the run goes on with the coverage it has)."""
+    labels.delay (then ``timed_out``: the run goes on with the coverage it has) -- or at once
+    when the interval has fewer predictions than ``thresholds.min_rows`` (none, by default):
+    no label can change a "no data" verdict, so nothing holds the run open (``no_data``).
+    ``summary``: the look in one line, for the task log."""
     from driftline.labels import sync_labels
 
     now = as_utc(now or datetime.now(timezone.utc))
     sync_labels(cfg, store, now=now, resolver=resolver)
     cov = label_coverage(cfg, store, start, end, as_of=now)
     deadline = as_utc(end) + cfg.labels.delay
+    no_data = cov["predicted"] < cfg.thresholds.min_rows
     enough = cov["coverage"] >= cfg.labels.min_coverage
-    done = enough or now >= deadline
-    return {**cov, "done": done, "timed_out": done and not enough, "deadline": deadline.isoformat(),
-            "looked_at": now.isoformat(), "min_coverage": cfg.labels.min_coverage}
+    done = no_data or enough or now >= deadline
+    head = (f"labels {cov['labelled']}/{cov['predicted']} ({cov['coverage']:.1%}), want {cfg.labels.min_coverage:.0%} "
+            f"by {deadline.isoformat()}: ")
+    state = ("no data: no predictions to label, nothing to wait for" if no_data and not cov["predicted"] else
+             f"no data: {cov['predicted']} predictions (minimum {cfg.thresholds.min_rows}), nothing to wait for"
+             if no_data else "enough" if enough else
+             "deadline reached, going on with partial coverage" if done else
+             f"waiting (next look in {cfg.labels.poke_interval})")
+    return {**cov, "done": done, "timed_out": done and not enough and not no_data, "no_data": no_data,
+            "deadline": deadline.isoformat(), "looked_at": now.isoformat(), "min_coverage": cfg.labels.min_coverage,
+            "summary": head + state}
 
 
 def reevaluate(cfg: ModelConfig, store: Store, now: datetime | None = None, skip: datetime | None = None) -> dict:

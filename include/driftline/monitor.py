@@ -95,6 +95,14 @@ def run_ingest(cfg: ModelConfig, store: Store, start: datetime, end: datetime, r
     return out
 
 
+def capture_ready_at(cfg: ModelConfig, end: datetime) -> datetime:
+    """When the interval's capture is complete: objects are written up to ``capture.write_delay``
+    after their records, so a run that reads before then (a scheduled one, right at the
+    interval's end) would miss records a later backfill reads. The DAG waits for this instant
+    (a sensor that gives its worker slot back) before ingesting."""
+    return as_utc(end) + cfg.capture.write_delay
+
+
 def _pin_note(pin: dict) -> str:
     last = (pin.get("changes") or [None])[-1]
     if last:
@@ -163,12 +171,17 @@ def run_drift(cfg: ModelConfig, store: Store, start: datetime, end: datetime, pa
                 "baseline": ref.version, "rows": current.rows, "partitions": len(parts)}
     drift_uri = store.uri(prefix, "drift.json")
     if not cfg.drift.enabled or current.rows < cfg.thresholds.min_rows:
+        status = "no_data" if cfg.drift.enabled else "disabled"
         why = "drift.enabled is false" if not cfg.drift.enabled else (
             f"{current.rows} rows (minimum {cfg.thresholds.min_rows})")
-        store.write_json(posixpath.join(prefix, "drift.json"), {**identity, "checked": False, "why": why})
+        store.write_json(posixpath.join(prefix, "drift.json"), {**identity, "checked": False, "status": status,
+                                                                "why": why})
         write_violations(store, prefix, "drift", [])
-        return {"status": "no_data" if cfg.drift.enabled else "disabled", "summary": f"drift not checked: {why}",
-                "findings": [], "drift_uri": drift_uri, "baseline": ref.version, "drifted": []}
+        write_history_rows(store, cfg.name, start, "drift", [])  # an earlier run's rows of the interval go
+        summary = (f"drift {cfg.name} {interval_key(start)}: NO DATA — {why}; not checked" if status == "no_data"
+                   else f"drift not checked: {why}")
+        return {"status": status, "summary": summary, "findings": [], "drift_uri": drift_uri,
+                "baseline": ref.version, "drifted": []}
     reference = load_reference(cfg, store, ref)
     frame = None
     if current.rows <= cfg.drift.small_sample:
@@ -272,7 +285,13 @@ def counted_violations(store: Store, model: str, start: datetime, violations: li
 
 
 def record_run(cfg: ModelConfig, store: Store, start: datetime, end: datetime, stages: dict[str, dict]) -> dict:
-    """Write run.json and the interval's data-quality metrics; return the run's verdict."""
+    """Write run.json and the interval's data-quality metrics; return the run's verdict.
+
+    ``status``: ``ok``; ``violations`` (counted ones: answered false positives and expected
+    changes do not count); or ``no_data``, a verdict of its own for an interval with fewer than
+    ``thresholds.min_rows`` rows (none, by default) where nothing was found: data quality,
+    drift and model quality each say "no data" instead of judging an empty batch, and the
+    label wait ended at once."""
     prefix = Store.run_prefix(cfg.name, start)
     quality = stages.get("data_quality", {})
     ingest = stages.get("ingest", {})
@@ -280,7 +299,7 @@ def record_run(cfg: ModelConfig, store: Store, start: datetime, end: datetime, s
     violations_rel = posixpath.join(prefix, "constraint_violations.json")
     violations = store.read_json(violations_rel).get("violations", []) if store.exists(violations_rel) else []
     counted, suppressed = counted_violations(store, cfg.name, start, violations)
-    if status == "ok" and counted:  # another stage (drift) found something
+    if status in ("ok", "no_data") and counted:  # another stage (drift, a re-evaluation) found something
         status = "violations"
     elif status == "violations" and not counted:
         status = "ok"

@@ -23,6 +23,8 @@ import os
 import posixpath
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -95,15 +97,50 @@ def _suite_for_gx(suite_json: dict, cfg: ModelConfig):
     return gx.ExpectationSuite(name=suite_json["name"], expectations=exps)
 
 
+#: GX logs "Skipping registering function <name> because it is a closure" (and "... because
+#: it does not have a class") at INFO from this logger, ~200 lines while GX's modules load: its
+#: public-API registry at work, nothing about the data.
+_GX_REGISTRY_LOGGER = "great_expectations._docs_decorators"
+_GX_REGISTRY_NOISE = "Skipping registering function"
+
+
+class _DropRegistryNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(_GX_REGISTRY_NOISE)
+
+
+@contextmanager
+def quiet_gx() -> Iterator[None]:
+    """Keep GX's registration noise (above) and its INFO chatter out of the task log while
+    GX loads and validates; its warnings and errors still come through. Both are undone on
+    exit, so the process's logging is as it was."""
+    registry = logging.getLogger(_GX_REGISTRY_LOGGER)
+    gx_root = logging.getLogger("great_expectations")
+    noise, level = _DropRegistryNoise(), gx_root.level
+    registry.addFilter(noise)
+    gx_root.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        registry.removeFilter(noise)
+        gx_root.setLevel(level)
+
+
 def validate_frame(cfg: ModelConfig, df: pd.DataFrame, suite_json: dict, run_name: str,
                    run_time: datetime, docs_dir: str | None = None) -> dict:
     """Run the suite on df with an ephemeral GX context; optionally build Data Docs into
     docs_dir. Returns the GX validation result as JSON."""
+    # the noise is logged while GX's modules load: the import goes inside the quiet block
+    with quiet_gx():
+        return _validate_frame(cfg, df, suite_json, run_name, run_time, docs_dir)
+
+
+def _validate_frame(cfg: ModelConfig, df: pd.DataFrame, suite_json: dict, run_name: str,
+                    run_time: datetime, docs_dir: str | None) -> dict:
     import great_expectations as gx  # heavy (~6 s): imported only when a check runs
     from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.core.run_identifier import RunIdentifier
 
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = {"globally": False, "metric_calculations": False}
     actions = []
@@ -207,13 +244,44 @@ def violations_from_result(result: dict, cfg: ModelConfig, observed_columns: lis
             lo, hi = kw.get("min_value"), kw.get("max_value")
             details.update(min_allowed=lo, max_allowed=hi, observed_outside=pct_bad,
                            examples=(res.get("partial_unexpected_list") or [])[:5])
+            sides = _range_sides(frame, kw["column"], lo, hi) if frame is not None else None
+            where = ""
+            if sides is not None:
+                details.update(below=sides[0], above=sides[1])
+                # the range has two bounds: say which one the values crossed
+                where = ": " + ", ".join(f"{n} below the lower bound {_bound(b)}" if i == 0 else
+                                         f"{n} above the upper bound {_bound(b)}"
+                                         for i, (n, b) in enumerate(zip(sides, (lo, hi))) if n)
             desc = (f"Range requirement is not met. Expected: at least {_pct(kw.get('mostly', 1.0))} of values in "
                     f"[{lo}, {hi}] (baseline range widened by {_pct(cfg.thresholds.range_margin)}). Observed: "
-                    f"{_pct(pct_bad)} outside ({bad} values, e.g. {_examples(res.get('partial_unexpected_list'))}).")
+                    f"{_pct(pct_bad)} outside ({bad} values{where}; e.g. "
+                    f"{_examples(res.get('partial_unexpected_list'))}).")
         else:
             desc = f"{e['type']} failed on {feature}: {bad} of {n} values unexpected."
         out.append({"feature_name": feature, "constraint_check_type": check, "description": desc, "details": details})
     return out
+
+
+def _range_sides(frame: pd.DataFrame, column: str, lo: Any, hi: Any) -> tuple[int, int] | None:
+    """Values of ``column`` below ``lo`` and above ``hi``, on the rows the range check saw
+    (those ingest could read: the others are type errors). None when it cannot tell."""
+    if column not in frame.columns:
+        return None
+    side = UNPARSED_PREFIX + column
+    readable = frame[side].isna() if side in frame.columns else pd.Series(True, index=frame.index)
+    col = frame.loc[readable, column]
+    try:
+        if isinstance(lo, (str, pd.Timestamp)) or isinstance(hi, (str, pd.Timestamp)):
+            values = pd.to_datetime(col, utc=True, errors="coerce")
+            lo, hi = (None if b is None else pd.Timestamp(b) for b in (lo, hi))
+            lo, hi = (b.tz_localize("UTC") if b is not None and b.tzinfo is None else b for b in (lo, hi))
+        else:
+            values = pd.to_numeric(col, errors="coerce")
+        below = int((values < lo).sum()) if lo is not None else 0
+        above = int((values > hi).sum()) if hi is not None else 0
+    except (TypeError, ValueError):
+        return None
+    return below, above
 
 
 def untyped_column_violations(cfg: ModelConfig, batch: pa.Table) -> list[dict]:
@@ -264,7 +332,11 @@ def _short(v: dict) -> str:
     if check == "categorical_values_check":
         return f"{check} {f}: {_pct(1 - d['observed_in_domain'])} unknown ({', '.join(map(repr, list(d['unknown_values'])[:3]))})"
     if check == "range_check":
-        return f"{check} {f}: {_pct(d['observed_outside'])} outside [{_bound(d['min_allowed'])}, {_bound(d['max_allowed'])}]"
+        sides = [f"{n} < {_bound(b)}" if i == 0 else f"{n} > {_bound(b)}"
+                 for i, (n, b) in enumerate(((d.get("below"), d["min_allowed"]), (d.get("above"), d["max_allowed"])))
+                 if n]
+        return (f"{check} {f}: {_pct(d['observed_outside'])} outside [{_bound(d['min_allowed'])}, "
+                f"{_bound(d['max_allowed'])}]" + (f" ({', '.join(sides)})" if sides else ""))
     if check == "quarantine_check":
         return f"{check}: {d['quarantined']} of {d['records_seen']} records quarantined"
     if check == "extra_column_check":

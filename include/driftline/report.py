@@ -437,6 +437,8 @@ def _drift_family(art: dict) -> Family:
     d = art.get("drift")
     if d is None:
         return Family("drift", "not run", "info", "-", "no drift.json")
+    if d.get("status") == "no_data":
+        return Family("drift", "NO DATA", "warn", f"{d.get('rows', 0)} rows", clip(d.get("why", ""), WORST_CHARS))
     if not d.get("checked", True):
         return Family("drift", "not checked", "warn", "-", clip(d.get("why", ""), WORST_CHARS))
     ds = d.get("dataset") or {}
@@ -491,6 +493,9 @@ def _mq_family(art: dict) -> Family:
     mq = art.get("model_quality")
     if mq is None:
         return Family("model quality", "not run", "info", "-", "no model_quality.json")
+    if mq.get("status") == "no_data":
+        return Family("model quality", "NO DATA", "warn", f"{(mq.get('labels') or {}).get('predicted', 0)} predictions",
+                      clip(mq.get("why", ""), WORST_CHARS))
     g = mq.get("overall") or {}
     labels = mq.get("labels") or g
     breaches = mq.get("violations") or []
@@ -521,6 +526,8 @@ def _bias_family(art: dict) -> Family:
     b = art.get("bias")
     if b is None:
         return Family("bias", "not run", "info", "-", "no bias.json")
+    if b.get("status") == "no_data":
+        return Family("bias", "NO DATA", "warn", "-", clip(b.get("why", ""), WORST_CHARS))
     facets = b.get("facets") or {}
     vs = b.get("violations") or []
     quiet = [v for v in vs if suppression(art, v) is not None]
@@ -759,6 +766,8 @@ def _drift_section(art: dict) -> str:
     d = art.get("drift")
     if d is None:
         return section("drift", "Drift", note("Drift was not computed for this interval (no drift.json)."))
+    if d.get("status") == "no_data":
+        return section("drift", "Drift", note(f"No data: {d.get('why', '')}; drift not checked."))
     if not d.get("checked", True):
         return section("drift", "Drift", note(f"Drift not checked: {d.get('why', 'unknown reason')}."))
     ds = d.get("dataset") or {}
@@ -885,6 +894,8 @@ def _model_quality_section(art: dict) -> str:
         return section("model-quality", "Model quality",
                        note("Model quality was not evaluated for this interval (no model_quality.json): "
                             "the stage has not run yet."))
+    if mq.get("status") == "no_data":
+        return section("model-quality", "Model quality", note(f"No data: {mq.get('why', '')}; nothing to evaluate."))
     labels = mq.get("labels") or {}
     g = mq.get("overall") or {}
     breaches = mq.get("violations") or []
@@ -937,6 +948,8 @@ def _bias_section(art: dict) -> str:
     if b is None:
         return section("bias", "Bias", note("Bias was not computed for this interval (no bias.json: no facet is "
                                             "configured, or the stage has not run)."))
+    if b.get("status") == "no_data":
+        return section("bias", "Bias", note(f"No data: {b.get('why', '')}; no facet evaluated."))
     out = note(b["note"]) if b.get("note") else ""
     breaches = b.get("violations") or []
     for label, cur in (b.get("facets") or {}).items():

@@ -9,21 +9,22 @@ operators -- with one of:
 - ``expected``: real, but known (a seasonal change, a planned launch).
 
 A false positive or an expected change **suppresses** that check on that subject for a window
-(``alerting.suppress_false_positive`` / ``suppress_expected``, default 7 days), counted in data
-time from the latest interval evaluated when the answer came, so a backfill decides as the
-scheduled runs did: while suppressed, the check's violations are still recorded (SageMaker's
+(``alerting.suppress_false_positive`` / ``suppress_expected``, default 7 days) counted in data
+time from the start of the interval the incident opened in (:func:`suppression_window`): the
+answer covers the incident's own interval onward, whenever it was given and whatever was run or
+backfilled meanwhile, so a re-run or a backfill decides as the scheduled runs did. While
+suppressed, the check's violations are still recorded (SageMaker's
 ``constraint_violations.json`` is untouched) but they raise no alert (status ``suppressed``,
 with who said what) and do not count against the run's verdict; once the window is over, a
-check that still fails opens a new incident. Answers are stored append-only under
-``alerts/<model>/feedback/`` -- outside the run folders, so no re-run or backfill loses them --
-each with who and when.
+check that still fails opens a new incident. Answers are stored append-only under ``alerts/<model>/feedback/`` -- outside the run folders,
+so no re-run or backfill loses them -- each with who and when.
 """
 from __future__ import annotations
 
 import hashlib
 import posixpath
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from driftline.config import ModelConfig
 from driftline.store import Store, as_utc, parse_interval_key
@@ -58,6 +59,22 @@ def find_incident(store: Store, model: str, ref: str) -> dict:
                         f"(`driftline alerts --model {model}` lists them)")
 
 
+def suppression_window(cfg: ModelConfig, incident: str, kind: str) -> tuple[datetime, datetime]:
+    """``[from, until)`` in data time that a suppressing answer covers: from the start of the
+    interval the incident opened in (``incident``, an interval key), for
+    ``alerting.suppress_false_positive`` (false positive) or ``suppress_expected`` (expected).
+    It depends on the incident alone -- not on when the answer came, nor on which intervals had
+    been run by then -- so re-runs and backfills judge as the scheduled runs did. An answer given
+    after its window is over suppresses nothing the engine evaluates from then on (re-runs of
+    the intervals it covers excepted)."""
+    if kind not in SUPPRESSING:
+        raise FeedbackError(f"feedback kind {kind!r} suppresses nothing (only {', '.join(SUPPRESSING)} do)")
+    start = parse_interval_key(incident)
+    length: timedelta = (cfg.alerting.suppress_false_positive if kind == "false_positive"
+                         else cfg.alerting.suppress_expected)
+    return start, start + length
+
+
 def record(cfg: ModelConfig, store: Store, ref: str, kind: str, by: str, comment: str = "",
            at: datetime | None = None, source: str = "cli") -> dict:
     """Store a person's answer to an incident; returns the record (with ``until`` for the
@@ -71,22 +88,13 @@ def record(cfg: ModelConfig, store: Store, ref: str, kind: str, by: str, comment
     rec = {"model": cfg.name, **inc, "kind": kind, "by": by.strip(), "comment": comment, "at": at.isoformat(),
            "source": source}
     if kind in SUPPRESSING:
-        window = cfg.alerting.suppress_false_positive if kind == "false_positive" else cfg.alerting.suppress_expected
-        rec["from"] = _latest_evaluated(cfg, store, parse_interval_key(inc["incident"])).isoformat()
-        rec["until"] = (datetime.fromisoformat(rec["from"]) + window).isoformat()
+        start, until = suppression_window(cfg, inc["incident"], kind)
+        rec["from"], rec["until"] = start.isoformat(), until.isoformat()
     stamp = re.sub(r"[^0-9A-Za-z]", "", at.isoformat())[:20]
     rel = posixpath.join(feedback_prefix(cfg.name), _incident_id(inc["incident_key"]),
                          f"{stamp}-{_incident_id(by + comment + kind)[:8]}.json")
     store.write_json(rel, rec)
     return rec
-
-
-def _latest_evaluated(cfg: ModelConfig, store: Store, floor: datetime) -> datetime:
-    """The start of the latest interval with a run (the data time "now" of an answer)."""
-    from driftline.labels import interval_starts
-
-    starts = [t for t in interval_starts(store, cfg.name) if t >= floor]
-    return max(starts, default=floor)
 
 
 def read_all(store: Store, model: str) -> list[dict]:

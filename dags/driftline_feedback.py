@@ -121,7 +121,7 @@ def build_feedback_dag(cfg: ModelConfig) -> DAG:
                 at = answer.get("responded_at")
                 rec = record(cfg, store, inc["incident_key"], OPTIONS[answer["chosen_options"][0]], by=by,
                              comment=comment, at=datetime.fromisoformat(at) if isinstance(at, str) else at,
-                             source="airflow-hitl")
+                             source="airflow-hitl").record
                 lines.append(f"- {what}: {note(rec)}")
                 recorded += 1
             log_summary(f"record_feedback {cfg.name}: {recorded} of {len(asked)} answer(s) recorded",

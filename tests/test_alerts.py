@@ -179,7 +179,7 @@ def test_feedback_suppresses_for_its_window_and_changes_the_verdict(setup):
     (incident,) = sent
     with pytest.raises(feedback.FeedbackError, match="no alert incident"):
         feedback.record(c, store, "m|baseline_drift_check|nope|2026-10-01T0000Z", "false_positive", "alice")
-    rec = feedback.record(c, store, incident, "false_positive", "alice", "promo week, not drift")
+    rec = feedback.record(c, store, incident, "false_positive", "alice", "promo week, not drift").record
     assert rec["until"].startswith("2026-10-03")  # 2 days from the incident's interval (day 0)
     run1 = day(1, True)
     assert run1["status"] == "ok" and run1["violations"] == 0
@@ -219,7 +219,7 @@ def test_the_suppression_window_counts_from_the_incidents_interval(setup):
 
     assert [day(i)["status"] for i in range(5)] == ["firing"] * 5
     (incident,) = sent
-    rec = feedback.record(c, store, incident, "false_positive", "alice")
+    rec = feedback.record(c, store, incident, "false_positive", "alice").record
     assert (rec["from"], rec["until"]) == (_day(0).isoformat(), _day(7).isoformat())
     assert [day(i)["status"] for i in (5, 6)] == ["suppressed"] * 2
     assert day(7)["status"] == "firing" and sent[-1] == "m|baseline_drift_check|income|2026-10-08T0000Z|firing"

@@ -1,6 +1,6 @@
 """Answers to alert incidents (driftline.feedback) on hand-made alert histories in a local store:
 one answer in force per incident, the same answer recorded once, a different one recorded as a
-change; the CLI's word on a repeated answer."""
+change; which incidents a run asks about, and not twice; the CLI's word on a repeated answer."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -137,6 +137,49 @@ def test_bad_answers_say_what_is_wrong(site):
     with pytest.raises(feedback.FeedbackError, match="no alert incident"):
         feedback.record(cfg, store, _key("range_check", "x", "2026-10-02T0000Z"), "expected", "alice")
     assert feedback.read_all(store, MODEL) == []
+
+
+# -- asking: every open unanswered incident, never twice at once ------------------------------
+def test_to_ask_every_open_incident_once(site):
+    store, cfg = site
+    events = [_event("baseline_drift_check", s, f"2026-10-0{d}T0000Z") for s, d in
+              (("x", 2), ("y", 3), ("z", 4), ("w", 4), ("v", 5), ("u", 5), ("t", 1))]
+    # w was withdrawn by a re-judgement; u resolved; t was answered
+    events += [_event("baseline_drift_check", "w", "2026-10-04T0000Z", "rejudged", "2026-10-06T0000Z",
+                      rejudged="withdrawn"),
+               _event("baseline_drift_check", "u", "2026-10-05T0000Z", "resolved", "2026-10-06T0000Z")]
+    W, V, U, T = (_key("baseline_drift_check", s, f"2026-10-0{d}T0000Z") for s, d in
+                  (("w", 4), ("v", 5), ("u", 5), ("t", 1)))
+    answers = [{"incident_key": T, "kind": "acknowledged", "at": NOW.isoformat(), "id": "a"}]
+    ask = lambda plan: [i["incident_key"] for i in plan.ask]  # noqa: E731
+    # nobody asked yet: every open unanswered incident, oldest first (what a paused DAG missed included)
+    assert ask(feedback.to_ask(events, answers, [], NOW)) == [X, Y, Z, V]
+    # an announcement adds its incidents even if resolved since, never a withdrawn or answered one
+    assert ask(feedback.to_ask(events, answers, [], NOW, announced=[U, W, T])) == [X, Y, Z, U, V]
+    # by hand, one interval: those that opened then (withdrawn ones left out)
+    assert ask(feedback.to_ask(events, answers, [], NOW, interval="2026-10-04T0000Z")) == [Z]
+    # requests: X waits in another run; Y's timed out; Z's deadline passed; V waits in this very run
+    day = timedelta(days=1)
+    requests = [
+        feedback.mark_asked(store, MODEL, X, "scheduled__1", expires=NOW + day, at=NOW - 2 * day),
+        feedback.mark_asked(store, MODEL, Y, "scheduled__1", expires=NOW + day, at=NOW - 2 * day),
+        feedback.mark_asked(store, MODEL, Z, "scheduled__0", expires=NOW - timedelta(seconds=1), at=NOW - 3 * day),
+        feedback.mark_asked(store, MODEL, V, "manual__me", expires=NOW + 3 * day, at=NOW),
+    ]
+    feedback.mark_asked(store, MODEL, Y, "scheduled__1", expires=None, state="timed_out", at=NOW - timedelta(hours=1))
+    stored = feedback.read_requests(store, MODEL)
+    assert len(stored) == 4 and [r["state"] for r in stored if r["incident_key"] == Y] == ["timed_out"]
+    assert requests[1]["state"] == "pending"  # what was returned then; the store has the latest
+    plan = feedback.to_ask(events, answers, stored, NOW, run_id="manual__me")
+    assert ask(plan) == [Y, Z, V]
+    assert [(i["incident_key"], r["run_id"]) for i, r in plan.waiting] == [(X, "scheduled__1")]
+    # two runs that asked at once agree which one asks: the earliest request
+    feedback.mark_asked(store, MODEL, Y, "scheduled__2", expires=NOW + timedelta(days=3), at=NOW)
+    feedback.mark_asked(store, MODEL, Y, "manual__me", expires=NOW + timedelta(days=3), at=NOW + timedelta(seconds=1))
+    waiting = feedback.waiting(feedback.read_requests(store, MODEL, Y), NOW + timedelta(seconds=2))
+    assert waiting[Y]["run_id"] == "scheduled__2"
+    plan = feedback.to_ask(events, answers, feedback.read_requests(store, MODEL), NOW, run_id="manual__me")
+    assert ask(plan) == [Z, V]
 
 
 # -- the CLI ---------------------------------------------------------------------------------

@@ -28,6 +28,11 @@ nothing: a second click, or the same answer from Airflow after the page, is reco
 with ``replaces`` (the answer it changes), shown as a change, and is in force from then on -- a
 false positive changed to an acknowledgement stops suppressing, an acknowledgement changed to
 expected starts to.
+
+**Asking.** Airflow's human-in-the-loop requests are recorded under ``alerts/<model>/asked/``
+(:func:`mark_asked`): which run asked about which incident, and until when the request waits.
+An incident with a request still waiting in one run is not asked about by another
+(:func:`to_ask`); a request that timed out, or whose deadline passed, no longer counts.
 """
 from __future__ import annotations
 
@@ -51,6 +56,10 @@ class FeedbackError(ValueError):
 
 def feedback_prefix(model: str) -> str:
     return posixpath.join("alerts", model, "feedback")
+
+
+def asked_prefix(model: str) -> str:
+    return posixpath.join("alerts", model, "asked")
 
 
 def _incident_id(incident_key: str) -> str:
@@ -233,7 +242,8 @@ def unanswered(events: list[dict], answers: list[dict], *, keys: list[str] | Non
     """The incidents nobody has answered yet, oldest first, from the alert history
     (``alerts.read_events``) and the answers so far (``read_all``): those named in ``keys``
     (incident keys, e.g. the monitoring run's announcement) when given; else those that opened
-    in ``interval`` (an interval key), resolved or not; else every incident still open. Each is
+    in ``interval`` (an interval key), resolved or not; else every incident still open. An
+    incident a re-judgement withdrew is never among them (there is nothing to answer). Each is
     ``alerts.group_incidents``' incident, with ``incident`` (the interval it opened in) and
     ``model``."""
     from driftline.alerts import group_incidents
@@ -242,10 +252,81 @@ def unanswered(events: list[dict], answers: list[dict], *, keys: list[str] | Non
     out = {k: {**i, "incident": i["opened"], "model": model}
            for k, i in sorted(group_incidents(model, events, answers).items(),
                               key=lambda kv: (kv[1]["opened"], str(kv[1]["check"]), str(kv[1]["subject"])))
-           if not i["answers"]}
+           if not i["answers"] and i["state"] != "withdrawn"}
     if keys is not None:
         wanted = set(keys)
         return [i for k, i in out.items() if k in wanted]
     if interval:
         return [i for i in out.values() if i["incident"] == interval]
     return [i for i in out.values() if i["state"] == "open"]
+
+
+def _request_rel(model: str, incident_key: str, run_id: str) -> str:
+    return posixpath.join(asked_prefix(model), _incident_id(incident_key), f"{_incident_id(run_id)}.json")
+
+
+def mark_asked(store: Store, model: str, incident_key: str, run_id: str, *, expires: datetime | None,
+               at: datetime | None = None, state: str = "pending", **where) -> dict:
+    """Record that a run asks (``state`` pending) about an incident, until ``expires`` (None: no
+    deadline), or how that request ended (``answered``, ``timed_out``, ``superseded``: another
+    run asks). One file per incident and run; ``where`` adds context (dag_id, map_index)."""
+    at = as_utc(at or datetime.now(timezone.utc))
+    rel = _request_rel(model, incident_key, run_id)
+    rec = store.read_json(rel) if state != "pending" and store.exists(rel) else {
+        "model": model, "incident_key": incident_key, "run_id": run_id, "asked_at": at.isoformat(),
+        "expires": as_utc(expires).isoformat() if expires else None, **where}
+    rec["state"] = state
+    if state != "pending":
+        rec["closed_at"] = at.isoformat()
+    store.write_json(rel, rec)
+    return rec
+
+
+def read_requests(store: Store, model: str, incident_key: str | None = None) -> list[dict]:
+    """The recorded requests (:func:`mark_asked`), of one incident or all, oldest first."""
+    base = asked_prefix(model)
+    folders = [_incident_id(incident_key)] if incident_key else store.listdir(base)
+    out = [store.read_json(posixpath.join(base, f, name))
+           for f in folders for name in store.listdir(posixpath.join(base, f)) if name.endswith(".json")]
+    return sorted(out, key=lambda r: (r["asked_at"], r["run_id"]))
+
+
+def waiting(requests: list[dict], now: datetime) -> dict[str, dict]:
+    """Per incident key, the request that waits for its answer at ``now``: pending and not past
+    its deadline; of several (two runs asked at once), the earliest -- every run agrees which."""
+    now = as_utc(now)
+    out: dict[str, dict] = {}
+    for r in sorted(requests, key=lambda r: (r["asked_at"], r["run_id"])):
+        live = r.get("state") == "pending" and (not r.get("expires") or datetime.fromisoformat(r["expires"]) > now)
+        if live:
+            out.setdefault(r["incident_key"], r)
+    return out
+
+
+class AskPlan(NamedTuple):
+    """What a run asks about (:func:`to_ask`): ``ask``, incidents oldest first; ``waiting``,
+    (incident, request) pairs left out because another run's request still waits for them."""
+
+    ask: list[dict]
+    waiting: list[tuple[dict, dict]]
+
+
+def to_ask(events: list[dict], answers: list[dict], requests: list[dict], now: datetime, *,
+           announced: list[str] | None = None, interval: str | None = None, run_id: str | None = None) -> AskPlan:
+    """The incidents a run (``run_id``) asks about at ``now``: with ``interval``, the unanswered
+    ones that opened then; else every unanswered incident still open -- those raised while
+    nobody asked (a paused DAG, a scheduler down) included -- plus the ``announced`` ones (an
+    Asset event's keys) even if they resolved since. Left out: answered and withdrawn
+    incidents, and those another run's request waits for (:func:`waiting`)."""
+    if interval:
+        found = unanswered(events, answers, interval=interval)
+    else:
+        found = unanswered(events, answers)
+        if announced:
+            known = {i["incident_key"] for i in found}
+            found += [i for i in unanswered(events, answers, keys=announced) if i["incident_key"] not in known]
+            found.sort(key=lambda i: (i["incident"], str(i["check"]), str(i["subject"])))
+    wait = waiting(requests, now)
+    elsewhere = {k: r for k, r in wait.items() if r["run_id"] != run_id}
+    return AskPlan([i for i in found if i["incident_key"] not in elsewhere],
+                   [(i, elsewhere[i["incident_key"]]) for i in found if i["incident_key"] in elsewhere])

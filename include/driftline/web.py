@@ -36,7 +36,7 @@ import mimetypes
 import posixpath
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -218,8 +218,9 @@ def _form(inc: dict, change: bool) -> str:
     return f'<details class="change"><summary>Change the answer</summary>{form}</details>' if change else form
 
 
-def _answer_block(inc: dict) -> str:
-    """Who answered what and when (the answer in force, then the earlier ones), or that nobody has."""
+def _answer_block(inc: dict, request: dict | None) -> str:
+    """Who answered what and when (the answer in force, then the earlier ones), or that nobody
+    has -- and whether a request in Airflow waits for an answer."""
     answer = inc.get("answer")
     if answer:
         earlier = "".join(f"<li>{esc(fb.note(a))}</li>" for a in reversed(inc["answers"][:-1]))
@@ -229,12 +230,19 @@ def _answer_block(inc: dict) -> str:
                    f'<ul class="answers">{earlier}</ul></details>' if earlier else ""))
     if inc["state"] == "withdrawn":
         return '<p class="answers note">Withdrawn by a re-judgement: nothing to answer.</p>'
-    return '<p class="answers note">No answer yet.</p>'
+    asked = (f' Asked in Airflow (Required Actions of <code>{esc(request.get("dag_id") or "")}</code>, run '
+             f'<code>{esc(request.get("run_id"))}</code>, until {esc(str(request.get("expires") or "")[:16])}).'
+             if request else "")
+    return f'<p class="answers note">No answer yet.{asked}</p>'
 
 
 def alerts_page(cfg: ModelConfig, store: Store, who: Person, flash: str | None = None,
                 error: str | None = None) -> str:
     may = who.may_answer(cfg.name)
+    try:
+        requests = fb.waiting(fb.read_requests(store, cfg.name), datetime.now(timezone.utc))
+    except (StoreError, ValueError, KeyError):
+        requests = {}  # what Airflow asked is a hint here; the answers below are what counts
     cards = []
     for inc in incidents(store, cfg.name):
         sev = {"critical": "bad", "warning": "warn"}.get(inc["severity"], "info")
@@ -249,7 +257,7 @@ def alerts_page(cfg: ModelConfig, store: Store, who: Person, flash: str | None =
             f'<strong>{esc(inc["check"])}</strong> on <code>{esc(inc["subject"])}</code> '
             f'<small>opened {esc(inc["opened"])}, last {esc(inc["last"])} · {report}</small>'
             f'<p>{esc(inc["latest_text"] or inc["text"] or "")}</p>'
-            + _answer_block(inc) + form + "</div>")
+            + _answer_block(inc, requests.get(inc["incident_key"])) + form + "</div>")
     head = (f'<p class="flash" role="status">{esc(flash)}</p>' if flash else "") + \
            (f'<p class="error" role="alert">{esc(error)}</p>' if error else "")
     doc = ("<p>Answer an alert: <em>Acknowledge</em> records that it is being handled; "

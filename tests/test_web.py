@@ -394,9 +394,10 @@ def test_browser_driftline_page_report_and_false_positive(site, api_server):
             _log_in(page, base)
             expect(page.get_by_role("link", name="churn", exact=True)).to_be_visible()
 
-            # inside the UI: the navigation's "driftline" entry shows the page
+            # inside the UI: the navigation's "driftline" entry shows the page (exact: the home page's
+            # asset events link driftline_alerts_churn & co. once they have loaded)
             page.goto(f"{base}/")
-            page.get_by_role("link", name="driftline").click()
+            page.get_by_role("link", name="driftline", exact=True).click()
             frame = page.frame_locator("iframe")
             expect(frame.get_by_role("heading", name="Monitored models")).to_be_visible()
             expect(frame.get_by_role("link", name="churn", exact=True)).to_be_visible()
@@ -518,7 +519,7 @@ def test_browser_data_docs_offline_in_the_sandbox(site, api_server):
 
             # in the UI: driftline > the run's report > its Data Docs, all in the UI's iframe
             page.goto(f"{base}/")
-            page.get_by_role("link", name="driftline").click()
+            page.get_by_role("link", name="driftline", exact=True).click()
             frame = page.frame_locator("iframe")
             frame.get_by_role("link", name=key).click()
             frame.get_by_role("link", name="Data Docs of this run").click()

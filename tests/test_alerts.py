@@ -179,8 +179,8 @@ def test_feedback_suppresses_for_its_window_and_changes_the_verdict(setup):
     (incident,) = sent
     with pytest.raises(feedback.FeedbackError, match="no alert incident"):
         feedback.record(c, store, "m|baseline_drift_check|nope|2026-10-01T0000Z", "false_positive", "alice")
-    rec = feedback.record(c, store, incident, "false_positive", "alice", "promo week, not drift")
-    assert rec["until"].startswith("2026-10-03")  # 2 days from the latest evaluated interval (day 0)
+    rec = feedback.record(c, store, incident, "false_positive", "alice", "promo week, not drift").record
+    assert rec["until"].startswith("2026-10-03")  # 2 days from the incident's interval (day 0)
     run1 = day(1, True)
     assert run1["status"] == "ok" and run1["violations"] == 0
     stored = store.read_json(f"{Store.run_prefix('m', _day(1))}/run.json")
@@ -195,6 +195,38 @@ def test_feedback_suppresses_for_its_window_and_changes_the_verdict(setup):
     # acknowledging records who and when, and suppresses nothing
     feedback.record(c, store, sent[-1], "acknowledged", "bob")
     assert day(3, True)["status"] == "violations"
+
+
+def test_the_suppression_window_counts_from_the_incidents_interval(setup):
+    """An incident opens on day 0 and fires through day 4 before anyone answers. The false
+    positive (7 days) covers days 0-6 -- counted from the incident's interval, not from day 4,
+    the latest interval evaluated when the answer came -- so days 5 and 6 are suppressed, day 7
+    opens a new incident, and a re-run (or backfill) of day 2 is suppressed as well: the
+    answer's effect does not depend on when it was given."""
+    from driftline import feedback
+    from driftline.alerts import incidents
+
+    store, cfg = setup
+    c = cfg(drift={"persistence": {"hold": 1, "of": 1}}, suppress_false_positive="7d")
+    sent = []
+
+    def day(i: int) -> dict:
+        _write_interval(store, i, [_drift_violation("income")])
+        store.write_bytes(f"{Store.run_prefix('m', _day(i))}/batch.parquet", b"")  # ingested: "evaluated"
+        rec = evaluate(c, store, _day(i), "data")
+        dispatch(c, store, rec["messages"], lambda route, m: sent.append(m["id"]) or "200")
+        return {a["subject"]: a for a in rec["alerts"]}["income"]
+
+    assert [day(i)["status"] for i in range(5)] == ["firing"] * 5
+    (incident,) = sent
+    rec = feedback.record(c, store, incident, "false_positive", "alice").record
+    assert (rec["from"], rec["until"]) == (_day(0).isoformat(), _day(7).isoformat())
+    assert [day(i)["status"] for i in (5, 6)] == ["suppressed"] * 2
+    assert day(7)["status"] == "firing" and sent[-1] == "m|baseline_drift_check|income|2026-10-08T0000Z|firing"
+    assert day(2)["status"] == "suppressed"  # a re-run inside the window
+    (old,) = [i for i in incidents(store, "m") if i["incident_key"] == incident.rsplit("|", 1)[0]]
+    assert (old["state"], old["suppressed_until"], old["ended"]) == ("suppressed", _day(7).isoformat(),
+                                                                     "2026-10-08T0000Z")
 
 
 # -- order: backfills, out-of-order and re-runs -----------------------------------------------

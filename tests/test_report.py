@@ -363,7 +363,7 @@ def test_feedback_from_data_is_text_never_markup(tmp_path, make_config):
                                                 "subject": SCRIPT, "incident": "2026-10-01T0000Z",
                                                 "severity": "critical", "text": SCRIPT, "interval": "2026-10-01T0000Z",
                                                 "event": "firing"})
-    rec = feedback.record(cfg, store, key, "false_positive", IMG, SCRIPT)
+    rec = feedback.record(cfg, store, key, "false_positive", IMG, SCRIPT).record
     fb = {k: rec[k] for k in ("kind", "by", "at", "comment", "until")}
     prefix = Store.run_prefix("m", START)
     run = store.read_json(posixpath.join(prefix, "run.json"))

@@ -174,36 +174,65 @@ def test_feedback_from_the_page_is_stored_with_who_and_shown_escaped(site, tmp_p
     incs = [i for i in incidents(store, "churn") if i["state"] == "open"]
     assert incs and all(f'data-incident="{i["incident_key"]}"' in page.text for i in incs)
     target = next(i for i in incs if i["check"] == "baseline_drift_check")
+    card = _card(page.text, target["incident_key"])
+    assert "No answer yet." in card and '<form class="feedback"' in card and "<details" not in card
     hostile = "promo week <script>alert(1)</script>"
-    r = c.post("/models/churn/feedback", data={"incident": target["incident_key"], "kind": "false_positive",
-                                               "comment": hostile})
+    answer = {"incident": target["incident_key"], "kind": "false_positive", "comment": hostile}
+    r = c.post("/models/churn/feedback", data=answer)
     assert r.status_code == 303 and r.headers["location"].startswith("alerts?answered=")
     [rec] = fb.read_all(store, "churn")
     assert (rec["incident_key"], rec["kind"], rec["by"], rec["comment"], rec["source"]) == \
         (target["incident_key"], "false_positive", "tester", hostile, "driftline-page")
+    # the window runs from the interval the incident opened in, not from the latest run
+    window = site["cfg"].alerting.suppress_false_positive
+    assert rec["until"] == (datetime.fromisoformat(rec["from"]) + window).isoformat()
+    assert rec["from"].startswith(target["opened"][:10])
     after = c.get(r.headers["location"].replace("alerts", "/models/churn/alerts", 1))
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in after.text and "<script>" not in after.text
     assert "False positive recorded for baseline_drift_check" in after.text
-    assert "marked false positive by tester" in after.text
-    # answered: no longer open (no message follows a suppressed incident), the index agrees
-    card = after.text.split(f'data-incident="{target["incident_key"]}"', 1)[1]
-    assert card.startswith(' data-state="suppressed"') and f"suppressed until {rec['until'][:10]}" in card
+    # answered: the card shows who said what and when, and offers a change, not a fresh answer
+    card = _card(after.text, target["incident_key"])
+    assert card.startswith(' data-state="suppressed" data-answered="yes"') and \
+        f"suppressed until {rec['until'][:10]}" in card
+    assert "<strong>Answered:</strong> marked false positive by tester on" in card and "(on this page)" in card
+    assert '<details class="change"><summary>Change the answer</summary>' in card and "No answer yet" not in card
     row = c.get("/api/models").json()[0]
     assert row["open_alerts"] == len(incs) - 1 and row["unanswered"] == len(incs) - 1
-    # a later acknowledgement changes nothing: the false positive still suppresses (as the engine decides)
-    assert c.post("/models/churn/feedback", data={"incident": target["incident_key"],
-                                                  "kind": "acknowledged"}).status_code == 303
+    # the same answer again (a second submit, or without the comment) records nothing, and says so
+    for again in (answer, {**answer, "comment": ""}):
+        r2 = c.post("/models/churn/feedback", data=again)
+        assert r2.status_code == 303 and r2.headers["location"].startswith("alerts?already=")
+        said = c.get(r2.headers["location"].replace("alerts", "/models/churn/alerts", 1)).text
+        assert "Already answered, nothing new recorded for baseline_drift_check" in said
+        assert "marked false positive by tester on" in said.split('role="status">', 1)[1].split("</p>", 1)[0]
+    assert len(fb.read_all(store, "churn")) == 1
+    # a different answer changes it: recorded as a change, in force (the suppression ends), shown as such
+    r3 = c.post("/models/churn/feedback", data={"incident": target["incident_key"], "kind": "acknowledged"})
+    assert r3.status_code == 303 and r3.headers["location"].startswith("alerts?answered=")
+    changed = c.get(r3.headers["location"].replace("alerts", "/models/churn/alerts", 1)).text
+    assert "Answer changed for baseline_drift_check" in changed
+    card = _card(changed, target["incident_key"])
+    assert card.startswith(' data-state="open" data-answered="yes"')
+    assert "<strong>Answered:</strong> acknowledged by tester on" in card
+    assert "(was: false positive by tester on" in card
+    assert "1 earlier answer(s)" in card and "&lt;script&gt;" in card
     [again] = [i for i in incidents(store, "churn") if i["incident_key"] == target["incident_key"]]
-    assert (again["state"], again["suppressed_until"]) == ("suppressed", rec["until"])
-    assert c.get("/api/models").json()[0]["open_alerts"] == len(incs) - 1
+    assert (again["state"], again["suppressed_until"]) == ("open", None)
+    assert c.get("/api/models").json()[0]["open_alerts"] == len(incs)
     # the flash comes from the store: a crafted link shows nothing of its own
     assert "forged" not in c.get("/models/churn/alerts?answered=forged<b>").text
+    assert "forged" not in c.get("/models/churn/alerts?already=forged<b>").text
     # a wrong answer says what is wrong and records nothing
     bad = c.post("/models/churn/feedback", data={"incident": target["incident_key"], "kind": "ignore"})
     assert bad.status_code == 400 and "expected one of acknowledged, false_positive, expected" in bad.text
     unknown = c.post("/models/churn/feedback", data={"incident": "churn|x|y|2026-10-01T0000Z", "kind": "expected"})
     assert unknown.status_code == 400 and "no alert incident" in unknown.text
     assert len(fb.read_all(store, "churn")) == 2
+
+
+def _card(html: str, key: str) -> str:
+    """The alerts page's card of one incident, from just after its data-incident attribute."""
+    return html.split(f'data-incident="{key}"', 1)[1].split('<div class="card incident"', 1)[0]
 
 
 def test_answering_takes_the_right_and_the_page_itself(site, tmp_path):
@@ -229,12 +258,13 @@ def test_answering_takes_the_right_and_the_page_itself(site, tmp_path):
     same = _client(store, site["cfg"], origin="http://testserver")
     assert same.post("/models/churn/feedback", data=answer).status_code == 303
     # behind a proxy that rewrites Host, the browser's same-origin or the forwarded host vouch
+    # (each says what the first said: answered already, nothing new recorded)
     proxied = _client(store, site["cfg"], origin="https://airflow.example.com", **{"sec-fetch-site": "same-origin"})
-    assert proxied.post("/models/churn/feedback", data=answer).status_code == 303
+    assert proxied.post("/models/churn/feedback", data=answer).headers["location"].startswith("alerts?already=")
     forwarded = _client(store, site["cfg"], origin="https://airflow.example.com",
                         **{"x-forwarded-host": "airflow.example.com"})
-    assert forwarded.post("/models/churn/feedback", data=answer).status_code == 303
-    assert [r["by"] for r in fb.read_all(store, "churn")] == ["tester"] * 3
+    assert forwarded.post("/models/churn/feedback", data=answer).headers["location"].startswith("alerts?already=")
+    assert [r["by"] for r in fb.read_all(store, "churn")] == ["tester"]
 
 
 def test_the_tasks_link_to_their_run_report(site):
@@ -364,9 +394,10 @@ def test_browser_driftline_page_report_and_false_positive(site, api_server):
             _log_in(page, base)
             expect(page.get_by_role("link", name="churn", exact=True)).to_be_visible()
 
-            # inside the UI: the navigation's "driftline" entry shows the page
+            # inside the UI: the navigation's "driftline" entry shows the page (exact: the home page's
+            # asset events link driftline_alerts_churn & co. once they have loaded)
             page.goto(f"{base}/")
-            page.get_by_role("link", name="driftline").click()
+            page.get_by_role("link", name="driftline", exact=True).click()
             frame = page.frame_locator("iframe")
             expect(frame.get_by_role("heading", name="Monitored models")).to_be_visible()
             expect(frame.get_by_role("link", name="churn", exact=True)).to_be_visible()
@@ -405,6 +436,17 @@ def test_browser_driftline_page_report_and_false_positive(site, api_server):
             expect(page.locator(f'.incident[data-incident="{incident}"]')).to_contain_text(
                 "marked false positive by alice")
             page.screenshot(path=str(SHOTS / "4-false-positive-recorded.png"), full_page=True)
+
+            # the card shows the answer; sending the same again (a second submit) records nothing
+            card = page.locator(f'.incident[data-incident="{incident}"]')
+            expect(card.locator("p.answer")).to_contain_text("Answered: marked false positive by alice")
+            expect(card.get_by_text("No answer yet")).to_have_count(0)
+            card.get_by_text("Change the answer").click()
+            card.get_by_label("False positive").check()
+            card.get_by_role("button", name="Change").click()
+            expect(page.get_by_role("status")).to_contain_text("Already answered, nothing new recorded")
+            expect(page.get_by_role("status")).to_contain_text("marked false positive by alice")
+            page.screenshot(path=str(SHOTS / "4b-already-answered.png"), full_page=True)
         finally:
             browser.close()
     [rec] = fb.read_all(store, "churn")
@@ -477,7 +519,7 @@ def test_browser_data_docs_offline_in_the_sandbox(site, api_server):
 
             # in the UI: driftline > the run's report > its Data Docs, all in the UI's iframe
             page.goto(f"{base}/")
-            page.get_by_role("link", name="driftline").click()
+            page.get_by_role("link", name="driftline", exact=True).click()
             frame = page.frame_locator("iframe")
             frame.get_by_role("link", name=key).click()
             frame.get_by_role("link", name="Data Docs of this run").click()

@@ -506,10 +506,11 @@ def group_incidents(model: str, events: list[dict], answers: list[dict]) -> dict
         if a.get("incident_key") in out:
             out[a["incident_key"]]["answers"].append(a)
     for inc in out.values():
-        # as the engine decides (feedback.active): a false positive or expected answer suppresses,
-        # whatever acknowledgement came after it
-        quieting = [a for a in inc["answers"] if a.get("kind") in feedback.SUPPRESSING and a.get("until")]
-        window_end = quieting[-1]["until"] if quieting else None
+        # as the engine decides (feedback.suppressions): the answer in force -- the latest; a
+        # person may change theirs -- suppresses when it is a false positive or expected
+        inc["answer"] = inc["answers"][-1] if inc["answers"] else None
+        quieting = inc["answer"] if (inc["answer"] or {}).get("kind") in feedback.SUPPRESSING else None
+        window_end = quieting.get("until") if quieting else None
         withdrawn = inc.get("withdrawn")
         inc["state"] = ("withdrawn" if withdrawn else "resolved" if inc["resolved"] else
                         "suppressed" if window_end else "open")
@@ -531,11 +532,12 @@ def incidents(store: Store, model: str, since: datetime | None = None, until: da
     (interval keys of the first and latest message), ``resolved`` (the interval of the
     resolved message, or None), ``text`` (the opening sentence), ``latest_text``,
     ``resolved_text``, ``reminders``, ``deliveries`` (count), ``answers`` (feedback records,
-    oldest first), ``rejudged`` (re-judgements that withdrew an announcement, if any) and
-    ``state``: ``withdrawn`` when a re-judgement withdrew the incident; ``resolved``;
-    ``suppressed`` once a person answered false positive or expected (no message follows a suppressed incident, so without the answer it
-    would look open forever; ``suppressed_until`` says till when); else ``open``. ``ended``:
-    the interval it resolved in, or for a suppressed one the end of its window.
+    oldest first), ``answer`` (the one in force: the latest, or None), ``rejudged``
+    (re-judgements that withdrew an announcement, if any) and ``state``: ``withdrawn`` when a
+    re-judgement withdrew the incident; ``resolved``; ``suppressed`` while the answer in force
+    is false positive or expected (no message follows a suppressed incident, so without the
+    answer it would look open forever; ``suppressed_until`` says till when); else ``open``.
+    ``ended``: the interval it resolved in, or for a suppressed one the end of its window.
     Unreadable history is named in ``problems`` (when given), never raised."""
     from driftline import feedback
 

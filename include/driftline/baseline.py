@@ -110,7 +110,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from driftline.config import TEST_METHODS, ModelConfig
-from driftline.feedback import read_all as read_answers
+from driftline.feedback import in_force, read_all as read_answers
 from driftline.store import Resolver, Store, StoreError, default_resolver, interval_key
 
 #: SageMaker's inferred types are Integral, Fractional, String and Unknown: booleans and
@@ -918,7 +918,8 @@ def read_feedback(store: Store, ref: BaselineRef) -> dict:
 def _answers_since(cfg: ModelConfig, store: Store, ref: BaselineRef) -> tuple[list[dict], str]:
     made = store.read_json(posixpath.join(ref.prefix, "manifest.json"))["created_at"]
     since = datetime.fromisoformat(made)
-    return [r for r in read_answers(store, cfg.name) if datetime.fromisoformat(r["at"]) >= since], made
+    # the answers in force: one a person changed since (a false positive taken back) is not absorbed
+    return [r for r in in_force(read_answers(store, cfg.name)) if datetime.fromisoformat(r["at"]) >= since], made
 
 
 def unabsorbed_feedback(cfg: ModelConfig, store: Store) -> int:

@@ -245,8 +245,12 @@ def cmd_feedback(args) -> int:
         for r in feedback.read_all(store, cfg.name):
             print(f"{r['at'][:19]}  {r['incident_key']}  {feedback.note(r)}")
         return 0
-    rec = feedback.record(cfg, store, args.alert, args.kind, args.by, args.comment or "")  # FeedbackError: exit 2
-    print(f"{rec['incident_key']}: {feedback.note(rec)}")
+    done = feedback.record(cfg, store, args.alert, args.kind, args.by, args.comment or "")  # FeedbackError: exit 2
+    rec = done.record
+    if not done.new:  # the same answer again: nothing recorded, and not an error (a retried command)
+        print(f"{rec['incident_key']}: already answered, nothing new recorded: {feedback.note(rec)}")
+    else:
+        print(f"{rec['incident_key']}: {'answer changed: ' if done.replaced else ''}{feedback.note(rec)}")
     return 0
 
 

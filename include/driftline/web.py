@@ -12,8 +12,10 @@ Routes (all links are relative, so the app works under any prefix and in the UI'
 - ``/``                                 models: latest interval, verdict, violations, open alerts
 - ``/models/<m>/``                      the model: runs with their verdict and report
 - ``/models/<m>/history?since=&until=`` the history view (``driftline.history``)
-- ``/models/<m>/alerts``                incidents with their answers, and the feedback form
-- ``POST /models/<m>/feedback``         record an answer (``driftline.feedback.record``)
+- ``/models/<m>/alerts``                incidents with the answer in force (who, what, when) and the
+                                        earlier ones, a form to answer (or change the answer)
+- ``POST /models/<m>/feedback``         record an answer (``driftline.feedback.record``; the same
+                                        answer again records nothing and says so)
 - ``/models/<m>/runs/<interval>/<file>`` a run's artifact: ``report.html``, the Data Docs, JSON
 - ``/api/models``                       the overview as JSON
 
@@ -34,7 +36,7 @@ import mimetypes
 import posixpath
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -61,12 +63,15 @@ SERVED = (".html", ".json", ".jsonl", ".css", ".js", ".png", ".svg", ".woff", ".
 _KEY = re.compile(r"\d{4}-\d{2}-\d{2}T\d{4}Z")
 KIND_LABELS = {"acknowledged": "Acknowledge", "false_positive": "False positive", "expected": "Expected"}
 STATE_BADGES = {"open": "bad", "suppressed": "info", "resolved": "ok", "withdrawn": "info"}
+SOURCES = {"driftline-page": "on this page", "airflow-hitl": "in Airflow", "cli": "from the CLI"}
 NAV_STYLE = """
 nav.top{display:flex;gap:14px;align-items:baseline;border-bottom:1px solid #d5dbe1;padding-bottom:6px;margin-bottom:8px}
 nav.top a{text-decoration:none}.flash{background:#dff3e4;border:1px solid #b7e0c2;padding:6px 10px;border-radius:5px}
 .error{background:#fbe0de;border:1px solid #f0b8b2;padding:6px 10px;border-radius:5px}
 form.feedback{display:flex;flex-wrap:wrap;gap:6px;align-items:center;margin:4px 0}
 form.feedback textarea{width:260px;height:34px}.answers{font-size:12px;color:#3b4652}form.range{margin:8px 0}
+p.answer{background:#eef3f8;border-left:3px solid #7a94ad;padding:4px 8px;margin:6px 0}
+details.change summary{cursor:pointer}
 """
 PAGE_STYLE = STYLE + NAV_STYLE
 
@@ -202,36 +207,65 @@ def model_page(cfg: ModelConfig, store: Store) -> str:
     return page(f"driftline {cfg.name}", body, [("models", "../../"), (cfg.name, "./")])
 
 
+def _form(inc: dict, change: bool) -> str:
+    form = (f'<form class="feedback" method="post" action="feedback">'
+            f'<input type="hidden" name="incident" value="{esc(inc["incident_key"])}">'
+            + "".join(f'<label><input type="radio" name="kind" value="{k}" required> {esc(v)}</label>'
+                      for k, v in KIND_LABELS.items())
+            + '<textarea name="comment" placeholder="comment (e.g. known seasonal change)"></textarea>'
+            f'<button type="submit">{"Change" if change else "Send"}</button></form>')
+    # an answered incident shows its answer first; changing it is a deliberate second step
+    return f'<details class="change"><summary>Change the answer</summary>{form}</details>' if change else form
+
+
+def _answer_block(inc: dict, request: dict | None) -> str:
+    """Who answered what and when (the answer in force, then the earlier ones), or that nobody
+    has -- and whether a request in Airflow waits for an answer."""
+    answer = inc.get("answer")
+    if answer:
+        earlier = "".join(f"<li>{esc(fb.note(a))}</li>" for a in reversed(inc["answers"][:-1]))
+        return (f'<p class="answer"><strong>Answered:</strong> {esc(fb.note(answer))}'
+                f' <small>({esc(SOURCES.get(answer.get("source"), answer.get("source") or ""))})</small></p>'
+                + (f'<details class="answers"><summary>{len(inc["answers"]) - 1} earlier answer(s)</summary>'
+                   f'<ul class="answers">{earlier}</ul></details>' if earlier else ""))
+    if inc["state"] == "withdrawn":
+        return '<p class="answers note">Withdrawn by a re-judgement: nothing to answer.</p>'
+    asked = (f' Asked in Airflow (Required Actions of <code>{esc(request.get("dag_id") or "")}</code>, run '
+             f'<code>{esc(request.get("run_id"))}</code>, until {esc(str(request.get("expires") or "")[:16])}).'
+             if request else "")
+    return f'<p class="answers note">No answer yet.{asked}</p>'
+
+
 def alerts_page(cfg: ModelConfig, store: Store, who: Person, flash: str | None = None,
                 error: str | None = None) -> str:
     may = who.may_answer(cfg.name)
+    try:
+        requests = fb.waiting(fb.read_requests(store, cfg.name), datetime.now(timezone.utc))
+    except (StoreError, ValueError, KeyError):
+        requests = {}  # what Airflow asked is a hint here; the answers below are what counts
     cards = []
     for inc in incidents(store, cfg.name):
         sev = {"critical": "bad", "warning": "warn"}.get(inc["severity"], "info")
-        answers = "".join(f"<li>{esc(fb.note(a))}</li>" for a in inc["answers"])
-        form = (f'<form class="feedback" method="post" action="feedback">'
-                f'<input type="hidden" name="incident" value="{esc(inc["incident_key"])}">'
-                + "".join(f'<label><input type="radio" name="kind" value="{k}" required> {esc(v)}</label>'
-                          for k, v in KIND_LABELS.items())
-                + '<textarea name="comment" placeholder="comment (e.g. known seasonal change)"></textarea>'
-                  '<button type="submit">Send</button></form>') if may else ""
+        answerable = may and inc["state"] != "withdrawn"
+        form = _form(inc, change=bool(inc["answers"])) if answerable else ""
         state = inc["state"] + (f" until {inc['suppressed_until'][:10]}" if inc.get("suppressed_until") else "")
         report = f'<a href="runs/{esc(inc["last"])}/report.html">report of {esc(inc["last"])}</a>'
         cards.append(
-            f'<div class="card incident" data-incident="{esc(inc["incident_key"])}" data-state="{esc(inc["state"])}">'
+            f'<div class="card incident" data-incident="{esc(inc["incident_key"])}" data-state="{esc(inc["state"])}"'
+            f' data-answered="{"yes" if inc["answers"] else "no"}">'
             f'{badge(str(inc["severity"]), sev)} {badge(state, STATE_BADGES.get(inc["state"], "info"))} '
             f'<strong>{esc(inc["check"])}</strong> on <code>{esc(inc["subject"])}</code> '
             f'<small>opened {esc(inc["opened"])}, last {esc(inc["last"])} · {report}</small>'
             f'<p>{esc(inc["latest_text"] or inc["text"] or "")}</p>'
-            + (f'<ul class="answers">{answers}</ul>' if answers else '<p class="answers note">No answer yet.</p>')
-            + form + "</div>")
+            + _answer_block(inc, requests.get(inc["incident_key"])) + form + "</div>")
     head = (f'<p class="flash" role="status">{esc(flash)}</p>' if flash else "") + \
            (f'<p class="error" role="alert">{esc(error)}</p>' if error else "")
     doc = ("<p>Answer an alert: <em>Acknowledge</em> records that it is being handled; "
            "<em>False positive</em> and <em>Expected</em> also suppress the check on that subject for "
            f"{esc(span(cfg.alerting.suppress_false_positive))} / {esc(span(cfg.alerting.suppress_expected))} "
-           "of data time (no alert, not counted in the verdict); a baseline built with "
-           "<code>--absorb-feedback</code> takes them in.</p>")
+           "of data time from the interval the incident opened in (no alert, not counted in the verdict); "
+           "a baseline built with <code>--absorb-feedback</code> takes them in. An incident has one answer in "
+           "force, the latest: the same answer again records nothing; a different one changes it.</p>")
     if not may:
         doc += f'<p class="note">{esc(who.name)} may read these alerts but not answer them.</p>'
     body = (f"<h1>{esc(cfg.name)}: alerts</h1>{head}{doc}"
@@ -239,16 +273,22 @@ def alerts_page(cfg: ModelConfig, store: Store, who: Person, flash: str | None =
     return page(f"driftline {cfg.name} alerts", body, [("models", "../../"), (cfg.name, "./"), ("alerts", "alerts")])
 
 
-def _answered_flash(store: Store, model: str, incident_key: str) -> str | None:
-    """What the page says after an answer: read back from the store, never from the URL."""
+def _answered_flash(store: Store, model: str, incident_key: str, already: bool = False) -> str | None:
+    """What the page says after an answer: read back from the store, never from the URL (which
+    only names the incident, and whether the answer was one already recorded)."""
     try:
-        answers = [a for a in fb.read_all(store, model) if a.get("incident_key") == incident_key]
+        answers = fb.incident_answers(store, model, incident_key)
     except (StoreError, ValueError, KeyError):
         return None
     if not answers:
         return None
     a = answers[-1]
-    return f"{KIND_LABELS.get(a['kind'], a['kind'])} recorded for {a['check']} on {a['subject']}: {fb.note(a)}"
+    what = f"{a['check']} on {a['subject']}"
+    if already:
+        return f"Already answered, nothing new recorded for {what}: {fb.note(a)}"
+    if a.get("replaces"):
+        return f"Answer changed for {what}: {fb.note(a)}"
+    return f"{KIND_LABELS.get(a['kind'], a['kind'])} recorded for {what}: {fb.note(a)}"
 
 
 def _same_origin(request: Request) -> bool:
@@ -329,10 +369,13 @@ def create_app(*, store: Callable[[], Store], configs: Callable[[], dict[str, Mo
         return html(render(store(), cfg, lo, hi))
 
     @app.get("/models/{model}/alerts", response_class=HTMLResponse)
-    def alerts_view(model: str, answered: str | None = None, who: Person = Depends(user)):
+    def alerts_view(model: str, answered: str | None = None, already: str | None = None,
+                    who: Person = Depends(user)):
         cfg = model_cfg(model)
         st = store()
-        return html(alerts_page(cfg, st, who, flash=_answered_flash(st, cfg.name, answered) if answered else None))
+        key = already or answered
+        return html(alerts_page(cfg, st, who,
+                                flash=_answered_flash(st, cfg.name, key, already=bool(already)) if key else None))
 
     @app.post("/models/{model}/feedback")
     def feedback_post(request: Request, model: str, incident: str = Form(...), kind: str = Form(...),
@@ -345,10 +388,11 @@ def create_app(*, store: Callable[[], Store], configs: Callable[[], dict[str, Mo
                                      f"(needs edit permission on the DAG driftline_monitor_{cfg.name})")
         st = store()
         try:
-            rec = fb.record(cfg, st, incident, kind, by=who.name, comment=comment.strip(), source="driftline-page")
+            done = fb.record(cfg, st, incident, kind, by=who.name, comment=comment.strip(), source="driftline-page")
         except fb.FeedbackError as exc:
             return html(alerts_page(cfg, st, who, error=str(exc)), status=400)
-        return RedirectResponse(f"alerts?{urlencode({'answered': rec['incident_key']})}", status_code=303)
+        said = "answered" if done.new else "already"
+        return RedirectResponse(f"alerts?{urlencode({said: done.record['incident_key']})}", status_code=303)
 
     @app.get("/models/{model}/runs/{key}/{path:path}")
     def run_file(model: str, key: str, path: str):

@@ -21,6 +21,9 @@ os.environ.update({
     "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "False",
     "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
 })
+# scripts/env.sh (which test.sh sources) sets these for a user's Airflow; tests choose their own
+os.environ.pop("AIRFLOW__API__BASE_URL", None)
+os.environ.pop("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", None)
 os.environ.pop("DRIFTLINE_STORE_URL", None)
 os.environ.pop("DRIFTLINE_DEMO_ROOT", None)
 os.environ.pop("DRIFTLINE_MONITORS_DIR", None)

@@ -111,7 +111,12 @@ def test_after_concept_drift_the_challenger_is_promoted_and_can_be_rolled_back(e
     perf = store.read_json("baselines/churn/v2/performance.json")
     assert perf["metrics"]["metrics"]["roc_auc"] == pytest.approx(challenger_auc)
     assert resolve_baseline(cfg, store).version == "v2"
-    assert run_data_quality(cfg, store, datetime(2026, 10, 7, tzinfo=timezone.utc))["baseline"] == "v2"
+    # an interval evaluated before keeps the baseline it was judged against; one evaluated from
+    # now on is pinned to the new champion's
+    assert run_data_quality(cfg, store, datetime(2026, 10, 7, tzinfo=timezone.utc))["baseline"] == "v1"
+    from driftline.baseline import pin_interval_baseline
+
+    assert pin_interval_baseline(cfg, store, datetime(2026, 10, 20, tzinfo=timezone.utc))["version"] == "v2"
 
     # a second promote (a retried task) registers nothing
     again = retrain.promote(cfg, store, "post-drift")

@@ -65,7 +65,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
-from driftline_airflow.runtime import (alert_sender, alerts_asset, fail_clearly, get_store, log_summary,
+from driftline_airflow.runtime import (alert_sender, alerts_asset, fail_clearly, get_store, log_summary, stage,
                                        logged_delivery_failure, publish_model_dags, report_url, report_url_of,
                                        resolver, retraining_asset)
 from driftline_airflow.links import add_links
@@ -98,7 +98,7 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
             store = get_store()
             asked = str((params or {}).get("baseline") or "").strip()
             who = getattr(dag_run, "triggering_user_name", None) or "unknown"
-            with fail_clearly():
+            with stage(cfg, "ingest", data_interval_start, [cfg.capture.uri]):
                 out = run_ingest(cfg, store, data_interval_start, data_interval_end,
                                  resolver=resolver(cfg.capture.conn_id), baseline=asked or None,
                                  by=f"{who} (Param 'baseline' of run {getattr(dag_run, 'run_id', '?')})")
@@ -111,7 +111,8 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
             from driftline.monitor import interval_summary_lines, next_step, run_data_quality
 
             store = get_store()
-            with fail_clearly():
+            batch = store.uri(store.run_prefix(cfg.name, data_interval_start), "batch.parquet")
+            with stage(cfg, "data_quality", data_interval_start, [batch]):
                 out = run_data_quality(cfg, store, data_interval_start)
             log_summary(f"data_quality {cfg.name}", interval_summary_lines("data_quality", out),
                         out["violations_uri"], next_step=next_step("data_quality", out, cfg.name),
@@ -135,19 +136,19 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
 
             get_current_context()["partition_rows"] = f"rows {part['start']}-{part['stop']}"
             store = get_store()
-            with fail_clearly():
+            batch = store.uri(store.run_prefix(cfg.name, data_interval_start), "batch.parquet")
+            with stage(cfg, "profile_partition", data_interval_start, [f"{batch} rows {part['start']}-{part['stop']}"]):
                 rel = profile(cfg, store, data_interval_start, part)
             log_summary(f"profile_partition {cfg.name} #{part['index']}",
                         [f"profiled rows {part['start']}-{part['stop']} of {part['rows']}"], store.uri(rel))
             return rel
 
         @task
-        def drift(parts: list[str], quality: dict, data_interval_start=None, data_interval_end=None) -> dict:
-            # `quality` orders this task after data_quality: both add to constraint_violations.json
+        def drift(parts: list[str], data_interval_start=None, data_interval_end=None) -> dict:
             from driftline.monitor import interval_summary_lines, next_step, run_drift
 
             store = get_store()
-            with fail_clearly():
+            with stage(cfg, "drift", data_interval_start, [store.uri(p) for p in parts][:5]):
                 out = run_drift(cfg, store, data_interval_start, data_interval_end, list(parts))
             log_summary(f"drift {cfg.name}", interval_summary_lines("drift", out), out["drift_uri"],
                         next_step=next_step("drift", out, cfg.name), report=report_url(cfg.name, data_interval_start))
@@ -179,7 +180,7 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
             from driftline.monitor import interval_summary_lines, next_step, run_labels_and_quality
 
             store = get_store()
-            with fail_clearly():
+            with stage(cfg, "model_quality", data_interval_start, [cfg.labels.uri] if cfg.labels else []):
                 out = run_labels_and_quality(cfg, store, data_interval_start, data_interval_end, waited=waited,
                                              resolver=resolver(cfg.labels.conn_id) if cfg.labels else None)
             lines = interval_summary_lines("model_quality", out) + [out[k] for k in ("reevaluate",) if k in out]
@@ -199,7 +200,7 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
 
             store = get_store()
             where = store.uri("alerts", cfg.name)
-            with logged_delivery_failure(f"alert_data {cfg.name}", where), fail_clearly():
+            with logged_delivery_failure(f"alert_data {cfg.name}", where), stage(cfg, "alert_data", data_interval_start):
                 out = run_alerts(cfg, store, data_interval_start, "data", send=alert_sender(context),
                                  report_url=report_url_of(cfg.name))
             log_summary(f"alert_data {cfg.name}", out["lines"], where, next_step=next_step("alerts", out, cfg.name),
@@ -213,23 +214,27 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
             performance = context["ti"].xcom_pull(task_ids="model_quality") or {}
             store = get_store()
             where = store.uri("alerts", cfg.name)
-            with logged_delivery_failure(f"alert_quality {cfg.name}", where), fail_clearly():
+            with logged_delivery_failure(f"alert_quality {cfg.name}", where), \
+                    stage(cfg, "alert_quality", data_interval_start):
                 out = run_alerts(cfg, store, data_interval_start, "quality", send=alert_sender(context),
                                  also=performance.get("reevaluated", []), report_url=report_url_of(cfg.name))
             log_summary(f"alert_quality {cfg.name}", out["lines"], where,
                         next_step=next_step("alerts", out, cfg.name), report=report_url(cfg.name, data_interval_start))
             return alert_brief(out)
 
-        @task(trigger_rule="none_failed")
-        def record_run(ingested: dict, quality: dict, drifted: dict, performance: dict, data_interval_start=None,
-                       data_interval_end=None, **context) -> dict:
+        # all_done: a run whose stage failed still records what the others found (a failed
+        # stage's result is None, and run.json names it incomplete)
+        @task(trigger_rule="all_done")
+        def record_run(ingested: dict | None, quality: dict | None, drifted: dict | None, performance: dict | None,
+                       data_interval_start=None, data_interval_end=None, **context) -> dict:
             from driftline.monitor import next_step, record_run as record
 
             store = get_store()
-            alerts = {f"alerts_{g}": context["ti"].xcom_pull(task_ids=f"alert_{g}") or {} for g in ("data", "quality")}
-            out = record(cfg, store, data_interval_start, data_interval_end,
-                         {"ingest": ingested, "data_quality": quality, "drift": drifted, "model_quality": performance,
-                          **alerts})
+            alerts = {f"alerts_{g}": context["ti"].xcom_pull(task_ids=f"alert_{g}") for g in ("data", "quality")}
+            with stage(cfg, "record_run", data_interval_start):
+                out = record(cfg, store, data_interval_start, data_interval_end,
+                             {"ingest": ingested, "data_quality": quality, "drift": drifted,
+                              "model_quality": performance, **alerts})
             if cfg.metrics_out.cloudwatch.enabled:
                 from driftline.monitor import interval_history
                 from driftline_airflow.notify import publish_cloudwatch
@@ -253,7 +258,7 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
             from driftline.report import summary_table, write_run_report
 
             store = get_store()
-            with fail_clearly():
+            with stage(cfg, "report", data_interval_start):
                 uri = write_run_report(cfg, store, data_interval_start)
             log_summary(f"report {cfg.name}", summary_table(cfg, store, data_interval_start), uri,
                         next_step="open the report: every stage's findings, distributions and alerts on one page",
@@ -271,18 +276,49 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
                             timeout=cfg.capture.write_delay.total_seconds() + 3600) >> ingested
         quality = data_quality(ingested)
         parts = profile_partition.expand(part=plan_partitions(ingested))
-        drifted = drift(parts, quality)
+        # the stages after ingest need only the batch, not each other: each writes its own
+        # violations (violations/<stage>.json), so a failed drift does not stop model quality
+        drifted = drift(parts)
         waited = wait_for_labels(ingested) if cfg.labels is not None else None
-        # after drift: both stages add to constraint_violations.json
         performance = model_quality(ingested, waited)
-        drifted >> performance
         alerted_data = alert_data()
         [quality, drifted] >> alerted_data
         alerted_quality = alert_quality()
         [performance, alerted_data] >> alerted_quality
         recorded = record_run(ingested, quality, drifted, performance)
         [alerted_data, alerted_quality] >> recorded
-        recorded >> report()
+        reported = report()
+        recorded >> reported
+
+        # The run's last word: a run whose stage failed fails (its report still renders, saying
+        # what did not run), with an alert of its own; a run that completed every stage is green.
+        @task(trigger_rule="all_done", retries=0)
+        def check_run(data_interval_start=None, **context) -> dict:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from driftline.monitor import STAGES
+            from driftline.monitor import check_run as check
+
+            ti = context["ti"]
+            completed = {t: ti.xcom_pull(task_ids=t) is not None for t in STAGES}
+            store = get_store()
+            out = None
+            try:
+                out = check(cfg, store, data_interval_start, completed, send=alert_sender(context),
+                            report_url=report_url_of(cfg.name))
+            finally:
+                if out is not None:
+                    log_summary(f"check_run {cfg.name}: " + ("FAILED" if out["failed"] else "complete"), out["lines"],
+                                store.uri(store.run_prefix(cfg.name, data_interval_start)),
+                                next_step=("each failed stage's next step is above; once fixed, clear the failed "
+                                           "task (its downstream tasks run again)") if out["failed"] else
+                                "nothing to do", report=report_url(cfg.name, data_interval_start))
+            if out["failed"]:
+                raise AirflowFailException(out["summary"])
+            return {"failed": [], "summary": out["summary"]}
+
+        checked = check_run()
+        reported >> checked
 
         if cfg.retraining.enabled:
             asset = retraining_asset(cfg.name)

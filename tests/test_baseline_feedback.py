@@ -118,8 +118,9 @@ def test_expected_rebases_the_feature_and_a_false_positive_widens_its_threshold(
     assert f["threshold"] == pytest.approx(widened) and f["statistic"] < f["threshold"] and not f["drifted"]
     assert f["threshold_feedback"]["by"] == "alice" and f["threshold_feedback"]["was"] == 0.1
     assert after["features"][ACKNOWLEDGED]["drifted"]
-    flagged = {v["feature_name"] for v in
-               store.read_json(f"{Store.run_prefix('churn', starts[4])}/constraint_violations.json")["violations"]
+    from driftline.violations import read_violations
+
+    flagged = {v["feature_name"] for v in read_violations(store, Store.run_prefix('churn', starts[4]))
                if v["constraint_check_type"] == "baseline_drift_check"}
     assert ACKNOWLEDGED in flagged and not flagged & {EXPECTED, FALSE_POSITIVE}
     # a day it never saw, from the same new normal: no drift of the expected feature either

@@ -65,14 +65,14 @@ def test_monitoring_dag_shape(airflow_db):
     assert {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks} == {
         "wait_for_capture": ["ingest"],
         "ingest": ["data_quality", "model_quality", "plan_partitions", "record_run", "wait_for_labels"],
-        "data_quality": ["alert_data", "drift", "record_run"], "plan_partitions": ["profile_partition"],
-        "profile_partition": ["drift"], "drift": ["alert_data", "model_quality", "record_run"],
+        "data_quality": ["alert_data", "record_run"], "plan_partitions": ["profile_partition"],
+        "profile_partition": ["drift"], "drift": ["alert_data", "record_run"],
         "wait_for_labels": ["model_quality"], "model_quality": ["alert_quality", "record_run"],
         "alert_data": ["alert_quality", "incidents_opened", "record_run"],
         "alert_quality": ["incidents_opened", "record_run", "retrain_decision"],
         "incidents_opened": ["announce_incidents"], "announce_incidents": [],
         "retrain_decision": ["request_retraining"], "request_retraining": [], "record_run": ["report"],
-        "report": []}
+        "report": ["check_run"], "check_run": []}
     # alerts: sent even when a stage failed; one at a time across runs, and no depends_on_past,
     # which Airflow's backfill refuses without a reprocess behaviour (the UI's default)
     for t in ("alert_data", "alert_quality"):
@@ -97,6 +97,9 @@ def test_monitoring_dag_shape(airflow_db):
     assert wait.mode == "reschedule" and wait.soft_fail
     assert wait.poke_interval == 30 * 60 and wait.timeout >= 2 * 24 * 3600
     assert dag.get_task("model_quality").trigger_rule == "none_failed"
-    assert dag.get_task("record_run").trigger_rule == "none_failed"
+    # a run whose stage failed still records and reports what it has, and its last task fails it
+    assert dag.get_task("record_run").trigger_rule == dag.get_task("report").trigger_rule == "all_done"
+    check = dag.get_task("check_run")
+    assert check.trigger_rule == "all_done" and check.retries == 0 and not check.downstream_task_ids
     # the partitions are profiled by a mapped task: one task instance per row range at run time
     assert type(dag.get_task("profile_partition")).__name__.endswith("MappedOperator")

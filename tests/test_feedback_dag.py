@@ -192,13 +192,15 @@ def alerted(labelled_demo_week, tmp_path_factory):
     run_data_quality(cfg, store, start)
     parts = [profile_partition(cfg, store, start, p) for p in plan_partitions(cfg, store, start)]
     run_drift(cfg, store, start, cfg.interval_end(start), parts)
-    rel = f"{Store.run_prefix(cfg.name, start)}/constraint_violations.json"
-    doc = store.read_json(rel)
+    from driftline.violations import read_violations, write_violations
+
+    prefix = Store.run_prefix(cfg.name, start)
+    found = [v for v in read_violations(store, prefix) if v["source"] == "data_quality"]
     for name in (JINJA_FEATURE, HTML_FEATURE):
-        doc["violations"].append({"feature_name": name, "constraint_check_type": "completeness_check",
-                                  "description": "Data completeness requirement is not met for {{ ds }}: 40% missing",
-                                  "source": "data_quality", "details": {}})
-    store.write_json(rel, doc)
+        found.append({"feature_name": name, "constraint_check_type": "completeness_check",
+                      "description": "Data completeness requirement is not met for {{ ds }}: 40% missing",
+                      "details": {}})
+    write_violations(store, prefix, "data_quality", found)
     out = run_alerts(cfg, store, start, "data", send=None)
     keys = sorted({"|".join([cfg.name, a["check"], a["subject"], a["incident"]]) for a in out["firing"]})
     assert any(JINJA_FEATURE in k for k in keys) and any(HTML_FEATURE in k for k in keys) and len(keys) >= 3, \

@@ -112,8 +112,9 @@ def test_realized_metrics_match_sklearn_and_breaches_are_violations(env):
         accuracy_score(truth[seg_a], rows["pred"][seg_a]))
     # the estimate did not see the flipped labels: its error is recorded
     assert doc["overall"]["estimate_error"]["accuracy"] < -0.2
-    found = [v for v in store.read_json(f"{prefix}/constraint_violations.json")["violations"]
-             if v["source"] == "model_quality"]
+    from driftline.violations import read_violations
+
+    found = [v for v in read_violations(store, prefix) if v["source"] == "model_quality"]
     names = {v["feature_name"] for v in found}
     assert {"accuracy", "roc_auc"} <= names and all(v["constraint_check_type"] == "model_quality_check" for v in found)
     acc = next(v for v in found if v["feature_name"] == "accuracy")

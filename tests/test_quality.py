@@ -39,7 +39,9 @@ def run(cfg, store, df, ingest=None):
     if ingest is not None:
         store.write_json(f"{PREFIX}/ingest.json", ingest)
     out = quality.run_quality(cfg, store, START)
-    violations = store.read_json(f"{PREFIX}/constraint_violations.json")["violations"]
+    from driftline.violations import read_violations
+
+    violations = read_violations(store, PREFIX)
     return out, {(v["constraint_check_type"], v["feature_name"]): v for v in violations}
 
 

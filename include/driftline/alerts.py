@@ -53,6 +53,7 @@ CHECK_NAMES = {
     "extra_column_check": "extra column", "range_check": "values out of range",
     "quarantine_check": "quarantined records", "model_quality_check": "model quality",
     "model_quality_estimate_check": "estimated model quality", "bias_drift_check": "bias drift",
+    "stage_failure": "monitoring could not run",
 }
 
 
@@ -83,8 +84,9 @@ def subject_of(v: dict) -> str:
 
 # -- what an interval found --------------------------------------------------------------
 def _violations(store: Store, prefix: str) -> list[dict]:
-    rel = posixpath.join(prefix, "constraint_violations.json")
-    return store.read_json(rel).get("violations", []) if store.exists(rel) else []
+    from driftline.violations import read_violations
+
+    return read_violations(store, prefix)
 
 
 def _read(store: Store, prefix: str, name: str) -> dict | None:

@@ -936,10 +936,9 @@ def unabsorbed_feedback(cfg: ModelConfig, store: Store) -> int:
 def _violation(store: Store, model: str, start: datetime, check: str, subject: str) -> dict | None:
     from driftline.alerts import subject_of
 
-    rel = posixpath.join(Store.run_prefix(model, start), "constraint_violations.json")
-    if not store.exists(rel):
-        return None
-    return next((v for v in store.read_json(rel).get("violations", [])
+    from driftline.violations import read_violations
+
+    return next((v for v in read_violations(store, Store.run_prefix(model, start))
                  if v.get("constraint_check_type") == check and subject_of(v) == subject), None)
 
 

@@ -563,9 +563,8 @@ def compare(reference: Reference, current: DatasetProfile, settings: DriftSettin
     ``current_sample``: a sample of its rows (multivariate checks)."""
     overrides = overrides or {}
     ref_prof = reference.profile
+    # a feature missing from the batch is named, not checked; drift goes on with the others
     missing_cols = [c for c in reference.kinds if c not in current.columns]
-    if missing_cols:
-        raise ValueError(f"the batch profile lacks columns {missing_cols}")
     if current_frame is not None and len(current_frame) > settings.small_sample:
         current_frame = None  # raw rows only where tests apply
     distribution = reference.distribution
@@ -575,6 +574,11 @@ def compare(reference: Reference, current: DatasetProfile, settings: DriftSettin
                 "multivariate": {}, "attribution": [], "summary": f"drift not checked: {skipped}"}
     features = {}
     for col, ftype in reference.kinds.items():
+        if col in missing_cols:
+            features[col] = {"type": ftype, "checked": False, "drifted": False, "score": 0.0, "missing_column": True,
+                             "why": "the column is missing from the batch (data quality reports it as "
+                                    "missing_column_check); not checked"}
+            continue
         if ftype == "datetime":
             features[col] = {"type": ftype, "checked": False, "drifted": False, "score": 0.0,
                              "why": "datetime features are not checked for drift"}
@@ -629,6 +633,10 @@ def multivariate(reference: Reference, current_sample: pd.DataFrame | None, sett
         return {"checked": False, "why": "fewer than 20 rows of the batch sampled"}
     from driftline import multivariate as mv
 
+    absent = [c for c in kinds if c not in current_sample.columns]
+    if absent:
+        return {"checked": False, "why": f"columns {absent} are missing from the batch: the joint distribution "
+                                         f"cannot be compared (each present feature is checked on its own)"}
     numeric, categorical = _split(kinds)
     cur = model_frame(current_sample, kinds)
     out: dict[str, Any] = {"checked": True}

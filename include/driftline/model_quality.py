@@ -302,7 +302,7 @@ def run_model_quality(cfg: ModelConfig, store: Store, start: datetime, end: date
     """Evaluate the interval's model quality with the labels arrived by ``as_of`` (default:
     now) and write its artifacts (see module doc). Returns a small JSON-safe summary."""
     from driftline.labels import merge_interval
-    from driftline.quality import write_violations
+    from driftline.violations import write_violations
 
     t0 = time.perf_counter()
     start, end = as_utc(start), as_utc(end)
@@ -372,7 +372,7 @@ def _no_data(cfg: ModelConfig, store: Store, start: datetime, end: datetime, ver
     Its records say so (status ``no_data``) and replace what an earlier run of the interval
     left: no violations, no metrics history, no bias."""
     from driftline.monitor import write_history_rows
-    from driftline.quality import write_violations
+    from driftline.violations import write_violations
 
     prefix = Store.run_prefix(cfg.name, start)
     n = state["predicted"]
@@ -404,7 +404,7 @@ def run_bias(cfg: ModelConfig, store: Store, start: datetime, end: datetime, ref
     Writes ``bias.json``, ``bias_drift_check`` violations and ``bias.<metric>`` history rows."""
     from driftline.bias import BIAS_FILE, bias_report, bias_violations
     from driftline.monitor import write_history_rows
-    from driftline.quality import write_violations
+    from driftline.violations import write_violations
 
     prefix = Store.run_prefix(cfg.name, start)
     ref_rel = posixpath.join(ref.prefix, BIAS_FILE)
@@ -528,21 +528,22 @@ def reevaluate(cfg: ModelConfig, store: Store, now: datetime | None = None, skip
 
 def _update_run(store: Store, model: str, start: datetime, out: dict) -> None:
     """Keep run.json's verdict in step with a re-evaluation (answered alerts still do not count)."""
-    from driftline.monitor import counted_violations
+    from driftline.monitor import counted_violations, rerecord_run
 
     prefix = Store.run_prefix(model, start)
     rel = posixpath.join(prefix, "run.json")
     if not store.exists(rel):
         return
     run = store.read_json(rel)
-    violations_rel = posixpath.join(prefix, "constraint_violations.json")
-    found = store.read_json(violations_rel).get("violations", []) if store.exists(violations_rel) else []
-    found, _ = counted_violations(store, model, start, found)
+    from driftline.violations import read_violations, write_constraint_violations
+
+    write_constraint_violations(store, prefix)  # the re-evaluated model quality's violations in SageMaker's file
+    found, _ = counted_violations(store, model, start, read_violations(store, prefix))
     run["model_quality"] = out["summary"]
     run["violations"] = len(found)
     run["violation_checks"] = sorted({v["constraint_check_type"] for v in found})
     if run.get("status") in ("ok", "violations"):
         run["status"] = "violations" if found else "ok"
     run.setdefault("stages", {})["model_quality"] = out
-    run["reevaluated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    store.write_json(rel, run)
+    # a re-judgement, appended with why (executions/), not a silent rewrite of the verdict
+    rerecord_run(store, prefix, run, "labels arrived since: model quality re-evaluated")

@@ -8,6 +8,7 @@ and parallel runs (a backfill) never contend for one file.
 """
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import time
 from datetime import datetime, timezone
@@ -19,7 +20,7 @@ import pyarrow as pa
 from driftline.baseline import interval_baseline, pin_interval_baseline
 from driftline.config import ModelConfig
 from driftline.quality import run_quality
-from driftline.store import Resolver, Store, as_utc, interval_key
+from driftline.store import Resolver, Store, StoreError, as_utc, interval_key
 
 HISTORY_COLUMNS = {
     "model": pa.string(), "interval_start": pa.timestamp("us", tz="UTC"), "interval_end": pa.timestamp("us", tz="UTC"),
@@ -70,7 +71,7 @@ def interval_history(store: Store, model: str, start: datetime) -> list[dict]:
 #: What a run concludes from its batch. A re-run removes them before it ingests, so a stage
 #: that fails on the re-run leaves no verdict of the previous batch behind.
 VERDICT_ARTIFACTS = ("run.json", "report.html", "bias.json", "alerts.data.json", "alerts.quality.json", "quality.json",
-                     "gx_validation.json", "constraint_violations.json", "data_docs",
+                     "gx_validation.json", "constraint_violations.json", "violations", "failures", "data_docs",
                      "drift.json", "current_profile.json", "profiles", "merged.parquet", "model_quality.json",
                      "labels.json")
 #: Rows of the batch kept (sampled across partitions) for the multivariate checks.
@@ -143,7 +144,9 @@ def profile_partition(cfg: ModelConfig, store: Store, start: datetime, part: dic
     keep = min(1.0, MULTIVARIATE_ROWS / part["rows"]) if part["rows"] else 1.0
     with store.fs.open(store.path(posixpath.join(prefix, "batch.parquet")), "rb") as f:
         columns = pq.ParquetFile(f).schema_arrow.names
-        specs = specs_from(profile, [*kinds, *[c for c in pkinds if c in columns]])
+        # a feature missing from the batch (renamed upstream: data quality reports it) is left
+        # out here and named "not checked" by the drift stage; every present one is profiled
+        specs = specs_from(profile, [c for c in [*kinds, *pkinds] if c in columns])
         rows = (part["start"], part["stop"])
         prof = profile_parquet(f, specs, rows=rows)
         sampled = sample_parquet(f, keep, rows=rows, columns=list(specs),
@@ -161,7 +164,7 @@ def run_drift(cfg: ModelConfig, store: Store, start: datetime, end: datetime, pa
     from driftline.baseline import load_reference
     from driftline.drift_engine import compare, findings, violations
     from driftline.profile import DatasetProfile, merge_all
-    from driftline.quality import write_violations
+    from driftline.violations import write_violations
 
     prefix = Store.run_prefix(cfg.name, start)
     ref = interval_baseline(cfg, store, start)
@@ -291,18 +294,28 @@ def record_run(cfg: ModelConfig, store: Store, start: datetime, end: datetime, s
     changes do not count); or ``no_data``, a verdict of its own for an interval with fewer than
     ``thresholds.min_rows`` rows (none, by default) where nothing was found: data quality,
     drift and model quality each say "no data" instead of judging an empty batch, and the
-    label wait ended at once."""
+    label wait ended at once. A stage whose result is None (it failed, or did not run because a
+    stage it needs failed) makes the run ``incomplete`` -- named in ``incomplete`` -- unless
+    the stages that did run found counted violations: then it is ``violations``, still
+    naming what is missing. Never ``ok`` with a stage missing."""
     prefix = Store.run_prefix(cfg.name, start)
+    incomplete = [s_ for s_ in ("ingest", "data_quality", "drift", "model_quality", "alerts_data", "alerts_quality")
+                  if s_ in stages and stages[s_] is None]
+    stages = {k: v or {} for k, v in stages.items()}
     quality = stages.get("data_quality", {})
     ingest = stages.get("ingest", {})
     status = quality.get("status", "unknown")
-    violations_rel = posixpath.join(prefix, "constraint_violations.json")
-    violations = store.read_json(violations_rel).get("violations", []) if store.exists(violations_rel) else []
+    from driftline.violations import read_violations, write_constraint_violations
+
+    write_constraint_violations(store, prefix)  # SageMaker's file: every stage's violations, once all are done
+    violations = read_violations(store, prefix)
     counted, suppressed = counted_violations(store, cfg.name, start, violations)
-    if status in ("ok", "no_data") and counted:  # another stage (drift, a re-evaluation) found something
+    if status in ("ok", "no_data", "unknown") and counted:  # another stage (drift, a re-evaluation) found something
         status = "violations"
     elif status == "violations" and not counted:
         status = "ok"
+    if incomplete and status != "violations":
+        status = "incomplete"
     now = datetime.now(timezone.utc)
     base = {"model": cfg.name, "interval_start": start, "interval_end": end, "segment": "",
             "kind": "realized", "baseline_version": quality.get("baseline"), "computed_at": now}
@@ -320,7 +333,8 @@ def record_run(cfg: ModelConfig, store: Store, start: datetime, end: datetime, s
                        [{**base, "metric": k, "value": float(v)} for k, v in sorted(metrics.items())])
     run = {
         "model": cfg.name, "interval_start": start.isoformat(), "interval_end": end.isoformat(),
-        "interval": interval_key(start), "status": status, "baseline": quality.get("baseline"),
+        "interval": interval_key(start), "status": status, "incomplete": incomplete,
+        "baseline": quality.get("baseline") or stages.get("ingest", {}).get("baseline"),
         "baseline_pin": _read_pin(store, prefix),
         "violations": len(counted), "violation_checks": sorted({v["constraint_check_type"] for v in counted}),
         "suppressed": [{"check": c, "subject": s_, **fb} for (c, s_), fb in sorted(suppressed.items())],
@@ -335,8 +349,8 @@ def record_run(cfg: ModelConfig, store: Store, start: datetime, end: datetime, s
     run["digest"] = _digest(run)
     execution = _record_execution(store, prefix, run, stages, now)
     store.write_json(posixpath.join(prefix, "run.json"), run)
-    out = {k: run[k] for k in ("model", "interval", "status", "baseline", "violations", "violation_checks",
-                               "drifted_features", "drift", "model_quality", "artifacts", "digest")}
+    out = {k: run[k] for k in ("model", "interval", "status", "incomplete", "baseline", "violations",
+                               "violation_checks", "drifted_features", "drift", "model_quality", "artifacts", "digest")}
     out["changed"] = execution.get("changed")
     return out
 
@@ -364,10 +378,22 @@ def _digest(run: dict) -> str:
 
 
 #: The verdict fields an execution compares with the interval's previous execution.
-VERDICT_FIELDS = ("status", "baseline", "violations", "violation_checks", "drifted_features")
+VERDICT_FIELDS = ("status", "incomplete", "baseline", "violations", "violation_checks", "drifted_features")
 
 
-def _record_execution(store: Store, prefix: str, run: dict, stages: dict, now: datetime) -> dict:
+def rerecord_run(store: Store, prefix: str, run: dict, why: str) -> dict:
+    """Write a changed verdict of an interval (e.g. re-evaluated as labels land): the stages'
+    clock-free results, a new digest, and an execution record saying what changed and ``why``."""
+    run["stages"] = {name: _clockless(st) for name, st in (run.get("stages") or {}).items()}
+    run.pop("reevaluated_at", None)
+    run["digest"] = _digest(run)
+    execution = _record_execution(store, prefix, run, {}, datetime.now(timezone.utc), why=why)
+    store.write_json(posixpath.join(prefix, "run.json"), run)
+    return execution
+
+
+def _record_execution(store: Store, prefix: str, run: dict, stages: dict, now: datetime,
+                      why: str | None = None) -> dict:
     """Append this execution to ``executions/`` (one file each, never rewritten): when, the
     stages' timings and deliveries, the verdict's digest, and -- when the verdict differs from
     the previous execution's -- what changed and why (the baseline pin's changes say when a
@@ -392,8 +418,8 @@ def _record_execution(store: Store, prefix: str, run: dict, stages: dict, now: d
         diffs = [f"{k}: {before.get(k)!r} -> {run.get(k)!r}" for k in VERDICT_FIELDS if before.get(k) != run.get(k)]
         pin = run.get("baseline_pin") or {}
         moved = [c for c in pin.get("changes", []) if c.get("at", "") > str(previous.get("recorded_at"))]
-        why = (f"baseline changed from {moved[-1]['from']} to {moved[-1]['to']} by {moved[-1]['by']}" if moved else
-               "same baseline: the interval's data, labels or feedback changed since")
+        why = why or (f"baseline changed from {moved[-1]['from']} to {moved[-1]['to']} by {moved[-1]['by']}"
+                      if moved else "same baseline: the interval's data, labels or feedback changed since")
         record["changed"] = {"what": diffs or ["details only (same verdict fields)"], "why": why}
     stamp = now.strftime("%Y%m%dT%H%M%S%fZ")
     store.write_json(posixpath.join(folder, f"{stamp}.json"), record)
@@ -493,6 +519,9 @@ def next_step(stage: str, result: dict[str, Any], model: str = "<model>") -> str
                     f"Required Actions or on the driftline page")
         return "nothing to do"
     if stage == "run":
+        if r.get("incomplete"):
+            return (f"stages {', '.join(r['incomplete'])} did not complete: the verdict is partial; see check_run's "
+                    f"block and the failed task's log")
         if r.get("status") == "violations":
             return "open the report for what failed and by how much; the alert tasks above say what was sent"
         if r.get("status") == "no_data":
@@ -506,3 +535,110 @@ def interval_summary_lines(stage: str, result: dict[str, Any]) -> list[str]:
     lines = [result.get("summary", f"{stage}: done")]
     lines += [f"- {f}" for f in result.get("findings", [])]
     return lines
+
+
+# -- a run whose stage failed is a failed run, and says so -------------------------------------
+#: The tasks of a monitoring run that must complete for its verdict to be whole, and what each does.
+STAGES = {"ingest": "ingest the captured records", "data_quality": "validate data quality",
+          "drift": "evaluate drift", "model_quality": "evaluate model quality",
+          "alert_data": "evaluate and send the data alerts", "alert_quality": "evaluate and send the quality alerts",
+          "record_run": "record the run's verdict", "report": "write the run's report"}
+#: What the other tasks do, for failure messages.
+TASK_WORDS = {**STAGES, "plan_partitions": "plan the drift partitions", "profile_partition": "profile the batch for drift",
+              "wait_for_labels": "wait for the labels", "wait_for_capture": "wait for the capture"}
+FAILURES_DIR = "failures"
+STAGE_FAILURE = "stage_failure"
+
+
+def record_stage_failure(store: Store, model: str, start: datetime, task: str, error: BaseException | str,
+                         inputs: list[str] | tuple = (), next_step: str | None = None) -> dict:
+    """Record that a task of the interval's run failed (``failures/<task>.json``): the error,
+    the inputs it was reading, what to do. A later success of the task removes it."""
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    record = {"task": task, "interval": interval_key(start), "error": text[:2000], "inputs": list(inputs),
+              "next": next_step or "read the task's log for the traceback; fix the input it names, then clear the task",
+              "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    store.write_json(posixpath.join(Store.run_prefix(model, start), FAILURES_DIR, f"{task}.json"), record)
+    return record
+
+
+def clear_stage_failure(store: Store, model: str, start: datetime, task: str) -> None:
+    store.delete(posixpath.join(Store.run_prefix(model, start), FAILURES_DIR, f"{task}.json"))
+
+
+def stage_failures(store: Store, model: str, start: datetime) -> dict[str, dict]:
+    """The interval's recorded stage failures, by task (an unreadable record is one too)."""
+    folder = posixpath.join(Store.run_prefix(model, start), FAILURES_DIR)
+    out = {}
+    for name in store.listdir(folder):
+        if name.endswith(".json"):
+            try:
+                out[name[:-5]] = store.read_json(posixpath.join(folder, name))
+            except (StoreError, ValueError) as exc:
+                out[name[:-5]] = {"task": name[:-5], "error": f"(its failure record is unreadable: {exc})"}
+    return out
+
+
+def check_run(cfg: ModelConfig, store: Store, start: datetime, completed: dict[str, bool], send=None,
+              report_url=None) -> dict:
+    """The run's last word: which stages did not complete (``completed``: task -> it returned
+    its result), why (their failure records), and one alert per failed stage -- "monitoring
+    for churn 2026-10-06 could not evaluate drift: <reason>" -- on the model's routes, sent
+    once (the same failure on a re-run is not sent again); when every stage completed, the
+    stage-failure incidents still open for the interval are resolved. Returns ``failed``
+    (the tasks that failed or did not run), ``summary``, ``lines`` and ``delivery``."""
+    from driftline.alerts import dispatch, read_events
+
+    start = as_utc(start)
+    key = interval_key(start)
+    failures = stage_failures(store, cfg.name, start)
+    missing = [t for t in STAGES if not completed.get(t)]
+    failed = sorted(set(missing) | set(failures), key=lambda t: (list(STAGES).index(t) if t in STAGES else 99, t))
+    lines, messages = [], []
+    for task in failed:
+        rec = failures.get(task)
+        if rec:
+            lines.append(f"- {task} FAILED: {rec.get('error')}"
+                         + (f" (reading {', '.join(rec['inputs'])})" if rec.get("inputs") else ""))
+            lines.append(f"  next: {rec.get('next')}")
+        elif task in missing:
+            lines.append(f"- {task} did not run (a stage it needs failed)" if failures else
+                         f"- {task} did not complete and left no failure record (its worker may have been "
+                         f"killed: see its log)")
+    for task, rec in failures.items():
+        what = TASK_WORDS.get(task, task.replace("_", " "))
+        skipped = [t for t in missing if t not in failures]
+        text = (f"monitoring for {cfg.name} {key} could not {what}: {rec.get('error')}"
+                + (f"; not run because of it: {', '.join(skipped)}" if skipped else "")
+                + f". Next: {rec.get('next')}")
+        incident_key = "|".join([cfg.name, STAGE_FAILURE, task, key])
+        error_id = hashlib.sha256(str(rec.get("error")).encode()).hexdigest()[:8]
+        messages.append({"id": f"{incident_key}|firing|{error_id}", "event": "firing", "model": cfg.name,
+                         "check": STAGE_FAILURE, "subject": task, "severity": "critical", "interval": key,
+                         "incident": key, "incident_key": incident_key,
+                         "title": f"[driftline] CRITICAL {cfg.name}: monitoring could not {what} ({key})",
+                         "text": text, "links": {"artifacts": store.uri(Store.run_prefix(cfg.name, start))}})
+    if not failed:  # a re-run that completed resolves the interval's stage-failure incidents
+        try:
+            events = read_events(store, cfg.name)
+        except (StoreError, ValueError):
+            events = []
+        opened = {e["incident_key"]: e for e in events
+                  if e.get("check") == STAGE_FAILURE and e.get("interval") == key and e["event"] == "firing"}
+        closed = {e["incident_key"] for e in events if e.get("check") == STAGE_FAILURE and e["event"] == "resolved"}
+        for ik, e in sorted(opened.items()):
+            if ik not in closed:
+                messages.append({**{k: e[k] for k in ("model", "check", "subject", "severity", "interval",
+                                                     "incident", "incident_key")},
+                                 "id": f"{ik}|resolved|{key}", "event": "resolved",
+                                 "title": f"[driftline] RESOLVED {cfg.name}: monitoring of {key} ran fully",
+                                 "text": f"monitoring for {cfg.name} {key} completed every stage on a re-run",
+                                 "links": dict(e.get("links") or {})})
+    if report_url is not None:
+        for m in messages:
+            m["links"] = {"report": report_url(key), **(m.get("links") or {})}
+    delivery = dispatch(cfg, store, messages, send) if messages else {"summary": "nothing to send", "failed": []}
+    summary = (f"run {cfg.name} {key}: {len(failed)} stage(s) did not complete: {', '.join(failed)}" if failed
+               else f"run {cfg.name} {key}: every stage completed")
+    return {"failed": failed, "summary": summary, "lines": [summary, *lines, delivery["summary"]],
+            "delivery": delivery, "messages": len(messages)}

@@ -36,10 +36,10 @@ from driftline.config import ModelConfig
 from driftline.quality_docs import raised as exception_message
 from driftline.quality_docs import render_validation_page
 from driftline.store import Store, interval_key
+from driftline.violations import write_violations
 
 log = logging.getLogger(__name__)
 
-VIOLATIONS_FILE = "constraint_violations.json"
 #: GX Data Docs assets worth copying to the store; fonts and images (4 MB a run) are left out,
 #: the pages fall back to system fonts.
 _DOCS_SUFFIXES = (".html", ".css", ".js")
@@ -48,16 +48,6 @@ GX_DOCS_DIR = "gx"
 
 
 # -- violations file shared by the stages -----------------------------------------------
-def write_violations(store: Store, run_prefix: str, source: str, violations: list[dict]) -> str:
-    """Replace this stage's violations in the run's constraint_violations.json, keeping the
-    other stages' ones: re-running a stage never duplicates or drops another's findings."""
-    rel = posixpath.join(run_prefix, VIOLATIONS_FILE)
-    kept = []
-    if store.exists(rel):
-        kept = [v for v in store.read_json(rel).get("violations", []) if v.get("source") != source]
-    return store.write_json(rel, {"violations": kept + [{**v, "source": source} for v in violations]})
-
-
 # -- the frame GX sees ---------------------------------------------------------------
 def gx_frame(cfg: ModelConfig, batch: pa.Table) -> pd.DataFrame:
     """The batch as GX should see it.

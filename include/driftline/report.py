@@ -56,6 +56,14 @@ REF_COLOR, CUR_COLOR = "#9aa5b1", "#2f6fdf"
 
 
 # -- reading a run ---------------------------------------------------------------------------
+def _listdir(store: Store, rel: str, problems: list[str]) -> list[str]:
+    try:
+        return sorted(store.listdir(rel))
+    except (StoreError, OSError) as exc:
+        problems.append(f"{rel} could not be listed: {exc}")
+        return []
+
+
 def load_run(cfg: ModelConfig, store: Store, interval_start: datetime) -> dict[str, Any]:
     """Every artifact of the run (None when missing), the baseline's profile, and the
     problems met reading them (``_problems``: sentences for the page)."""
@@ -63,6 +71,13 @@ def load_run(cfg: ModelConfig, store: Store, interval_start: datetime) -> dict[s
     problems: list[str] = []
     art: dict[str, Any] = {name: read_artifact(store, posixpath.join(prefix, fn), problems)
                            for name, fn in ARTIFACTS.items()}
+    if not art.get("run"):  # the run did not finish recording: the stages' own violation files
+        from driftline.violations import read_violations
+
+        try:
+            art["violations"] = {"violations": read_violations(store, prefix)}
+        except (StoreError, ValueError) as exc:
+            problems.append(f"the stages' violations could not be read: {exc}")
     version = _baseline_version(art)
     art["baseline_profile"] = None
     if version:
@@ -70,6 +85,11 @@ def load_run(cfg: ModelConfig, store: Store, interval_start: datetime) -> dict[s
         art["baseline_profile"] = read_artifact(store, rel, problems)
     art["data_docs"] = artifact_exists(store, posixpath.join(prefix, DATA_DOCS))
     art["prefix"], art["uri"], art["_problems"] = prefix, store.uri(prefix), problems
+    # the stages that failed (driftline.monitor.record_stage_failure writes failures/<task>.json)
+    art["failures"] = {}
+    for name in _listdir(store, posixpath.join(prefix, "failures"), problems):
+        if name.endswith(".json"):
+            art["failures"][name[:-5]] = read_artifact(store, posixpath.join(prefix, "failures", name), problems) or {}
     art["suppressed"] = _suppressed(art)
     art["feedback"] = _answers(cfg, store, art, problems)
     return art
@@ -580,7 +600,8 @@ def _verdict(art: dict) -> tuple[str, str]:
     if status is None:
         bad = any(f.level == "bad" for f in families(art))
         return ("VIOLATIONS" if bad else "UNKNOWN"), ("bad" if bad else "warn")
-    return {"ok": ("OK", "ok"), "violations": ("VIOLATIONS", "bad"), "no_data": ("NO DATA", "warn")}.get(
+    return {"ok": ("OK", "ok"), "violations": ("VIOLATIONS", "bad"), "no_data": ("NO DATA", "warn"),
+            "incomplete": ("INCOMPLETE", "bad")}.get(
         status, (str(status).upper(), "warn"))
 
 
@@ -618,6 +639,10 @@ def _header(cfg: ModelConfig, art: dict, start: datetime) -> str:
                 [[esc(f.name), badge(f.status, f.level), esc(f.counts), esc(f.worst)] for f in families(art)],
                 "families")
     problems = "".join(note(p) for p in art.get("_problems", []))
+    for task, rec in sorted((art.get("failures") or {}).items()):
+        problems += note(f"{task} FAILED: {rec.get('error')}. Next: {rec.get('next')}")
+    if run.get("incomplete"):
+        problems += note(f"did not complete: {', '.join(run['incomplete'])}; this verdict is partial")
     if not art.get("run"):
         problems += note("run.json is missing: the run has not finished recording (or did not run).")
     return (f"<header><h1>driftline · {esc(cfg.name)} · {esc(interval_key(start))}</h1>"

@@ -77,6 +77,47 @@ def fail_clearly() -> Iterator[None]:
         raise AirflowFailException(str(exc)) from None
 
 
+@contextlib.contextmanager
+def stage(cfg, task_id: str, start, inputs: list[str] | tuple = ()) -> Iterator[None]:
+    """A monitoring stage's body: errors a retry cannot fix fail the task at once
+    (``fail_clearly``); any failure is recorded in the store for the run's ``check_run`` task
+    (``failures/<task>.json``: the error, the inputs it was reading, the next step) and logged
+    as a summary block; a success clears an earlier try's record."""
+    from driftline.monitor import clear_stage_failure, record_stage_failure
+
+    store = get_store()
+    with fail_clearly():
+        try:
+            yield
+        except BaseException as exc:
+            hint = _next_step_for(exc)
+            try:
+                record_stage_failure(store, cfg.name, start, task_id, exc, inputs, hint)
+            except Exception as rec_exc:  # noqa: BLE001 - the store may be what failed; the task fails anyway
+                log.warning("could not record the failure of %s in the store: %s", task_id, rec_exc)
+            log_summary(f"{task_id} {cfg.name}: FAILED", [f"{type(exc).__name__}: {exc}"[:1000],
+                                                          *(f"input: {i}" for i in inputs)],
+                        next_step=hint, report=report_url(cfg.name, start))
+            raise
+    try:
+        clear_stage_failure(store, cfg.name, start, task_id)
+    except Exception as exc:  # noqa: BLE001 - a stale record is named by check_run, not worth a failure
+        log.warning("could not clear an earlier failure record of %s: %s", task_id, exc)
+
+
+def _next_step_for(exc: BaseException) -> str:
+    from driftline.baseline import BaselineError
+    from driftline.store import StoreError
+
+    if isinstance(exc, ConfigError):
+        return "fix the model file the error names (`driftline validate`), then clear the task"
+    if isinstance(exc, BaselineError):
+        return "build or restore the baseline the error names (`driftline baseline`), then clear the task"
+    if isinstance(exc, StoreError):
+        return "the store could not be reached or read: check the store's connection and the file named; retries follow"
+    return "the traceback above names the input that caused it; fix that input or the code, then clear the task"
+
+
 def log_summary(title: str, lines: list[str], artifacts: str | None = None, next_step: str | None = None,
                 report: str | None = None) -> None:
     """Log the task's summary block (driftline.monitor.summary_block): what it checked and

@@ -209,3 +209,13 @@ def test_load_all_refuses_a_bomb_without_hiding_the_good_model(tmp_path):
     (tmp_path / "good.yaml").write_text(BASE)
     loaded = load_all(tmp_path)
     assert list(loaded.models) == ["m"] and list(loaded.errors) == [str(tmp_path / "bomb.yaml")]
+
+
+@pytest.mark.parametrize("value,problem", [
+    ("12", "start_date: 12 is a number, not a date: write a date like 2026-10-01 or 2026-10-01T06:00Z"),
+    ("9999-12-31", "start_date: 9999-12-31T00:00:00+00:00 is outside the supported range 1970-01-01 to 2200-01-01"),
+    ("1969-12-31", "start_date: 1969-12-31T00:00:00+00:00 is outside the supported range 1970-01-01 to 2200-01-01"),
+])
+def test_start_date_is_a_date_in_the_supported_range(tmp_path, value, problem):
+    (msg,) = _errors(tmp_path, BASE.replace("start_date: 2026-10-01", f"start_date: {value}"))
+    assert msg.startswith(problem)

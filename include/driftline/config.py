@@ -35,6 +35,11 @@ _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 #: A model file larger than this is refused before it is parsed (the other limits, on nesting,
 #: aliases and nodes, are driftline.bounded_yaml's). Model files are parsed at DAG-parse time.
 MAX_MODEL_FILE_BYTES = 1024 * 1024
+#: Times driftline accepts from people (a model's start_date, the CLI's dates): [EARLIEST, LATEST).
+#: Later ones overflow the nanosecond timestamps of pandas and Parquet (year 2262), and no
+#: captured traffic predates 1970; within these, a typo such as 9999-12-31 is refused, not run.
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
 
 
 class ConfigError(ValueError):
@@ -57,6 +62,14 @@ def parse_duration(value: Any) -> timedelta:
         raise ValueError(f"{value!r} is not a duration like '36h', '2d', '90m' or '1w'")
     n, unit = float(m.group(1)), m.group(2)
     return timedelta(seconds=n * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit])
+
+
+def time_range_problem(t: datetime) -> str | None:
+    """Why t (aware) lies outside [EARLIEST, LATEST), or None."""
+    if EARLIEST <= t < LATEST:
+        return None
+    return (f"{t.isoformat()} is outside the supported range {EARLIEST.date().isoformat()} to "
+            f"{LATEST.date().isoformat()} (EARLIEST/LATEST in driftline.config)")
 
 
 Duration = Annotated[timedelta, Field(json_schema_extra={"format": "duration"})]
@@ -539,10 +552,22 @@ class ModelConfig(_Strict):
             raise ValueError(f"{v!r} is neither hourly/daily/weekly nor a valid 5-field cron expression")
         return v
 
+    @field_validator("start_date", mode="before")
+    @classmethod
+    def _not_a_number(cls, v: Any) -> Any:
+        # pydantic reads a number as seconds since 1970: `start_date: 2026` would be 1970-01-01T00:33:46
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            raise ValueError(f"{v!r} is a number, not a date: write a date like 2026-10-01 or 2026-10-01T06:00Z")
+        return v
+
     @field_validator("start_date")
     @classmethod
     def _utc(cls, v: datetime) -> datetime:
-        return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
+        v = v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
+        problem = time_range_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> "ModelConfig":

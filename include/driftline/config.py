@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from driftline import bounded_yaml
 
 SCHEDULE_ALIASES = {"hourly": "0 * * * *", "daily": "0 0 * * *", "weekly": "0 0 * * 1"}
-_NAME_RE = r"^[A-Za-z][A-Za-z0-9_\-]{0,62}$"
+MODEL_NAME_RE = r"^[A-Za-z][A-Za-z0-9_\-]{0,62}$"
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 #: A model file larger than this is refused before it is parsed (the other limits, on nesting,
@@ -519,7 +519,7 @@ class Retraining(_Strict):
 
 
 class ModelConfig(_Strict):
-    name: str = Field(pattern=_NAME_RE)
+    name: str = Field(pattern=MODEL_NAME_RE)
     description: str = ""
     problem_type: Literal["binary_classification", "multiclass_classification", "regression"]
     features: list[Feature] = Field(min_length=1)

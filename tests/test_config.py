@@ -73,6 +73,8 @@ def test_duplicate_feature_and_reserved_names(tmp_path):
 def test_bad_schedule_and_duration(tmp_path):
     assert "cron" in _errors(tmp_path, BASE + "schedule: every tuesday\n")[0]
     assert _errors(tmp_path, BASE + "schedule: '61 * * * *'\n")[0].startswith("schedule: '61 * * * *' is neither")
+    assert _errors(tmp_path, BASE + "schedule: '0 0 30 2 *'\n") == [
+        "schedule: '0 0 30 2 *' never fires (it names a date no month has, e.g. 30 2 = February 30)"]
     problems = _errors(tmp_path, BASE + "labels: {uri: l, delay: soon}\n")
     assert problems[0].startswith("labels.delay:") and "duration" in problems[0]
 

@@ -545,11 +545,15 @@ class ModelConfig(_Strict):
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, v: str) -> str:
-        from croniter import croniter
+        from croniter import CroniterBadDateError, croniter
 
         cron = SCHEDULE_ALIASES.get(v, v)
         if len(cron.split()) != 5 or not croniter.is_valid(cron):
             raise ValueError(f"{v!r} is neither hourly/daily/weekly nor a valid 5-field cron expression")
+        try:  # a valid expression may name no date at all; found here, not when a DAG file builds the DAG
+            croniter(cron, EARLIEST).get_next(datetime)
+        except CroniterBadDateError:
+            raise ValueError(f"{v!r} never fires (it names a date no month has, e.g. 30 2 = February 30)") from None
         return v
 
     @field_validator("start_date", mode="before")

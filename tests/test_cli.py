@@ -81,6 +81,7 @@ BAD_INPUT = [
     (["demo", "--rows-per-hour", "many"], ["argument --rows-per-hour: 'many' is not a whole number"]),
     (["demo", "--label-delay-hours", "nan"], ["argument --label-delay-hours: 'nan': must lie in [0, 8760]"]),
     (["demo", "--seed", "-1"], ["argument --seed: '-1': must be at least 0"]),
+    (["demo", "--root", "bogus://x"], ["argument --root: 'bogus://x': unknown scheme 'bogus'"]),
     (["baseline", "--model", "../etc"], ["argument --model: '../etc' is not a model name"]),
     (["baseline", "--model", "nope"], ["--model: no valid model named 'nope' (found ['churn'])"]),
     (["baseline", "--config", "/nope.yaml"], ["argument --config: '/nope.yaml': no such file or folder"]),

@@ -150,12 +150,16 @@ def _store(args) -> Store:
     """The store of --store, with a scheme fsspec knows (an unknown one is bad input, exit 2,
     not an unreachable store, exit 3). Checked here, not at parse time, so that a bad
     DRIFTLINE_STORE_URL does not stop the commands that use no store."""
+    _known_scheme("--store", args.store)
+    return Store(args.store)
+
+
+def _known_scheme(arg: str, url: str) -> None:
     import fsspec
 
-    scheme = args.store.split("://", 1)[0] if "://" in args.store else "file"
+    scheme = url.split("://", 1)[0] if "://" in url else "file"
     if scheme not in fsspec.available_protocols():
-        raise ArgumentError(f"argument --store: {args.store!r}: unknown scheme {scheme!r} (file://, s3://, ...)")
-    return Store(args.store)
+        raise ArgumentError(f"argument {arg}: {url!r}: unknown scheme {scheme!r} (file://, s3://, ...)")
 
 
 def _monitors(args) -> Path:
@@ -196,6 +200,7 @@ def cmd_demo(args) -> int:
     from driftline.demo import generate_demo
 
     root = args.root or default_demo_root()
+    _known_scheme("--root", root)
     manifest = generate_demo(root, days=args.days, seed=args.seed, rows_per_hour=args.rows_per_hour,
                              label_delay=timedelta(hours=args.label_delay_hours))
     starts = manifest.get("interval_starts", [])

@@ -73,6 +73,8 @@ def test_duplicate_feature_and_reserved_names(tmp_path):
 def test_bad_schedule_and_duration(tmp_path):
     assert "cron" in _errors(tmp_path, BASE + "schedule: every tuesday\n")[0]
     assert _errors(tmp_path, BASE + "schedule: '61 * * * *'\n")[0].startswith("schedule: '61 * * * *' is neither")
+    assert _errors(tmp_path, BASE + "schedule: '0 0 30 2 *'\n") == [
+        "schedule: '0 0 30 2 *' never fires (it names a date no month has, e.g. 30 2 = February 30)"]
     problems = _errors(tmp_path, BASE + "labels: {uri: l, delay: soon}\n")
     assert problems[0].startswith("labels.delay:") and "duration" in problems[0]
 
@@ -136,3 +138,86 @@ def _write(tmp_path, text: str) -> Path:
     f = tmp_path / "ok.yaml"
     f.write_text(text)
     return f
+
+
+# -- bounded parsing: a model file is parsed at DAG-parse time, so no file may be slow --------
+def billion_laughs(levels: int = 9, fan_out: int = 9) -> str:
+    """The classic alias bomb: each anchor a list of fan_out aliases of the previous one, so the
+    last expands to fan_out**levels strings (9**9 = 387 million) from a few hundred bytes."""
+    lines = [f"a0: &a0 [{', '.join(['lol'] * fan_out)}]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * fan_out)}]" for i in range(1, levels)]
+    return "\n".join(lines) + f"\nname: *a{levels - 1}\n"
+
+
+def test_alias_bomb_is_refused_at_once_naming_the_file(tmp_path):
+    import time
+    import tracemalloc
+
+    text = billion_laughs()
+    assert len(text.encode()) < 700  # the size of the probe that kept `validate` busy for 40 s at 1.4 GB
+    f = tmp_path / "bomb.yaml"
+    f.write_text(text)
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        with pytest.raises(ConfigError) as ei:
+            load_model_config(f)
+        seconds = time.perf_counter() - t0
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert seconds < 5 and peak < 50 * 2**20, (seconds, peak)  # generous: it takes milliseconds and ~1 MB
+    (line,) = str(ei.value).splitlines()
+    assert line.startswith(f"{f}: line ") and "refused: the document expands to more than 50000 nodes" in line
+
+
+def test_recursive_alias_deep_nesting_and_too_many_aliases_are_refused(tmp_path):
+    assert _errors(tmp_path, BASE + "tags: &t [*t]\n") == [
+        "line 10, column 11: refused: alias *t refers to a node that contains it (a recursive structure)"]
+    (deep,) = _errors(tmp_path, BASE + "description: " + "[" * 200 + "]" * 200 + "\n")
+    assert deep.startswith("line 10, column ") and deep.endswith("refused: nested deeper than 50 levels (the limit "
+                                                                 "of a model file)")
+    many = BASE + "x: &x 1\n" + "".join(f"y{i}: *x\n" for i in range(1001))
+    assert _errors(tmp_path, many)[0].endswith("refused: more than 1000 aliases (the limit of a model file)")
+
+
+def test_oversized_file_is_refused_before_it_is_parsed(tmp_path):
+    from driftline.config import MAX_MODEL_FILE_BYTES
+
+    text = BASE + "#" * (MAX_MODEL_FILE_BYTES - len(BASE)) + "\n"  # a valid model, one byte too many
+    assert len(text.encode()) == MAX_MODEL_FILE_BYTES + 1
+    assert _errors(tmp_path, text) == [f"refused: {MAX_MODEL_FILE_BYTES + 1} bytes is more than the limit of a "
+                                       f"model file, 1 MiB ({MAX_MODEL_FILE_BYTES} bytes); a model file is a few "
+                                       f"kilobytes"]
+    assert load_model_config(_write(tmp_path, text[:-2] + "\n")).name == "m"  # at the limit: fine
+
+
+def test_within_the_limits_anchors_and_large_models_load(tmp_path):
+    shared = BASE.replace("{name: a, type: numeric}", "{name: a, type: numeric, drift: &psi {method: psi}}") \
+        .replace("{name: b, type: categorical}", "{name: b, type: numeric, drift: *psi}")
+    cfg = load_model_config(_write(tmp_path, shared))
+    assert [f.drift.method for f in cfg.features] == ["psi", "psi"]
+    many = BASE + "".join(f"  - {{name: f{i}, type: numeric, description: feature {i}}}\n" for i in range(5000))
+    assert len(load_model_config(_write(tmp_path, many)).features) == 5002
+
+
+def test_values_yaml_cannot_build_name_their_line(tmp_path):
+    assert _errors(tmp_path, BASE.replace("2026-10-01", "2026-02-30")) == [
+        "line 4, column 13: not valid YAML (day is out of range for month)"]
+
+
+def test_load_all_refuses_a_bomb_without_hiding_the_good_model(tmp_path):
+    (tmp_path / "bomb.yaml").write_text(billion_laughs())
+    (tmp_path / "good.yaml").write_text(BASE)
+    loaded = load_all(tmp_path)
+    assert list(loaded.models) == ["m"] and list(loaded.errors) == [str(tmp_path / "bomb.yaml")]
+
+
+@pytest.mark.parametrize("value,problem", [
+    ("12", "start_date: 12 is a number, not a date: write a date like 2026-10-01 or 2026-10-01T06:00Z"),
+    ("9999-12-31", "start_date: 9999-12-31T00:00:00+00:00 is outside the supported range 1970-01-01 to 2200-01-01"),
+    ("1969-12-31", "start_date: 1969-12-31T00:00:00+00:00 is outside the supported range 1970-01-01 to 2200-01-01"),
+])
+def test_start_date_is_a_date_in_the_supported_range(tmp_path, value, problem):
+    (msg,) = _errors(tmp_path, BASE.replace("start_date: 2026-10-01", f"start_date: {value}"))
+    assert msg.startswith(problem)

@@ -22,7 +22,8 @@ bag = DagBag(dag_folder=sys.argv[1])
 heavy = sorted(m for m in ("great_expectations", "sklearn", "scipy") if m in sys.modules)
 print("RESULT" + json.dumps({"dag_ids": sorted(bag.dag_ids), "errors": bag.import_errors, "heavy": heavy,
       "tags": {d: sorted(bag.get_dag(d).tags) for d in bag.dag_ids},
-      "docs": {d: bool(bag.get_dag(d).doc_md) for d in bag.dag_ids}}))
+      "docs": {d: bool(bag.get_dag(d).doc_md) for d in bag.dag_ids},
+      "seconds": {s.file: s.duration.total_seconds() for s in bag.dagbag_stats}}))
 """
     env = os.environ.copy()
     if monitors_dir:
@@ -54,6 +55,22 @@ def test_broken_model_file_is_an_import_error_naming_it(tmp_path, airflow_db):
     (path, msg), = bag["errors"].items()
     assert path.endswith("driftline_monitoring.py")
     assert f"{tmp_path / 'fraud.yaml'}: features[1].type: 'flot' is not one of numeric" in msg
+
+
+def test_alias_bomb_model_file_is_refused_without_hiding_the_others(tmp_path, airflow_db):
+    """A 600-byte alias bomb used to keep every DAG file busy past its import timeout (every
+    driftline DAG gone, the timeout naming no model file); now it is refused in milliseconds."""
+    shutil.copy(PROJECT / "include/monitors/churn.yaml", tmp_path / "churn.yaml")
+    levels = [f"a0: &a0 [{', '.join(['lol'] * 9)}]"] + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]"
+                                                           for i in range(1, 9)]
+    (tmp_path / "bomb.yaml").write_text("\n".join(levels) + "\nname: *a8\n")
+    bag = _dagbag(tmp_path)
+    assert {"driftline_monitor_churn", "driftline_baseline", "driftline_feedback_churn"} <= set(bag["dag_ids"])
+    (path, msg), = bag["errors"].items()
+    assert path.endswith("driftline_monitoring.py")
+    assert f"{tmp_path / 'bomb.yaml'}: line 5, column 35: refused: the document expands to more than 50000" in msg
+    # generous (a DAG file imports Airflow's SDK too); the default import timeout is 30 s
+    assert all(s < 10 for s in bag["seconds"].values()), bag["seconds"]
 
 
 def test_monitoring_dag_shape(airflow_db):

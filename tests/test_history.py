@@ -331,3 +331,16 @@ def test_demo_monthly_charges_drives_the_drift_from_october_4(demo_history):
     assert all((s >= 1) == (k >= "2026-10-04") for k, s in zip(keys, mc["score"]))
     page = render_history(data)
     assert page.index("<code>monthly_charges</code>") < page.index("<code>tenure_months</code>")
+
+
+def test_an_interval_without_data_is_not_the_first_violation(built, tmp_path):
+    """`driftline history` named an empty interval (verdict no_data) as the first violation."""
+    _, _, root = built
+    shutil.copytree(root / "store", tmp_path / "store")
+    copy = Store(f"file://{tmp_path}/store")
+    for day, status in ((0, "no_data"), (1, "unknown")):
+        rel = posixpath.join(Store.run_prefix(MODEL, DAYS[day]), "run.json")
+        copy.write_json(rel, {**copy.read_json(rel), "status": status, "violations": 0})
+    d = load_history(copy, MODEL)
+    assert [i["status"] for i in d["intervals"]][:3] == ["no_data", "unknown", "violations"]
+    assert d["first"]["violations"] == KEYS[2]

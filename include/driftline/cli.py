@@ -29,41 +29,159 @@ The store is ``--store`` or ``DRIFTLINE_STORE_URL`` (default ``file://<project>/
 ``s3://`` locations take credentials from the environment, as boto does (AWS_* variables,
 ``AWS_ENDPOINT_URL`` for MinIO). Exit status: 0 ok, 1 findings (``monitor`` with violations),
 2 bad input or configuration, 3 store unreachable. ``drift`` exits 1 when it finds drift.
+
+Bad input exits 2 with a message naming the argument and its value, before any work is done:
+times are ISO dates/times from 1970-01-01 to before 2200-01-01 (driftline.config.EARLIEST /
+LATEST), durations are like 36h, 2d, 90m, 1w; versions are vN; ``monitor`` covers at most
+MAX_MONITOR_INTERVALS intervals of the model's schedule at once.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import posixpath
+import re
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from driftline.config import (ConfigError, ModelConfig, default_demo_root, default_monitors_dir, default_store_url,
-                              load_all, load_model_config)
-from driftline.store import Store, StoreError
+from driftline.config import (EARLIEST, LATEST, MODEL_NAME_RE, ConfigError, ModelConfig, default_demo_root,
+                              default_monitors_dir, default_store_url, load_all, load_model_config, parse_duration,
+                              time_range_problem)
+from driftline.store import Store, StoreError, interval_key
+
+#: ``monitor`` refuses a range of more intervals than this (an hourly year is 8760): a typo in
+#: --end (9999-12-31) must not start millions of runs.
+MAX_MONITOR_INTERVALS = 10_000
+_VERSION_RE = re.compile(r"^v\d+$")
 
 
-def _parse_time(s: str) -> datetime:
+class ArgumentError(ValueError):
+    """A command-line argument is wrong in a way only the command can tell (a range of dates
+    against the model's schedule); the message names the argument and its value."""
+
+
+# -- argument types: argparse reports their errors as "argument --x: <message>", exit 2 --------
+def _time(s: str) -> datetime:
     try:
         t = datetime.fromisoformat(s.replace("Z", "+00:00"))
     except ValueError:
-        raise SystemExit(f"driftline: {s!r} is not an ISO date/time like 2026-10-01 or 2026-10-01T06:00Z") from None
-    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+        raise argparse.ArgumentTypeError(f"{s!r} is not an ISO date/time like 2026-10-01 or 2026-10-01T06:00Z") \
+            from None
+    t = t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+    if problem := time_range_problem(t):
+        raise argparse.ArgumentTypeError(f"{s!r}: {problem}")
+    return t
+
+
+def _duration(s: str) -> timedelta:
+    try:
+        d = parse_duration(s)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    except OverflowError:
+        d = timedelta.max
+    if not timedelta(0) < d <= LATEST - EARLIEST:
+        raise argparse.ArgumentTypeError(f"{s!r}: a duration must be positive and at most "
+                                         f"{(LATEST - EARLIEST).days} days")
+    return d
+
+
+def _version(s: str) -> str:
+    if not _VERSION_RE.match(s):
+        raise argparse.ArgumentTypeError(f"{s!r} is not a version like v3 (see `driftline models` / the baselines)")
+    return s
+
+
+def _model_name(s: str) -> str:
+    if not re.match(MODEL_NAME_RE, s):
+        raise argparse.ArgumentTypeError(f"{s!r} is not a model name (a letter, then letters, digits, _ or -)")
+    return s
+
+
+def _count(least: int):
+    def parse(s: str) -> int:
+        try:
+            n = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{s!r} is not a whole number") from None
+        if n < least:
+            raise argparse.ArgumentTypeError(f"{s!r}: must be at least {least}")
+        return n
+    return parse
+
+
+def _number(low: float, high: float, *, low_open: bool = False):
+    def parse(s: str) -> float:
+        try:
+            x = float(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
+        if not (math.isfinite(x) and (x > low if low_open else x >= low) and x <= high):
+            raise argparse.ArgumentTypeError(f"{s!r}: must lie in {'(' if low_open else '['}{low:g}, {high:g}]")
+        return x
+    return parse
+
+
+def _source(s: str) -> str:
+    """A data location: a URL is taken as it is (checked when read), a local path must exist."""
+    if "://" not in s and not Path(s).exists():
+        raise argparse.ArgumentTypeError(f"{s!r}: no such file or folder")
+    return s
+
+
+def _out(s: str) -> str:
+    """A file to write: its folder must exist (found out before the work, not after it)."""
+    if not Path(s).resolve().parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{s!r}: folder {str(Path(s).resolve().parent)!r} does not exist")
+    if Path(s).is_dir():
+        raise argparse.ArgumentTypeError(f"{s!r} is a folder, not a file")
+    return s
+
+
+def _nonblank(s: str) -> str:
+    if not s.strip():
+        raise argparse.ArgumentTypeError(f"{s!r}: must not be blank")
+    return s
+
+
+def _store(args) -> Store:
+    """The store of --store, with a scheme fsspec knows (an unknown one is bad input, exit 2,
+    not an unreachable store, exit 3). Checked here, not at parse time, so that a bad
+    DRIFTLINE_STORE_URL does not stop the commands that use no store."""
+    _known_scheme("--store", args.store)
+    return Store(args.store)
+
+
+def _known_scheme(arg: str, url: str) -> None:
+    import fsspec
+
+    scheme = url.split("://", 1)[0] if "://" in url else "file"
+    if scheme not in fsspec.available_protocols():
+        raise ArgumentError(f"argument {arg}: {url!r}: unknown scheme {scheme!r} (file://, s3://, ...)")
+
+
+def _monitors(args) -> Path:
+    folder = Path(args.monitors)
+    if not folder.is_dir():
+        raise ArgumentError(f"argument --monitors: {args.monitors!r} is not a folder (of model files)")
+    return folder
 
 
 def _model(args) -> ModelConfig:
     if args.config:
         return load_model_config(args.config)
-    loaded = load_all(args.monitors)
+    loaded = load_all(_monitors(args))
     if args.model not in loaded.models:
         bad = [str(e) for e in loaded.errors.values()]
-        raise ConfigError(str(args.monitors), [f"no valid model named {args.model!r} (found {sorted(loaded.models)})", *bad])
+        raise ConfigError(str(args.monitors), [f"--model: no valid model named {args.model!r} "
+                                               f"(found {sorted(loaded.models)})", *bad])
     return loaded.models[args.model]
 
 
 def cmd_validate(args) -> int:
-    files = [Path(f) for f in args.files] or sorted(Path(args.monitors).glob("*.y*ml"))
+    files = [Path(f) for f in args.files] or sorted(_monitors(args).glob("*.y*ml"))
     if not files:
         print(f"no model files in {args.monitors}", file=sys.stderr)
         return 2
@@ -82,6 +200,7 @@ def cmd_demo(args) -> int:
     from driftline.demo import generate_demo
 
     root = args.root or default_demo_root()
+    _known_scheme("--root", root)
     manifest = generate_demo(root, days=args.days, seed=args.seed, rows_per_hour=args.rows_per_hour,
                              label_delay=timedelta(hours=args.label_delay_hours))
     starts = manifest.get("interval_starts", [])
@@ -93,7 +212,7 @@ def cmd_demo(args) -> int:
 def cmd_baseline(args) -> int:
     from driftline.baseline import create_baseline, list_versions
 
-    cfg, store = _model(args), Store(args.store)
+    cfg, store = _model(args), _store(args)
     if args.if_missing and (versions := list_versions(store, cfg.name)):
         print(f"baseline {cfg.name}/{versions[-1]} exists; nothing to do (drop --if-missing for a new version)")
         return 0
@@ -105,18 +224,21 @@ def cmd_baseline(args) -> int:
 def cmd_baseline_import(args) -> int:
     from driftline.baseline import import_sagemaker_baseline
 
-    out = import_sagemaker_baseline(_model(args), Store(args.store), args.statistics, args.constraints)
+    out = import_sagemaker_baseline(_model(args), _store(args), args.statistics, args.constraints)
     print(out["summary"])
     return 0
 
 
-def interval_starts(cfg: ModelConfig, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-    """The schedule's data intervals that lie within [start, end)."""
+def interval_starts(cfg: ModelConfig, start: datetime, end: datetime,
+                    limit: int | None = None) -> list[tuple[datetime, datetime]]:
+    """The schedule's data intervals that lie within [start, end); at most limit + 1 of them
+    (the caller tells "too many" without listing millions)."""
     from croniter import croniter  # the cron library Airflow itself schedules with
 
     out = []
-    t = croniter(cfg.cron, start - timedelta(seconds=1)).get_next(datetime)
-    while (e := cfg.interval_end(t)) <= end:
+    ticks = croniter(cfg.cron, start - timedelta(seconds=1))
+    t = ticks.get_next(datetime)
+    while (e := ticks.get_next(datetime)) <= end and (limit is None or len(out) <= limit):
         out.append((t, e))
         t = e
     return out
@@ -125,12 +247,18 @@ def interval_starts(cfg: ModelConfig, start: datetime, end: datetime) -> list[tu
 def cmd_monitor(args) -> int:
     from driftline.monitor import interval_summary_lines, monitor_interval, next_step, summary_block
 
+    if args.end <= args.start:
+        raise ArgumentError(f"argument --end: {interval_key(args.end)} is not after --start {interval_key(args.start)}")
     cfg = _model(args)
-    store = Store(args.store)
-    intervals = interval_starts(cfg, _parse_time(args.start), _parse_time(args.end))
+    intervals = interval_starts(cfg, args.start, args.end, limit=MAX_MONITOR_INTERVALS)
     if not intervals:
-        print(f"no complete {cfg.schedule} interval between {args.start} and {args.end}", file=sys.stderr)
-        return 2
+        raise ArgumentError(f"arguments --start/--end: no complete {cfg.schedule} interval of {cfg.name} in "
+                            f"[{interval_key(args.start)}, {interval_key(args.end)})")
+    if len(intervals) > MAX_MONITOR_INTERVALS:
+        raise ArgumentError(f"arguments --start/--end: [{interval_key(args.start)}, {interval_key(args.end)}) holds "
+                            f"more than {MAX_MONITOR_INTERVALS} {cfg.schedule} intervals of {cfg.name} (the most one "
+                            f"`driftline monitor` runs); give a shorter range")
+    store = _store(args)
     worst = 0
     for a, b in intervals:
         out = monitor_interval(cfg, store, a, b, baseline=args.baseline,
@@ -151,7 +279,7 @@ def cmd_labels(args) -> int:
     if cfg.labels is None:
         print(f"driftline: model {cfg.name} has no labels section", file=sys.stderr)
         return 2
-    out = sync_labels(cfg, Store(args.store), since=_parse_time(args.since) if args.since else None, force=args.force)
+    out = sync_labels(cfg, _store(args), since=args.since, force=args.force)
     print(out["summary"])
     return 0
 
@@ -161,8 +289,8 @@ def cmd_reevaluate(args) -> int:
     from driftline.model_quality import reevaluate
 
     cfg = _model(args)
-    store = Store(args.store)
-    now = _parse_time(args.as_of) if args.as_of else None
+    store = _store(args)
+    now = args.as_of
     if cfg.labels is not None:
         print(sync_labels(cfg, store, now=now)["summary"])
     out = reevaluate(cfg, store, now=now)
@@ -173,7 +301,7 @@ def cmd_reevaluate(args) -> int:
 def cmd_models(args) -> int:
     from driftline.registry import baseline_of, champion, list_model_versions
 
-    cfg, store = _model(args), Store(args.store)
+    cfg, store = _model(args), _store(args)
     versions = list_model_versions(store, cfg.name)
     if not versions:
         print(f"{cfg.name}: no registered model versions in {store.uri('models', cfg.name)} (the first "
@@ -205,8 +333,9 @@ def cmd_alerts(args) -> int:
     """The alert history: every message raised, oldest first, with where it was delivered."""
     from driftline.alerts import read_events
 
-    cfg, store = _model(args), Store(args.store)
-    events = [e for e in read_events(store, cfg.name) if not args.since or e["interval"] >= args.since]
+    cfg, store = _model(args), _store(args)
+    since = interval_key(args.since) if args.since else None  # keys like 2026-10-04T0000Z sort as times do
+    events = [e for e in read_events(store, cfg.name) if since is None or str(e["interval"]) >= since]
     if not events:
         print(f"{cfg.name}: no alerts in {store.uri('alerts', cfg.name)}")
         return 0
@@ -223,10 +352,11 @@ def cmd_history(args) -> int:
     """Write the history view of a model (over a range) as one page in the store."""
     from driftline.history import load_history, render_history
 
-    cfg, store = _model(args), Store(args.store)
-    since = _parse_time(args.since) if args.since else None
-    until = _parse_time(args.until) if args.until else None
-    data = load_history(store, cfg.name, since=since, until=until)
+    if args.since and args.until and args.until <= args.since:
+        raise ArgumentError(f"argument --until: {interval_key(args.until)} is not after --since "
+                            f"{interval_key(args.since)}")
+    cfg, store = _model(args), _store(args)
+    data = load_history(store, cfg.name, since=args.since, until=args.until)
     uri = store.write_text(posixpath.join("metrics", cfg.name, "history.html"), render_history(data))
     first = data.get("first") or {}
     print(f"{cfg.name}: {len(data['intervals'])} interval(s); first drift {first.get('drift') or '-'}, first "
@@ -240,7 +370,7 @@ def cmd_feedback(args) -> int:
     """A person's answer to an alert incident (see driftline.feedback)."""
     from driftline import feedback
 
-    cfg, store = _model(args), Store(args.store)
+    cfg, store = _model(args), _store(args)
     if not args.alert:
         for r in feedback.read_all(store, cfg.name):
             print(f"{r['at'][:19]}  {r['incident_key']}  {feedback.note(r)}")
@@ -258,21 +388,24 @@ def cmd_rollback(args) -> int:
     from driftline.registry import rollback
 
     cfg = _model(args)
-    print(rollback(Store(args.store), cfg.name, args.to, actor="cli")["summary"])
+    print(rollback(_store(args), cfg.name, args.to, actor="cli")["summary"])
     return 0
 
 
 def cmd_retrain(args) -> int:
-    from driftline.config import parse_duration
     from driftline.labels import sync_labels
-    from driftline.retrain import evaluate, prepare, promote, train
+    from driftline.retrain import RetrainError, evaluate, prepare, promote, run_prefix, train
 
-    cfg, store = _model(args), Store(args.store)
+    cfg, store = _model(args), _store(args)
     now = datetime.now(timezone.utc)
-    end = _parse_time(args.end) if args.end else now
-    window = parse_duration(args.window) if args.window else None
-    as_of = _parse_time(args.as_of) if args.as_of else None
+    end = args.end or now
+    window = args.window
+    as_of = args.as_of
     run_id = args.run_id or f"cli__{now.strftime('%Y%m%dT%H%M%SZ')}"
+    try:
+        run_prefix(cfg.name, run_id)  # before the labels are synced: a bad id is found at once
+    except RetrainError as exc:
+        raise ArgumentError(f"argument --run-id: {exc}") from None
     if cfg.labels is not None:
         print(sync_labels(cfg, store, now=as_of)["summary"])
     print(prepare(cfg, store, run_id, end, window=window, as_of=as_of)["summary"])
@@ -299,7 +432,10 @@ def _columns(args, schema_kinds: dict[str, str]) -> dict[str, str]:
             raise ConfigError("--features", [f"{unknown} are not columns of the data (it has {sorted(kinds)})"])
         kinds = {c: kinds[c] for c in wanted}
     if args.exclude:
-        drop = {c.strip() for c in args.exclude.split(",")}
+        drop = {c.strip() for c in args.exclude.split(",") if c.strip()}
+        unknown = sorted(drop - set(kinds))
+        if unknown:  # a misspelt column would otherwise be compared after all
+            raise ConfigError("--exclude", [f"{unknown} are not columns of the data (it has {sorted(kinds)})"])
         kinds = {c: t for c, t in kinds.items() if c not in drop}
     if not kinds:
         raise ConfigError("--features", ["no columns left to compare"])
@@ -397,20 +533,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="write the demo scenario")
     d.add_argument("--root", help="where to write it (default: DRIFTLINE_DEMO_ROOT or <project>/data/demo)")
-    d.add_argument("--days", type=int, default=7)
-    d.add_argument("--seed", type=int, default=7)
-    d.add_argument("--rows-per-hour", type=int, default=120)
-    d.add_argument("--label-delay-hours", type=float, default=48.0)
+    d.add_argument("--days", type=_count(1), default=7)
+    d.add_argument("--seed", type=_count(0), default=7)
+    d.add_argument("--rows-per-hour", type=_count(1), default=120)
+    d.add_argument("--label-delay-hours", type=_number(0, 24 * 365), default=48.0)
     d.set_defaults(fn=cmd_demo)
 
     def model_args(sp):
         g = sp.add_mutually_exclusive_group(required=True)
-        g.add_argument("--model", help="model name (a file in the monitors folder)")
-        g.add_argument("--config", help="path of a model file")
+        g.add_argument("--model", type=_model_name, help="model name (a file in the monitors folder)")
+        g.add_argument("--config", type=_source, help="path of a model file")
 
     b = sub.add_parser("baseline", help="build a new baseline version")
     model_args(b)
-    b.add_argument("--training-data", help="override the model file's baseline.training_data")
+    b.add_argument("--training-data", type=_source, help="override the model file's baseline.training_data")
     b.add_argument("--if-missing", action="store_true", help="do nothing when the model already has a baseline")
     b.add_argument("--absorb-feedback", action="store_true",
                    help="absorb the answers to drift alerts given since the baseline in use was made: 'expected' "
@@ -419,28 +555,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     bi = sub.add_parser("baseline-import", help="import a SageMaker Model Monitor baseline")
     model_args(bi)
-    bi.add_argument("--statistics", required=True)
-    bi.add_argument("--constraints", required=True)
+    bi.add_argument("--statistics", required=True, type=_source)
+    bi.add_argument("--constraints", required=True, type=_source)
     bi.set_defaults(fn=cmd_baseline_import)
 
     m = sub.add_parser("monitor", help="every stage over the intervals in [start, end)")
     model_args(m)
-    m.add_argument("--start", required=True)
-    m.add_argument("--end", required=True)
-    m.add_argument("--baseline", metavar="vN",
+    m.add_argument("--start", required=True, type=_time)
+    m.add_argument("--end", required=True, type=_time)
+    m.add_argument("--baseline", metavar="vN", type=_version,
                    help="judge the intervals against this baseline version instead of the one pinned when each was "
                         "first evaluated (recorded in the interval's baseline.json; default: keep the pin)")
     m.set_defaults(fn=cmd_monitor)
 
     lb = sub.add_parser("labels", help="ingest the labels that arrived")
     model_args(lb)
-    lb.add_argument("--since", help="first arrival day to look at (default: the model's start date - labels.lookback)")
+    lb.add_argument("--since", type=_time, help="first arrival day to look at (default: the model's start date - labels.lookback)")
     lb.add_argument("--force", action="store_true", help="list settled days again")
     lb.set_defaults(fn=cmd_labels)
 
     re_ = sub.add_parser("reevaluate", help="re-evaluate intervals whose labels changed")
     model_args(re_)
-    re_.add_argument("--as-of", help="evaluate with the labels arrived by this time (default: now)")
+    re_.add_argument("--as-of", type=_time, help="evaluate with the labels arrived by this time (default: now)")
     re_.set_defaults(fn=cmd_reevaluate)
 
     mo = sub.add_parser("models", help="list the registered model versions")
@@ -449,18 +585,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     al = sub.add_parser("alerts", help="the alert history: every message raised and where it went")
     model_args(al)
-    al.add_argument("--since", help="only intervals from this one on (e.g. 2026-10-04)")
+    al.add_argument("--since", type=_time, help="only intervals from this one on (e.g. 2026-10-04)")
     al.set_defaults(fn=cmd_alerts)
 
     hi = sub.add_parser("history", help="write the history view (drift, quality, alerts over time) as one page")
     model_args(hi)
-    hi.add_argument("--since", help="first interval start to show (e.g. 2026-10-01)")
-    hi.add_argument("--until", help="show intervals starting before this (e.g. 2026-10-08)")
+    hi.add_argument("--since", type=_time, help="first interval start to show (e.g. 2026-10-01)")
+    hi.add_argument("--until", type=_time, help="show intervals starting before this (e.g. 2026-10-08)")
     hi.set_defaults(fn=cmd_history)
 
     fb = sub.add_parser("feedback", help="answer an alert: acknowledged, false_positive or expected")
     model_args(fb)
-    fb.add_argument("--alert", help="the alert's id or incident key (see `driftline alerts`); none: list the answers")
+    fb.add_argument("--alert", type=_nonblank, help="the alert's id or incident key (see `driftline alerts`); none: list the answers")
     fb.add_argument("--kind", choices=["acknowledged", "false_positive", "expected"], default="acknowledged")
     fb.add_argument("--by", default=os.environ.get("USER", ""), help="who answers (default: $USER)")
     fb.add_argument("--comment", help="why, e.g. 'summer promotion, expected until the 15th'")
@@ -468,39 +604,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     rb = sub.add_parser("rollback", help="make an earlier model version the champion again")
     model_args(rb)
-    rb.add_argument("--to", required=True, metavar="vN", help="the model version to serve (see `driftline models`)")
+    rb.add_argument("--to", required=True, metavar="vN", type=_version, help="the model version to serve (see `driftline models`)")
     rb.set_defaults(fn=cmd_rollback)
 
     rt = sub.add_parser("retrain", help="train a challenger and promote it if it beats the champion")
     model_args(rt)
-    rt.add_argument("--end", help="end of the recent window (default: now)")
-    rt.add_argument("--window", help="recent labelled traffic to use, e.g. 14d (default: retraining.window)")
-    rt.add_argument("--as-of", help="use the labels arrived by this time (default: now)")
+    rt.add_argument("--end", type=_time, help="end of the recent window (default: now)")
+    rt.add_argument("--window", type=_duration, help="recent labelled traffic to use, e.g. 14d (default: retraining.window)")
+    rt.add_argument("--as-of", type=_time, help="use the labels arrived by this time (default: now)")
     rt.add_argument("--run-id", help="name of the run's folder under models/<model>/retraining (default: cli__<now>)")
     rt.add_argument("--dry-run", action="store_true", help="decide, but promote nothing")
     rt.set_defaults(fn=cmd_retrain)
 
     def column_args(sp):
         g = sp.add_mutually_exclusive_group()
-        g.add_argument("--model", help="take column types and drift settings from this model (monitors folder)")
-        g.add_argument("--config", help="take column types and drift settings from this model file")
+        g.add_argument("--model", type=_model_name,
+                       help="take column types and drift settings from this model (monitors folder)")
+        g.add_argument("--config", type=_source, help="take column types and drift settings from this model file")
         sp.add_argument("--features", help="comma-separated columns to compare (default: all)")
         sp.add_argument("--exclude", help="comma-separated columns to leave out (e.g. label,pred_proba)")
 
     pr = sub.add_parser("profile", help="profile a dataset once, as a reference for `drift`")
-    pr.add_argument("--data", required=True, help="Parquet or CSV file (path or URL)")
-    pr.add_argument("--out", help="where to write the profile JSON (default: stdout)")
+    pr.add_argument("--data", required=True, type=_source, help="Parquet or CSV file (path or URL)")
+    pr.add_argument("--out", type=_out, help="where to write the profile JSON (default: stdout)")
     column_args(pr)
     pr.set_defaults(fn=cmd_profile)
 
     dr = sub.add_parser("drift", help="drift between a reference and a current dataset")
-    dr.add_argument("--baseline", required=True,
+    dr.add_argument("--baseline", required=True, type=_source,
                     help="reference: a `driftline profile` JSON, a baseline version folder, or a Parquet/CSV file")
-    dr.add_argument("--current", required=True, help="current data: Parquet or CSV file (path or URL)")
-    dr.add_argument("--out", help="where to write drift JSON (default: stdout)")
-    dr.add_argument("--workers", type=int, default=1, help="processes profiling a large Parquet file (default 1)")
-    dr.add_argument("--small-sample", type=int, help="tests at or below this many values, distances above (1000)")
-    dr.add_argument("--drift-share", type=float, help="share of drifted features that is dataset drift (0.5)")
+    dr.add_argument("--current", required=True, type=_source, help="current data: Parquet or CSV file (path or URL)")
+    dr.add_argument("--out", type=_out, help="where to write drift JSON (default: stdout)")
+    dr.add_argument("--workers", type=_count(1), default=1, help="processes profiling a large Parquet file (default 1)")
+    dr.add_argument("--small-sample", type=_count(1), help="tests at or below this many values, distances above (1000)")
+    dr.add_argument("--drift-share", type=_number(0, 1, low_open=True), help="share of drifted features that is dataset drift (0.5)")
     dr.add_argument("--no-multivariate", action="store_true", help="skip the multivariate checks")
     column_args(dr)
     dr.set_defaults(fn=cmd_drift)
@@ -508,9 +645,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse: 2 on a bad argument (its message is printed), 0 on --help
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     try:
         return args.fn(args)
+    except ArgumentError as exc:
+        print(f"driftline {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except ConfigError as exc:
         print(f"driftline: configuration error:\n{exc}", file=sys.stderr)
         return 2

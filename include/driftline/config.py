@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -25,10 +26,20 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from driftline import bounded_yaml
+
 SCHEDULE_ALIASES = {"hourly": "0 * * * *", "daily": "0 0 * * *", "weekly": "0 0 * * 1"}
-_NAME_RE = r"^[A-Za-z][A-Za-z0-9_\-]{0,62}$"
+MODEL_NAME_RE = r"^[A-Za-z][A-Za-z0-9_\-]{0,62}$"
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+#: A model file larger than this is refused before it is parsed (the other limits, on nesting,
+#: aliases and nodes, are driftline.bounded_yaml's). Model files are parsed at DAG-parse time.
+MAX_MODEL_FILE_BYTES = 1024 * 1024
+#: Times driftline accepts from people (a model's start_date, the CLI's dates): [EARLIEST, LATEST).
+#: Later ones overflow the nanosecond timestamps of pandas and Parquet (year 2262), and no
+#: captured traffic predates 1970; within these, a typo such as 9999-12-31 is refused, not run.
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
 
 
 class ConfigError(ValueError):
@@ -51,6 +62,14 @@ def parse_duration(value: Any) -> timedelta:
         raise ValueError(f"{value!r} is not a duration like '36h', '2d', '90m' or '1w'")
     n, unit = float(m.group(1)), m.group(2)
     return timedelta(seconds=n * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit])
+
+
+def time_range_problem(t: datetime) -> str | None:
+    """Why t (aware) lies outside [EARLIEST, LATEST), or None."""
+    if EARLIEST <= t < LATEST:
+        return None
+    return (f"{t.isoformat()} is outside the supported range {EARLIEST.date().isoformat()} to "
+            f"{LATEST.date().isoformat()} (EARLIEST/LATEST in driftline.config)")
 
 
 Duration = Annotated[timedelta, Field(json_schema_extra={"format": "duration"})]
@@ -500,7 +519,7 @@ class Retraining(_Strict):
 
 
 class ModelConfig(_Strict):
-    name: str = Field(pattern=_NAME_RE)
+    name: str = Field(pattern=MODEL_NAME_RE)
     description: str = ""
     problem_type: Literal["binary_classification", "multiclass_classification", "regression"]
     features: list[Feature] = Field(min_length=1)
@@ -526,22 +545,38 @@ class ModelConfig(_Strict):
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, v: str) -> str:
-        from croniter import croniter
+        from croniter import CroniterBadDateError, croniter
 
         cron = SCHEDULE_ALIASES.get(v, v)
         if len(cron.split()) != 5 or not croniter.is_valid(cron):
             raise ValueError(f"{v!r} is neither hourly/daily/weekly nor a valid 5-field cron expression")
+        try:  # a valid expression may name no date at all; found here, not when a DAG file builds the DAG
+            croniter(cron, EARLIEST).get_next(datetime)
+        except CroniterBadDateError:
+            raise ValueError(f"{v!r} never fires (it names a date no month has, e.g. 30 2 = February 30)") from None
+        return v
+
+    @field_validator("start_date", mode="before")
+    @classmethod
+    def _not_a_number(cls, v: Any) -> Any:
+        # pydantic reads a number as seconds since 1970: `start_date: 2026` would be 1970-01-01T00:33:46
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            raise ValueError(f"{v!r} is a number, not a date: write a date like 2026-10-01 or 2026-10-01T06:00Z")
         return v
 
     @field_validator("start_date")
     @classmethod
     def _utc(cls, v: datetime) -> datetime:
-        return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
+        v = v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
+        problem = time_range_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> "ModelConfig":
         names = [f.name for f in self.features]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = sorted(n for n, k in Counter(names).items() if k > 1)  # not names.count(): quadratic in features
         if dupes:
             raise ValueError(f"features: duplicate names {dupes}")
         reserved = {self.inference_id, self.prediction.label, self.prediction.probability,
@@ -559,8 +594,9 @@ class ModelConfig(_Strict):
             problem = _method_problem(getattr(self.drift, fld), typ)
             if problem:
                 raise ValueError(f"drift.{fld}: {problem}")
+        types = self.feature_types  # once: a lookup per segment/facet in a list would be quadratic
         for i, seg in enumerate(self.performance.segments):
-            if seg not in names:
+            if seg not in types:
                 raise ValueError(f"performance.segments[{i}]: {seg!r} is not a declared feature")
         if self.performance.thresholds:
             from driftline.performance import METRICS  # noqa: PLC0415 - only models with thresholds need it
@@ -571,7 +607,7 @@ class ModelConfig(_Strict):
                 raise ValueError(f"performance.thresholds: {unknown} are not metrics of a {self.problem_type} "
                                  f"model (known: {', '.join(known)})")
         for i, facet in enumerate(self.bias.facets):
-            ftype = self.feature_types.get(facet.feature)
+            ftype = types.get(facet.feature)
             if ftype is None:
                 raise ValueError(f"bias.facets[{i}].feature: {facet.feature!r} is not a declared feature")
             if facet.threshold is not None and ftype not in ("numeric", "integer"):
@@ -761,21 +797,38 @@ def parse_model_config(data: Any, source: str, base_dir: Path | None = None) -> 
 
 
 def load_model_config(path: str | os.PathLike) -> ModelConfig:
+    """Read, parse (within the limits of driftline.bounded_yaml and MAX_MODEL_FILE_BYTES) and
+    validate one model file. Raises ConfigError naming the file."""
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(source, [f"not UTF-8 text (byte {exc.start}): save the file as UTF-8"]) from None
+        with path.open("rb") as f:
+            # at most one byte past the limit, whatever stat() said: the file may still be growing
+            raw = f.read(MAX_MODEL_FILE_BYTES + 1)
+            size = max(os.fstat(f.fileno()).st_size, len(raw))
     except OSError as exc:
         raise ConfigError(source, [f"cannot read the file: {exc.strerror or exc}"]) from None
+    if len(raw) > MAX_MODEL_FILE_BYTES:
+        raise ConfigError(source, [f"refused: {size} bytes is more than the limit of a model file, 1 MiB "
+                                   f"({MAX_MODEL_FILE_BYTES} bytes); a model file is a few kilobytes"])
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, [f"not UTF-8 text (byte {exc.start}): save the file as UTF-8"]) from None
+    try:
+        data = bounded_yaml.safe_load(text)
+    except bounded_yaml.YAMLLimitError as exc:
+        raise ConfigError(source, [f"{_where(exc)}refused: {exc.problem}"]) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError(source, [f"{where}not valid YAML ({getattr(exc, 'problem', exc)})"]) from None
+        # context and problem: "found duplicate anchor 'x'; first occurrence" / "second occurrence"
+        why = "; ".join(p for p in (getattr(exc, "context", None), getattr(exc, "problem", None)) if p) or str(exc)
+        raise ConfigError(source, [f"{_where(exc)}not valid YAML ({why})"]) from None
     return parse_model_config(data, source, base_dir=path.parent)
+
+
+def _where(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    return f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
 
 
 def load_all(folder: str | os.PathLike) -> LoadedConfigs:

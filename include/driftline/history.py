@@ -80,7 +80,8 @@ def load_history(store: Store, model: str, since: datetime | None = None, until:
     - ``coverage``: labels.coverage per interval;
     - ``incidents``: the alert incidents overlapping the range (``driftline.alerts.incidents``:
       check, subject, severity, opened, resolved, state, text, reminders, answers, ...);
-    - ``first``: the first interval of the range with a violation verdict, drift, an incident.
+    - ``first``: the first interval of the range with the verdict ``violations``, with drift,
+      with an incident opened (None when there is none).
     """
     from driftline.alerts import incidents as alert_incidents
     from driftline.monitor import read_history
@@ -172,7 +173,9 @@ def load_history(store: Store, model: str, since: datetime | None = None, until:
         problems.append(f"no monitored interval of model {model!r} in the range" + (
             "" if lo is None and hi is None else f" {_range_text(lo, hi)}") + f" (store {store.uri()})")
     first = {
-        "violations": next((i["key"] for i in intervals if i["status"] not in (None, "ok")), None),
+        # the verdict "violations" only: an interval without data (no_data) or without a complete
+        # verdict found nothing, and naming it here sent readers to an empty interval
+        "violations": next((i["key"] for i in intervals if i["status"] == "violations"), None),
         "drift": next((k for j, k in enumerate(keys_sorted)
                        if any(f["drifted"][j] for g in groups.values() for f in g)), None),
         "incident": min((x["opened"] for x in incidents if lo is None or parse_interval_key(x["opened"]) >= lo),

@@ -306,15 +306,25 @@ def untyped_column_violations(cfg: ModelConfig, batch: pa.Table) -> list[dict]:
 
 
 def quarantine_violation(cfg: ModelConfig, ingest: dict) -> list[dict]:
+    """quarantine_check: more than ``max_quarantine_share`` of the captured records (records,
+    not objects or entries) quarantined -- or any object that could not be read to its end,
+    whatever the share: how many records it held is unknown, so the share cannot clear it."""
     seen, bad = ingest.get("records_seen", 0), ingest.get("quarantined", 0)
     share = bad / seen if seen else 0.0
-    if bad and share > cfg.thresholds.max_quarantine_share:
-        return [{"feature_name": "*", "constraint_check_type": "quarantine_check",
-                 "description": (f"Malformed records requirement is not met. Expected: at most "
-                                 f"{_pct(cfg.thresholds.max_quarantine_share)} of captured records quarantined. "
-                                 f"Observed: {bad} of {seen} ({_pct(share)})."),
-                 "details": {"quarantined": bad, "records_seen": seen, "share": share}}]
-    return []
+    unreadable = ingest.get("unreadable_objects") or []
+    if not (bad and share > cfg.thresholds.max_quarantine_share) and not unreadable:
+        return []
+    desc = (f"Malformed records requirement is not met. Expected: at most "
+            f"{_pct(cfg.thresholds.max_quarantine_share)} of captured records quarantined. "
+            f"Observed: {bad} of {seen} ({_pct(share)}).")
+    if unreadable:
+        names = ", ".join(posixpath.basename(str(u["source"])) for u in unreadable[:3])
+        desc += (f" {len(unreadable)} object(s) could not be read to their end ({names}"
+                 f"{', ...' if len(unreadable) > 3 else ''}): the records they held past that point are "
+                 f"unknown in number, and counted above as one each.")
+    return [{"feature_name": "*", "constraint_check_type": "quarantine_check", "description": desc,
+             "details": {"quarantined": bad, "records_seen": seen, "share": share,
+                         "unreadable_objects": unreadable[:20]}}]
 
 
 # -- the stage ----------------------------------------------------------------------
@@ -338,7 +348,9 @@ def _short(v: dict) -> str:
         return (f"{check} {f}: {_pct(d['observed_outside'])} outside [{_bound(d['min_allowed'])}, "
                 f"{_bound(d['max_allowed'])}]" + (f" ({', '.join(sides)})" if sides else ""))
     if check == "quarantine_check":
-        return f"{check}: {d['quarantined']} of {d['records_seen']} records quarantined"
+        cut = d.get("unreadable_objects") or []
+        return (f"{check}: {d['quarantined']} of {d['records_seen']} records quarantined"
+                + (f"; {len(cut)} object(s) not readable to their end" if cut else ""))
     if check == "extra_column_check":
         return f"{check}: {d['extra_columns']}"
     return f"{check} {f}"

@@ -30,9 +30,11 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from driftline.baseline import UNPARSED_PREFIX, BaselineRef, interval_baseline, load_baseline, typed_columns
 from driftline.config import ModelConfig
+from driftline.limits import SHOWN_CHARS, capped, shown
 from driftline.quality_docs import raised as exception_message
 from driftline.quality_docs import render_validation_page
 from driftline.store import Store, interval_key
@@ -55,7 +57,9 @@ def write_violations(store: Store, run_prefix: str, source: str, violations: lis
     kept = []
     if store.exists(rel):
         kept = [v for v in store.read_json(rel).get("violations", []) if v.get("source") != source]
-    return store.write_json(rel, {"violations": kept + [{**v, "source": source} for v in violations]})
+    # values from data are shown capped where the violation is made; this holds any text a
+    # stage composed around them to TEXT_CHARS, whatever the stage
+    return store.write_json(rel, {"violations": kept + [capped({**v, "source": source}) for v in violations]})
 
 
 # -- the frame GX sees ---------------------------------------------------------------
@@ -67,7 +71,7 @@ def gx_frame(cfg: ModelConfig, batch: pa.Table) -> pd.DataFrame:
     (so completeness counts it as present) and the sidecar (so the type check counts it
     as wrong); range checks skip those rows with a row_condition.
     """
-    df = batch.to_pandas()
+    df = capped_batch(batch).to_pandas()
     for col in typed_columns(cfg):
         side = UNPARSED_PREFIX + col
         if side not in df.columns:
@@ -81,6 +85,27 @@ def gx_frame(cfg: ModelConfig, batch: pa.Table) -> pd.DataFrame:
     return df
 
 
+def capped_batch(batch: pa.Table) -> pa.Table:
+    """The batch with every string longer than SHOWN_CHARS in its shown form (preview,
+    length, hash): GX copies unexpected values into its result and its Data Docs, and
+    driftline into violations and alerts. The form is deterministic and keeps distinct values
+    distinct, and the suite's value sets get the same (_suite_for_gx): every check counts as
+    before. Columns without a long value are not touched (one length per value, vectorised).
+    A column name longer than SHOWN_CHARS (an undeclared column: declared ones are the
+    model's) gets its shown form too."""
+    if any(len(n) > SHOWN_CHARS for n in batch.column_names):
+        batch = batch.rename_columns([shown(n) for n in batch.column_names])
+    for i, f in enumerate(batch.schema):
+        if not (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)):
+            continue
+        col = batch.column(i)
+        if not pc.any(pc.fill_null(pc.greater(pc.utf8_length(col), SHOWN_CHARS), False)).as_py():
+            continue
+        values = [v if v is None or len(v) <= SHOWN_CHARS else shown(v) for v in col.to_pylist()]
+        batch = batch.set_column(i, f, pa.array(values, f.type))
+    return batch
+
+
 def _suite_for_gx(suite_json: dict, cfg: ModelConfig):
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
@@ -88,6 +113,8 @@ def _suite_for_gx(suite_json: dict, cfg: ModelConfig):
     exps = []
     for e in suite_json["expectations"]:
         kwargs = dict(e["kwargs"])
+        if isinstance(kwargs.get("value_set"), list):  # as the frame's values are (gx_frame)
+            kwargs["value_set"] = [shown(v) if isinstance(v, str) else v for v in kwargs["value_set"]]
         if e.get("meta", {}).get("driftline_type") == "datetime":
             # GX compares string bounds against timestamps silently wrong: pass Timestamps.
             for k in ("min_value", "max_value"):
@@ -168,7 +195,7 @@ def _pct(x: float) -> str:
 
 def _examples(values: list | None, k: int = 3) -> str:
     vals = [v for v in (values or []) if v is not None][:k]
-    return ", ".join(repr(v) for v in vals)
+    return ", ".join(repr(shown(v)) if isinstance(v, str) else repr(v) for v in vals)
 
 
 def violations_from_result(result: dict, cfg: ModelConfig, observed_columns: list[str],
@@ -296,7 +323,7 @@ def untyped_column_violations(cfg: ModelConfig, batch: pa.Table) -> list[dict]:
         raw = batch.column(side)
         bad = len(raw) - raw.null_count
         if bad:
-            examples = [v for v in raw.drop_null().to_pylist()[:3]]
+            examples = [shown(v) for v in raw.drop_null().to_pylist()[:3]]
             out.append({"feature_name": col, "constraint_check_type": "data_type_check",
                         "description": (f"Data type match requirement is not met for {col!r}: {bad} of {len(raw)} "
                                         f"values could not be read (e.g. {_examples(examples)})."),

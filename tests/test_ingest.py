@@ -290,7 +290,9 @@ def test_label_types(tmp_path):
                                           json.dumps({"inference_id": "2", "ltv": "?"})])
     res = read_interval(reg, T0, T1)
     assert res.batch.schema.field("ltv").type == pa.float64()
-    assert res.batch.column("ltv").to_pylist() == [12.0, None] and res.type_errors == {"ltv": 1}
+    # a prediction that is no number is no prediction: quarantined, never a null in the batch
+    assert res.batch.column("ltv").to_pylist() == [12.0] and res.type_errors == {}
+    assert res.quarantine_kinds == ["bad_prediction"] and "'?' is not a number" in res.quarantine[0]["reason"]
     ints = make_cfg(tmp_path, "jsonl", problem_type="multiclass_classification",
                     prediction={"label": "plan", "probability": None})
     write_lines(tmp_path, T0, "a.jsonl", [json.dumps({"inference_id": "1", "plan": "2"}),

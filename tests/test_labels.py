@@ -119,17 +119,20 @@ def test_sync_is_incremental_and_idempotent(make_config, tmp_path, store):
     _put(tmp_path, DAY0 + timedelta(hours=9), "m.jsonl", _gt_line("b", "0") + "\n")
     more = L.sync_labels(cfg, store, now=DAY0 + timedelta(hours=10))
     assert more["days_ingested"] == ["2026-10-01"] and more["labels"] == 2
-    # after the day settled it is not listed again, even if an object shows up late
-    L.sync_labels(cfg, store, now=DAY0 + timedelta(days=1, hours=3))
-    assert L.arrival_manifests(store, "m")["2026-10-01"]["settled"]
+    # days after the day ended, an object lands late in it: the next sync reads the day again
+    assert L.sync_labels(cfg, store, now=DAY0 + timedelta(days=3))["days_ingested"] == []
     _put(tmp_path, DAY0 + timedelta(hours=11), "n.jsonl", _gt_line("c", "0") + "\n")
-    last = L.sync_labels(cfg, store, now=DAY0 + timedelta(days=1, hours=4))
-    assert "2026-10-01" not in last["days_ingested"]
-    assert store.read_parquet("labels/m/arrivals/2026-10-01.parquet").num_rows == 2
-    # a forced resync picks it up
-    full = L.sync_labels(cfg, store, now=DAY0 + timedelta(days=1, hours=4), since=DAY0, force=True)
-    assert full["days_ingested"] == ["2026-10-01"]
+    late = L.sync_labels(cfg, store, now=DAY0 + timedelta(days=3, hours=1))
+    assert late["days_ingested"] == ["2026-10-01"] and late["labels"] == 3
     assert store.read_parquet("labels/m/arrivals/2026-10-01.parquet").num_rows == 3
+    # an object replaced in place (another size) is read again too
+    _put(tmp_path, DAY0 + timedelta(hours=11), "n.jsonl", _gt_line("c", "1") + "\n" + _gt_line("d", "1") + "\n")
+    assert L.sync_labels(cfg, store, now=DAY0 + timedelta(days=3, hours=2))["labels"] == 4
+    # force reads unchanged days again, and writes the same labels
+    before = store.read_bytes("labels/m/arrivals/2026-10-01.parquet")
+    full = L.sync_labels(cfg, store, now=DAY0 + timedelta(days=3, hours=3), since=DAY0, force=True)
+    assert full["days_ingested"] == ["2026-10-01"]
+    assert store.read_bytes("labels/m/arrivals/2026-10-01.parquet") == before
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])

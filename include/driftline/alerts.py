@@ -141,7 +141,16 @@ def _g(x: Any) -> str:
 
 def sentence(v: dict, drift: dict | None, baseline: str | None) -> str:
     """One line a person can act on, e.g. 'monthly_charges: wasserstein 0.45 > 0.1 against
-    baseline v3; mean 63.5 -> 75.4, max 120 -> 142; drives 64% of the drift'."""
+    baseline v3; mean 63.5 -> 75.4, max 120 -> 142; drives 64% of the drift'. Held to
+    TEXT_CHARS (driftline.limits): it goes into alert records and every route's message."""
+    from driftline.limits import TEXT_CHARS, shown
+
+    return shown(_sentence(v, drift, baseline), TEXT_CHARS)
+
+
+def _sentence(v: dict, drift: dict | None, baseline: str | None) -> str:
+    from driftline.limits import shown
+
     check, subject, d = v["constraint_check_type"], subject_of(v), v.get("details") or {}
     against = f" against baseline {baseline}" if baseline else ""
     if check == "baseline_drift_check":
@@ -168,7 +177,7 @@ def sentence(v: dict, drift: dict | None, baseline: str | None) -> str:
             parts.append(f"mean {_g(ref['mean'])} -> {_g(cur['mean'])}, max {_g(ref.get('max'))} -> {_g(cur.get('max'))}")
         elif ref.get("top") and cur.get("top"):
             top = max(cur["top"], key=lambda k: abs(cur["top"][k] - ref["top"].get(k, 0.0)))
-            parts.append(f"'{top}' {_pct(ref['top'].get(top, 0.0))} -> {_pct(cur['top'][top])} of rows")
+            parts.append(f"'{shown(top)}' {_pct(ref['top'].get(top, 0.0))} -> {_pct(cur['top'][top])} of rows")
         if feat.get("contribution_share") is not None:
             parts.append(f"drives {_pct(feat['contribution_share'])} of the drift")
         return "; ".join(parts)

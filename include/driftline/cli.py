@@ -571,7 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
     lb = sub.add_parser("labels", help="ingest the labels that arrived")
     model_args(lb)
     lb.add_argument("--since", type=_time, help="first arrival day to look at (default: the model's start date - labels.lookback)")
-    lb.add_argument("--force", action="store_true", help="list settled days again")
+    lb.add_argument("--force", action="store_true", help="read every arrival day again, even those whose objects did not change")
     lb.set_defaults(fn=cmd_labels)
 
     re_ = sub.add_parser("reevaluate", help="re-evaluate intervals whose labels changed")

@@ -27,17 +27,42 @@ data-quality stage reports ``missing_column_check``. An interval with no data gi
 empty batch carrying every schema column (label as int64 for classifiers).
 
 Records that cannot become a row at all are *quarantined* (see ``QUARANTINE_KINDS``), one
-entry ``{"source", "line", "reason", "raw"}`` each. Nothing is dropped silently:
+entry ``{"source", "line", "reason", "raw"}`` each (``raw``: the record's text, whole up to
+``MAX_VALUE_CHARS`` characters, else a preview with its length and hash). Nothing is dropped
+silently:
 
-    records_seen == rows + len(quarantine)
+    records_seen == rows + quarantined
 
 always holds, because ``records_seen`` counts *rows*: a line (or CSV/Parquet row) whose
 payload holds one row counts once; a SageMaker record whose payload holds ``n`` rows counts
 ``n`` (each row is accepted or quarantined on its own, e.g. for a duplicate id); a record
-rejected as a whole (invalid JSON, row-count mismatch, ...) counts once, and so does an
-unreadable file (quarantined as one entry with ``line`` and ``raw`` null). ``lines_read``
+rejected as a whole (invalid JSON, row-count mismatch, ...) counts once. ``quarantined`` counts
+records: one per entry, except an entry with a ``records`` field (a Parquet row group that
+cannot be read: ``unreadable_part``, its rows counted from the file's footer). ``lines_read``
 counts physical records (non-blank lines / CSV rows / Parquet rows) for reference. Blank
 lines carry no data and are skipped.
+
+Objects that cannot be read to their end. A gzip object that breaks off (truncated, corrupt
+bytes, a bad checksum) keeps every complete line decoded before the break; the rest is one
+``truncated_object`` entry (its ``line`` the first line not read, ``raw`` the cut line,
+its reason the compressed byte offset and the count of records read before). An object that
+cannot be read at all (no gzip stream, a Parquet file without its footer, a CSV file without
+a header) is one ``unreadable_file`` entry. How many records those held is unknowable: each
+entry counts as one record, and ``unreadable_objects`` lists them -- the data-quality stage
+raises ``quarantine_check`` for any of them whatever the share, so such an interval is never
+"ok" silently.
+
+Bounds (``driftline.limits``): a line nested deeper than ``MAX_JSON_DEPTH`` (64) levels is
+quarantined as ``too_deep`` (depth is measured before decoding: no RecursionError); a line
+longer than ``MAX_LINE_CHARS`` (32 Mi characters) as ``line_too_long``; a record holding a
+value or key longer than ``MAX_VALUE_CHARS`` (64 Ki characters) as ``value_too_long``, with the
+field, the value's length and its SHA-256. Reasons are held to ``TEXT_CHARS``.
+
+Predictions: the predicted label must be a label of the model's kind (:func:`parse_label`,
+the rules ground truth is read by): binary 0/1, true/false, yes/no (stored as 0/1); a class;
+a finite number for regression. Another value quarantines the record as ``bad_prediction``
+(so model quality and bias never meet it), as a probability that is not a number in [0, 1]
+does (``output_not_number``, ``probability_out_of_range``).
 
 Multi-row SageMaker payloads: row ``i`` (0-based) gets the id ``<id>-<i>`` when the payload
 holds more than one row, where ``<id>`` is ``eventMetadata.inferenceId`` if present and
@@ -77,7 +102,9 @@ that collide with the id/time/prediction columns are kept as ``input_<key>``; un
 keys are extra columns (``output_<key>`` when they collide with a batch column).
 
 Typing: text is trimmed for typed columns; an empty field is null. ``numeric`` accepts
-decimal/scientific numbers (``nan`` is null); ``integer`` also accepts integral floats
+finite decimal/scientific numbers (``nan`` is null; ``inf``, ``-Infinity`` or ``1e999`` -- a JSON
+number too large for a float -- is a type error: null, its text in the sidecar, counted, so no
+non-finite number reaches a statistic or a JSON artifact); ``integer`` also accepts integral floats
 (``3.0``); ``boolean`` accepts true/false/1/0/yes/no in any case; ``datetime`` accepts ISO
 8601 (a naive time is UTC). Categorical text is kept verbatim (only ``""`` becomes null).
 
@@ -91,13 +118,13 @@ from __future__ import annotations
 import base64
 import binascii
 import csv
-import gzip
 import io
 import json
 import math
 import posixpath
 import re
 import time
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -114,6 +141,8 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from driftline.config import ModelConfig
+from driftline.limits import MAX_JSON_DEPTH, MAX_LINE_CHARS, MAX_VALUE_CHARS, TEXT_CHARS, TooDeep, shown, too_long
+from driftline.limits import loads as bounded_loads
 from driftline.store import Resolver, Store, StoreError, default_resolver, interval_key
 
 UNPARSED_PREFIX = "__unparsed__"
@@ -139,10 +168,21 @@ QUARANTINE_KINDS = {
     "row_count_mismatch": "the output has a different number of rows than the input",
     "missing_id": "no (or an empty) inference id",
     "duplicate_id": "an inference id already seen in the interval (the first one is kept)",
-    "unreadable_file": "a whole object that cannot be read as the capture format",
+    "unreadable_file": "a whole object that cannot be read as the capture format (how many records it held is unknown)",
+    "truncated_object": ("an object readable only up to a point (a cut or corrupt gzip stream): its records before "
+                         "that point are kept, the rest is one entry (how many records it held is unknown)"),
+    "unreadable_part": "a part of an object (a Parquet row group) that cannot be read; the entry counts its records",
+    "too_deep": f"the record nests JSON deeper than {MAX_JSON_DEPTH} levels (MAX_JSON_DEPTH)",
+    "line_too_long": f"the line is longer than {MAX_LINE_CHARS:,} characters (MAX_LINE_CHARS)",
+    "value_too_long": f"a value or key is longer than {MAX_VALUE_CHARS:,} characters (MAX_VALUE_CHARS)",
+    "bad_prediction": "a predicted label that is not a label of the model's kind (a binary label, a class, a finite number)",
     "written_late": ("a record captured before the interval, in an object written after its own interval's "
                      "end + capture.write_delay: no interval's batch holds it"),
 }
+
+#: Kinds whose entry stands for an unknown number of records: an interval with one is never
+#: judged "ok" silently (data quality raises quarantine_check, whatever the share).
+UNKNOWN_EXTENT_KINDS = ("unreadable_file", "truncated_object")
 
 _FLOAT_RE = r"^[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|inf|infinity|nan)$"
 _INT_RE = r"^[+-]?\d{1,18}$"
@@ -153,7 +193,7 @@ _INT64_LIMIT = 2.0 ** 63
 @dataclass
 class IngestResult:
     batch: pa.Table                 # normalised batch (schema in the module docstring)
-    quarantine: list[dict]          # one dict per malformed record
+    quarantine: list[dict]          # one dict per malformed record (or part of an object: see "records")
     objects_read: list[str]         # URIs of capture objects read
     records_seen: int               # records read, malformed included (== rows + quarantined)
     rows: int                       # rows in batch
@@ -175,6 +215,14 @@ class IngestResult:
     time_from_folder: int = 0
     #: ... and with one that cannot be read (placed by the folder; a type error of inference_time).
     time_unreadable: int = 0
+    #: Records quarantined: one per entry, or an entry's "records" when it stands for several.
+    quarantined: int = 0
+
+    def unreadable_objects(self) -> list[dict]:
+        """The objects (or their rest) whose records could not be counted: entries of the
+        UNKNOWN_EXTENT_KINDS, which data quality never lets pass silently."""
+        return [{"source": e["source"], "kind": k, "line": e["line"], "reason": e["reason"]}
+                for k, e in zip(self.quarantine_kinds, self.quarantine) if k in UNKNOWN_EXTENT_KINDS]
 
 
 class _Malformed(Exception):
@@ -318,8 +366,11 @@ def convert_column(values: list | pa.Array, typ: str) -> tuple[pa.Array, pa.Arra
     if typ == "numeric":
         ok = pc.fill_null(pc.match_substring_regex(s, _FLOAT_RE, ignore_case=True), False)
         f = pc.cast(pc.if_else(ok, s, _null(pa.string())), pa.float64())
-        typed = pc.if_else(pc.fill_null(pc.is_nan(f), False), _null(pa.float64()), f)
-        error = pc.and_(present, pc.invert(ok))
+        # nan is a missing value; inf, -Infinity, 1e999 are not numbers a feature can hold (no
+        # mean, range or distance is defined with them, and JSON cannot carry them): type errors
+        finite = pc.fill_null(pc.is_finite(f), False)
+        typed = pc.if_else(finite, f, _null(pa.float64()))
+        error = pc.and_(present, pc.invert(pc.or_(finite, pc.fill_null(pc.is_nan(f), False))))
     elif typ == "integer":
         is_int = pc.fill_null(pc.match_substring_regex(s, _INT_RE), False)
         is_num = pc.fill_null(pc.match_substring_regex(s, _FLOAT_RE, ignore_case=True), False)
@@ -359,6 +410,8 @@ def _native(values: list, typ: str) -> pa.Array | None:
         return pa.nulls(len(values), ARROW_TYPES[typ])
     if typ == "numeric" and (pa.types.is_integer(t) or pa.types.is_floating(t)):
         f = pc.cast(arr, pa.float64())
+        if pc.any(pc.is_inf(f)).as_py():
+            return None  # the text path makes them type errors, with their text in the sidecar
         return pc.if_else(pc.fill_null(pc.is_nan(f), False), _null(pa.float64()), f)
     if typ == "integer" and pa.types.is_integer(t):
         return pc.cast(arr, pa.int64())
@@ -382,6 +435,45 @@ def _parse_datetimes(s: pa.Array) -> tuple[pa.Array, pa.Array]:
     typed = pa.array(ts, type=TIMESTAMP, from_pandas=True)
     error = pa.array((ts.isna() & ser.notna()).to_numpy(), pa.bool_())
     return typed, error
+
+
+# -- labels: the model's kind of label, for its predictions and for ground truth alike ----------
+_TRUE = {"1", "true", "yes"}
+_FALSE = {"0", "false", "no"}
+_INTEGRAL = re.compile(r"^[+-]?\d+(?:\.0*)?$")
+
+
+def parse_label(problem_type: str, raw: Any) -> tuple[Any, str | None]:
+    """(value, None) or (None, why) for one raw label (a ground-truth label or a predicted one).
+    binary: 0/1, true/false, yes/no (any case) or an integral 0.0/1.0 -> 0 or 1; multiclass:
+    the text of the class, integral numbers without a fraction (``2.0`` is ``"2"``);
+    regression: a finite number. Empty, a JSON object or list, or a non-finite number is no
+    label of any kind."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None, "the label is empty"
+    if isinstance(raw, (dict, list)):
+        return None, f"the label is a JSON {type(raw).__name__}, not a value"
+    if isinstance(raw, float) and not math.isfinite(raw):
+        return None, f"{raw!r} is not a finite number"
+    text = ("true" if raw else "false") if isinstance(raw, bool) else str(raw).strip()
+    low = text.lower()
+    if problem_type == "binary_classification":
+        if low in _TRUE or (_INTEGRAL.match(low) and float(low) == 1.0):
+            return 1, None
+        if low in _FALSE or (_INTEGRAL.match(low) and float(low) == 0.0):
+            return 0, None
+        return None, f"{shown(text, 80)!r} is not a binary label (0/1, true/false, yes/no)"
+    if problem_type == "multiclass_classification":
+        if _INTEGRAL.match(text):
+            return str(int(float(text))) if abs(float(text)) < 2 ** 53 else text.split(".")[0], None
+        return text, None
+    try:
+        value = float(text)
+    except ValueError:
+        return None, f"{shown(text, 80)!r} is not a number (a regression label)"
+    if not math.isfinite(value):
+        return None, f"{shown(text, 80)!r} is not a finite number"
+    return value, None
 
 
 def _label_array(values: list) -> pa.Array:
@@ -413,6 +505,29 @@ def _label_array(values: list) -> pa.Array:
     return convert_column(values, "categorical")[0]
 
 
+def _capped_raw(raw: Any) -> Any:
+    """A quarantined record's raw text as quarantine.jsonl keeps it: whole up to
+    MAX_VALUE_CHARS characters, else a preview with its length and hash (the entry's source
+    and line find the whole record)."""
+    return shown(raw, MAX_VALUE_CHARS) if isinstance(raw, str) and len(raw) > MAX_VALUE_CHARS else raw
+
+
+def _oversized(rid: Any, when: Any, row: dict) -> str | None:
+    """Why a record cannot be kept because one of its values (or keys) is longer than
+    MAX_VALUE_CHARS, or None."""
+    for name, v in (("inference id", rid), ("capture time", when)):
+        if isinstance(v, str) and len(v) > MAX_VALUE_CHARS:
+            return too_long(v, name)
+    for k, v in row.items():
+        if len(k) > MAX_VALUE_CHARS:
+            return too_long(k, "a column name")
+        if v is not None and not isinstance(v, (str, int, float, bool)):
+            v = _text(v)
+        if isinstance(v, str) and len(v) > MAX_VALUE_CHARS:
+            return too_long(v, f"column {shown(k)!r}")
+    return None
+
+
 # -- the collector: row-level checks, one place for every format ---------------------------
 class _Collector:
     def __init__(self, cfg: ModelConfig, strict_output: bool, start: datetime | None = None,
@@ -431,6 +546,7 @@ class _Collector:
         self.prob = cfg.prediction.probability
         self.threshold = cfg.prediction.threshold
         self.binary = cfg.problem_type == "binary_classification"
+        self.multiclass = cfg.problem_type == "multiclass_classification"
         #: SageMaker output: an empty probability is "not a number", not a missing value.
         self.strict_output = strict_output
         #: Accepted rows: the row's features and extra columns as a dict of raw values, or
@@ -447,6 +563,7 @@ class _Collector:
         self.quarantine: list[dict] = []
         self.kinds: list[str] = []
         self.records_seen = 0
+        self.quarantined = 0  # records in quarantine (an entry may stand for several)
         self.lines_read = 0
 
     def enter(self, hour: datetime) -> None:
@@ -488,21 +605,28 @@ class _Collector:
     def _outside(self, verdict: str, n: int = 1) -> None:
         self.outside[verdict] += n
 
-    def reject(self, source: str, line: int | None, kind: str, reason: str, raw: Any, when: Any = None) -> None:
+    def reject(self, source: str, line: int | None, kind: str, reason: str, raw: Any, when: Any = None,
+               records: int = 1) -> None:
         """Quarantine a record of the interval (one of another interval is only counted)."""
         _, verdict = self.place(when)
         if verdict in ("before", "after"):
-            return self._outside(verdict)
+            return self._outside(verdict, records)
         if verdict == "late":
             kind, reason = "written_late", self._late_reason(when, reason)
-        self._quarantine(source, line, kind, reason, raw)
+        self._quarantine(source, line, kind, reason, raw, records)
 
-    def _quarantine(self, source: str, line: int | None, kind: str, reason: str, raw: Any) -> None:
-        """Quarantine a record already placed in the interval."""
-        self.records_seen += 1
+    def _quarantine(self, source: str, line: int | None, kind: str, reason: str, raw: Any,
+                    records: int = 1) -> None:
+        """Quarantine a record already placed in the interval (``records``: how many records
+        the entry stands for, when one entry covers several, e.g. an unreadable row group)."""
+        self.records_seen += records
+        self.quarantined += records
         if callable(raw):
             raw = raw()
-        self.quarantine.append({"source": source, "line": line, "reason": reason, "raw": raw})
+        entry = {"source": source, "line": line, "reason": shown(reason, TEXT_CHARS), "raw": _capped_raw(raw)}
+        if records != 1:
+            entry["records"] = records
+        self.quarantine.append(entry)
         self.kinds.append(kind)
 
     def _late_reason(self, when: Any, problem: str | None = None) -> str:
@@ -519,6 +643,10 @@ class _Collector:
             return self._outside(verdict)
         if verdict == "late":
             return self._quarantine(source, line, "written_late", where + self._late_reason(when), raw)
+        if raw.__class__ is str and len(raw) > MAX_VALUE_CHARS:  # a shorter record holds no longer value
+            big = _oversized(rid, when, row)
+            if big is not None:
+                return self._quarantine(source, line, "value_too_long", where + big, raw)
         rid = None if rid is None else _text(rid)
         if rid is None or not rid.strip():
             return self._quarantine(source, line, "missing_id",
@@ -527,7 +655,7 @@ class _Collector:
         if prev is not None:
             at = f"{prev[0]} line {prev[1]}" if prev[1] is not None else prev[0]
             return self._quarantine(source, line, "duplicate_id",
-                                    f"{where}duplicate inference id {rid!r} (first seen in {at})", raw)
+                                    f"{where}duplicate inference id {shown(repr(rid))} (first seen in {at})", raw)
         if self.prob is not None:
             p = row.get(self.prob)
             if isinstance(p, str) and not p.strip() and not self.strict_output:
@@ -536,7 +664,8 @@ class _Collector:
                 f = _as_number(p)
                 if f is None:
                     return self._quarantine(source, line, "output_not_number",
-                                            f"{where}{self.prob} is {p!r}, not a number (a probability is expected)", raw)
+                                            f"{where}{self.prob} is {shown(repr(p))}, not a number (a probability "
+                                            f"is expected)", raw)
                 if not 0.0 <= f <= 1.0:
                     return self._quarantine(source, line, "probability_out_of_range",
                                             f"{where}{self.prob} = {f!r} is outside [0, 1]", raw)
@@ -547,6 +676,16 @@ class _Collector:
                         row[self.label] = int(f >= self.threshold)
             elif self.prob in row:
                 row[self.prob] = None
+        lab = row.get(self.label)
+        if lab is not None and not (isinstance(lab, str) and not lab.strip()):
+            # a prediction is what the record is for: one that is no label of the model's kind
+            # (a word for a regression, 2 or 'maybe' for a binary model) would reach model
+            # quality and bias as a string they cannot compute with
+            value, why = parse_label(self.cfg.problem_type, lab)
+            if why is not None:
+                return self._quarantine(source, line, "bad_prediction", f"{where}{self.label}: {why}", raw)
+            if not self.multiclass:  # a class keeps its spelling: the batch column's type depends on it
+                row[self.label] = value
         self._timed(when)
         self.records_seen += 1
         self.seen[rid] = (source, line)
@@ -596,9 +735,18 @@ class _Collector:
 
 
 # -- SageMaker data capture ---------------------------------------------------------------
+def wide_csv_fields() -> None:
+    """Let Python's csv module read fields up to MAX_LINE_CHARS (its default stops at 128 Ki
+    characters with an error that would lose the whole object): a long field is a long value,
+    which the value cap quarantines with its record."""
+    if csv.field_size_limit() < MAX_LINE_CHARS:
+        csv.field_size_limit(MAX_LINE_CHARS)
+
+
 def _csv_rows(text: str) -> list[list[str]]:
     if '"' not in text:
         return [ln.rstrip("\r").split(",") for ln in text.split("\n") if ln.rstrip("\r")]
+    wide_csv_fields()
     try:
         return [r for r in csv.reader(io.StringIO(text, newline="")) if r]
     except csv.Error as exc:
@@ -629,11 +777,15 @@ def _decode_payload(part: dict, which: str) -> tuple[str, Any]:
             return "json", data
         if "jsonlines" in ctype or "jsonl" in ctype:
             try:
-                return "json", {"instances": [json.loads(ln) for ln in data.split("\n") if ln.strip()]}
+                return "json", {"instances": [bounded_loads(ln) for ln in data.split("\n") if ln.strip()]}
+            except TooDeep as exc:
+                raise _Malformed("too_deep", f"captureData.{which}.data: {exc}") from None
             except ValueError as exc:
                 raise _Malformed("bad_payload", f"captureData.{which}.data is not valid JSON Lines ({exc})") from None
         try:
-            return "json", json.loads(data)
+            return "json", bounded_loads(data)
+        except TooDeep as exc:
+            raise _Malformed("too_deep", f"captureData.{which}.data: {exc}") from None
         except ValueError as exc:
             raise _Malformed("bad_payload", f"captureData.{which}.data is not valid JSON ({exc})") from None
     if "csv" in ctype or enc == "CSV" or (not ctype and enc in ("", "BASE64")):
@@ -810,15 +962,19 @@ class _SageMaker:
         return col.add_fast(source, lineno, rid, meta.get("inferenceTime"), idata, p)
 
     def read(self, col: _Collector, source: str, lines: Iterator[tuple[int, str]]) -> None:
-        fast, loads = self.fast, json.loads
+        fast = self.fast
         for lineno, text in lines:
             col.lines_read += 1
             try:
-                rec = loads(text)
+                rec = bounded_loads(text)
+            except TooDeep as exc:
+                col.reject(source, lineno, "too_deep", f"not read: {exc}", text)
+                continue
             except ValueError as exc:
                 col.reject(source, lineno, "invalid_json", f"not valid JSON ({exc})", text)
                 continue
-            if fast and type(rec) is dict and self._fast(col, source, lineno, rec):
+            # a long line may hold a value past MAX_VALUE_CHARS: the general path looks
+            if fast and type(rec) is dict and len(text) <= MAX_VALUE_CHARS and self._fast(col, source, lineno, rec):
                 continue
             if not isinstance(rec, dict):
                 col.reject(source, lineno, "not_object",
@@ -887,7 +1043,10 @@ class _Tabular:
         for lineno, text in lines:
             col.lines_read += 1
             try:
-                rec = json.loads(text)
+                rec = bounded_loads(text)
+            except TooDeep as exc:
+                col.reject(source, lineno, "too_deep", f"not read: {exc}", text)
+                continue
             except ValueError as exc:
                 col.reject(source, lineno, "invalid_json", f"not valid JSON ({exc})", text)
                 continue
@@ -898,6 +1057,7 @@ class _Tabular:
             col.add(source, lineno, text, rid, when, row)
 
     def csv(self, col: _Collector, source: str, text: str) -> None:
+        wide_csv_fields()
         physical = io.StringIO(text, newline="").readlines()
         reader = csv.reader(physical)
         try:
@@ -918,6 +1078,10 @@ class _Tabular:
                     continue
                 col.lines_read += 1
                 raw = "".join(physical[start:prev]).rstrip("\r\n")
+                if len(raw) > MAX_LINE_CHARS:
+                    col.reject(source, start + 1, "line_too_long",
+                               f"not read: {too_long(raw, 'the CSV row', MAX_LINE_CHARS)}", raw)
+                    continue
                 if len(r) != width:
                     col.reject(source, start + 1, "csv_field_count",
                                f"CSV row has {len(r)} fields, expected {width} ({header_desc})", raw)
@@ -929,17 +1093,56 @@ class _Tabular:
 
     def parquet(self, col: _Collector, source: str, data: bytes) -> None:
         try:
-            table = pq.read_table(io.BytesIO(data))
-            records = table.to_pylist()
+            pf = pq.ParquetFile(io.BytesIO(data))
         except Exception as exc:  # noqa: BLE001 - any decoding failure means the same
+            # a cut Parquet file has no footer: nothing says how many rows it held
             col.reject(source, None, "unreadable_file",
                        f"not a readable Parquet file ({type(exc).__name__}: {exc})", None)
             return
-        for i, rec in enumerate(records):
-            col.lines_read += 1
-            raw = (lambda i=i: json.dumps(table.slice(i, 1).to_pylist()[0], default=str))
-            rid, when, row = self.split(rec)
-            col.add(source, i + 1, raw, rid, when, row)
+        first = 0
+        for g in range(pf.num_row_groups):
+            n = pf.metadata.row_group(g).num_rows
+            try:
+                table = pf.read_row_group(g)
+                records = table.to_pylist()
+            except Exception as exc:  # noqa: BLE001 - a corrupt page: this group's rows, counted, are lost
+                col.lines_read += n
+                col.reject(source, first + 1, "unreadable_part",
+                           f"Parquet row group {g} (rows {first + 1}-{first + n}) cannot be read "
+                           f"({type(exc).__name__}: {exc}); its {n} record(s) are quarantined as one entry",
+                           None, records=n)
+                first += n
+                continue
+            long_rows = _long_rows(table)
+            for i, rec in enumerate(records):
+                col.lines_read += 1
+                raw = (lambda i=i, t=table: json.dumps(t.slice(i, 1).to_pylist()[0], default=str))
+                rid, when, row = self.split(rec)
+                if i in long_rows:
+                    big = _oversized(rid, when, row)
+                    if big is not None:
+                        col.reject(source, first + i + 1, "value_too_long", big, raw, when)
+                        continue
+                col.add(source, first + i + 1, raw, rid, when, row)
+            first += n
+
+
+def _long_rows(table: pa.Table) -> set[int]:
+    """Rows of a table with a string (or binary) value longer than MAX_VALUE_CHARS, found
+    column-wise; other types are checked row by row only on these rows, and never are long."""
+    rows: set[int] = set()
+    for c in table.columns:
+        t = c.type
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            n = pc.utf8_length(c)
+        elif pa.types.is_binary(t) or pa.types.is_large_binary(t):
+            n = pc.binary_length(c)
+        else:
+            continue
+        over = pc.fill_null(pc.greater(n, MAX_VALUE_CHARS), False)
+        if pc.any(over).as_py():
+            rows.update(pc.indices_nonzero(over).to_pylist())
+    return rows
 
 
 # -- reading the capture location ---------------------------------------------------------
@@ -971,7 +1174,76 @@ def _checked_lines(col: _Collector, source: str, data: bytes) -> Iterator[tuple[
             col.reject(source, i, "invalid_utf8", "line is not UTF-8 text",
                        ln.decode("utf-8", errors="backslashreplace"))
             continue
+        if len(ln) > MAX_LINE_CHARS:
+            col.lines_read += 1
+            col.reject(source, i, "line_too_long", f"not read: {too_long(ln, 'the line', MAX_LINE_CHARS)}", ln)
+            continue
         yield i, ln
+
+
+# -- objects that break off ----------------------------------------------------------------
+@dataclass
+class Cut:
+    """Where an object stops being readable: ``kept`` bytes of its (decompressed) content
+    could be read; ``at`` is the compressed byte where decoding broke off, of ``size``."""
+    why: str
+    kept: int
+    at: int
+    size: int
+
+
+#: Compressed bytes fed to zlib at a time; on an error the chunk is fed again in small steps,
+#: so what decodes before a corrupt byte is kept.
+_GZ_CHUNK = 1 << 16
+_GZ_STEP = 256
+
+
+def gunzip(data: bytes) -> tuple[bytes, Cut | None]:
+    """The content of a gzip object (every member, as ``gzip.decompress``) and None; or,
+    when the stream breaks off (truncated, corrupt bytes, a bad checksum), the content
+    decoded before the break and where it broke. Nothing decoded is thrown away."""
+    out: list[bytes] = []
+    kept = pos = 0
+    step = _GZ_CHUNK
+    d = zlib.decompressobj(wbits=31)
+    while pos < len(data):
+        piece = data[pos:pos + step]
+        saved = d.copy()
+        try:
+            got = d.decompress(piece)
+        except zlib.error as exc:
+            if step > _GZ_STEP:  # zlib drops a failing call's output: again in small steps
+                d, step = saved, _GZ_STEP
+                continue
+            if "incorrect data check" in str(exc) or "incorrect length check" in str(exc):
+                # the trailer's CRC or length: corrupt bytes inside the stream were decoded as data
+                why = (f"the gzip checksum does not match ({exc}): bytes inside the stream are corrupt, so lines "
+                       f"decoded before it may hold garbage (those that are not records are quarantined one by one)")
+            else:
+                why = f"corrupt gzip data ({exc})"
+            return b"".join(out), Cut(why, kept, pos, len(data))
+        out.append(got)
+        kept += len(got)
+        if d.eof:
+            consumed = pos + len(piece) - len(d.unused_data)
+            if not data[consumed:].strip(b"\x00"):  # gzip tools may pad with zeros
+                return b"".join(out), None
+            pos, d = consumed, zlib.decompressobj(wbits=31)  # another member follows
+            continue
+        pos += len(piece)
+    return b"".join(out), Cut("the gzip stream ends early (the object is truncated)", kept, len(data), len(data))
+
+
+def _whole_lines(data: bytes) -> tuple[bytes, bytes]:
+    """A broken-off text split at its last line break: (complete lines, the cut line)."""
+    end = data.rfind(b"\n") + 1
+    return data[:end], data[end:]
+
+
+def truncation_reason(cut: Cut, records: int, line: int) -> str:
+    return (f"object readable only up to line {line}: {cut.why} at compressed byte {cut.at:,} of {cut.size:,} "
+            f"(after {cut.kept:,} bytes of content); {records} record(s) before it were read, the rest of the "
+            f"object is unreadable and how many records it held is unknown")
 
 
 def _open_location(uri: str, resolver: Resolver | None, what: str = "capture location"):
@@ -1133,12 +1405,16 @@ def read_interval(cfg: ModelConfig, start: datetime, end: datetime, resolver: Re
             rel = path[len(root):].lstrip("/") if path.startswith(root) else path
             source = f"{uri}/{rel}"
             objects.append(source)
+            cut, tail = None, b""
             if path.endswith(".gz"):
-                try:
-                    data = gzip.decompress(data)
-                except (OSError, EOFError) as exc:
-                    col.reject(source, None, "unreadable_file", f"not a readable gzip file ({exc})", None)
+                data, cut = gunzip(data)
+                if cut is not None and (fmt == "parquet" or not data.strip()):
+                    col.reject(source, None, "unreadable_file", f"not a readable gzip file: {cut.why} at compressed "
+                                                                f"byte {cut.at:,} of {cut.size:,}", None)
                     continue
+                if cut is not None:  # keep the lines before the break; the cut line is part of the rest
+                    data, tail = _whole_lines(data)
+            before = col.lines_read
             if fmt == "sagemaker_capture":
                 sagemaker.read(col, source, _checked_lines(col, source, data))
             elif fmt == "jsonl":
@@ -1152,20 +1428,27 @@ def read_interval(cfg: ModelConfig, start: datetime, end: datetime, resolver: Re
                 tabular.csv(col, source, text)
             else:
                 tabular.parquet(col, source, data)
+            if cut is not None:
+                line = data.count(b"\n") + 1
+                col.reject(source, line, "truncated_object", truncation_reason(cut, col.lines_read - before, line),
+                           tail.decode("utf-8", errors="backslashreplace") or None)
     batch, type_errors, missing, extras = _build_batch(cfg, col)
     return IngestResult(batch=batch, quarantine=col.quarantine, objects_read=objects,
                         records_seen=col.records_seen, rows=batch.num_rows, type_errors=type_errors,
-                        missing_columns=missing, extra_columns=extras, quarantine_kinds=col.kinds,
+                        missing_columns=missing, extra_columns=[shown(x) for x in extras], quarantine_kinds=col.kinds,
                         lines_read=col.lines_read, partitions=partitions, outside=dict(col.outside),
-                        time_from_folder=col.time_from_folder, time_unreadable=col.time_unreadable)
+                        time_from_folder=col.time_from_folder, time_unreadable=col.time_unreadable,
+                        quarantined=col.quarantined)
 
 
 # -- the stage -------------------------------------------------------------------------------
 def group_reasons(result: IngestResult) -> dict[str, dict]:
-    """Quarantine entries grouped by kind: {kind: {count, description, example}}, largest first."""
-    counts = Counter(result.quarantine_kinds)
+    """Quarantined records grouped by kind: {kind: {count, description, example}}, largest
+    first (count: records, an entry standing for several counting them all)."""
+    counts: Counter = Counter()
     example = {}
     for kind, entry in zip(result.quarantine_kinds, result.quarantine):
+        counts[kind] += entry.get("records", 1)
         example.setdefault(kind, entry["reason"])
     return {k: {"count": n, "description": QUARANTINE_KINDS.get(k, k), "example": example[k]}
             for k, n in counts.most_common()}
@@ -1185,8 +1468,13 @@ def summary_line(cfg: ModelConfig, start: datetime, result: IngestResult) -> str
     if result.time_unreadable:
         parts.append(f"{result.time_unreadable} rows with an unreadable capture time (placed by their hour folder)")
     if result.quarantine:
-        kinds = ", ".join(f"{k} {n}" for k, n in Counter(result.quarantine_kinds).most_common())
-        parts.append(f"{len(result.quarantine)} quarantined ({kinds})")
+        kinds = ", ".join(f"{k} {g['count']}" for k, g in group_reasons(result).items())
+        parts.append(f"{result.quarantined} quarantined ({kinds})")
+    unreadable = result.unreadable_objects()
+    if unreadable:
+        parts.append(f"{len(unreadable)} object(s) not readable to their end, records in them uncounted: "
+                     + ", ".join(posixpath.basename(u["source"]) for u in unreadable[:3])
+                     + (", ..." if len(unreadable) > 3 else ""))
     if result.type_errors:
         cols = ", ".join(f"{k} {n}" for k, n in result.type_errors.items())
         parts.append(f"{sum(result.type_errors.values())} type errors ({cols})")
@@ -1225,7 +1513,9 @@ def ingest_interval(cfg: ModelConfig, store: Store, start: datetime, end: dateti
         "lines_read": result.lines_read,
         "records_seen": result.records_seen,
         "rows": result.rows,
-        "quarantined": len(result.quarantine),
+        "quarantined": result.quarantined,
+        "quarantine_entries": len(result.quarantine),
+        "unreadable_objects": result.unreadable_objects(),
         "outside_interval": dict(result.outside),
         "time_from_folder": result.time_from_folder,
         "time_unreadable": result.time_unreadable,
@@ -1250,7 +1540,8 @@ def ingest_interval(cfg: ModelConfig, store: Store, start: datetime, end: dateti
         "objects_read": len(result.objects_read),
         "records_seen": result.records_seen,
         "rows": result.rows,
-        "quarantined": len(result.quarantine),
+        "quarantined": result.quarantined,
+        "unreadable_objects": len(result.unreadable_objects()),
         "outside_interval": dict(result.outside),
         "type_errors": dict(result.type_errors),
         "missing_columns": list(result.missing_columns),

@@ -4,9 +4,11 @@ Labels land under ``<labels.uri>/YYYY/MM/DD/HH/``, partitioned by the hour they 
 (SageMaker's ground-truth layout), keyed by the inference id. They come days after the
 prediction, in any order, sometimes twice, sometimes for ids nobody predicted.
 
-Ingestion (:func:`sync_labels`) works by arrival day. For each day it lists the day's
-objects once; a day whose listing has not changed since it was ingested is skipped, and a
-day ingested after it ended (plus :data:`SETTLE`) is settled and never listed again. A day's
+Ingestion (:func:`sync_labels`) tracks objects, grouped by arrival day: each sync lists the
+location once (recursively), and a day is read again whenever its objects changed since it
+was ingested (an object added, replaced -- another size or ETag/mtime -- or removed), however
+long ago the day ended, so labels that land late in an old partition are picked up by the next
+sync; a day whose objects did not change is not read again. A day's
 labels become ``labels/<model>/arrivals/<YYYY-MM-DD>.parquet`` (id, label, arrival hour,
 source, line) and its unreadable records ``labels/<model>/quarantine/<YYYY-MM-DD>.jsonl``,
 each with its reason (QUARANTINE_KINDS). Re-ingesting a day replaces its files, so
@@ -18,7 +20,15 @@ the last three with the id in ``labels.id_field`` (default: the model's ``infere
 and the label in ``labels.column``. Gzip objects (``.gz``) are read too. Label values:
 binary -- 0/1, true/false, yes/no (any case) or an integral 0.0/1.0; multiclass -- the text
 of the class, integral numbers written without a fraction (``2.0`` is class ``2``);
-regression -- a finite number. Anything else is quarantined as ``bad_label``.
+regression -- a finite number (:func:`driftline.ingest.parse_label`, which reads predictions
+too). Anything else is quarantined as ``bad_label``. The capture reader's bounds hold here too
+(``too_deep``, ``line_too_long``, ``value_too_long``), and an object that breaks off (a cut
+gzip stream) keeps the labels before the break, the rest one ``truncated_object`` entry;
+such objects are listed in the day's manifest (``unreadable_objects``) and the sync's summary.
+
+Store files: a manifest or arrivals file that cannot be read (truncated, not JSON, not
+Parquet) is moved to ``labels/<model>/corrupt/`` with a warning naming it, and its day is
+ingested again from its objects: one broken file never stops the later syncs.
 
 Merging (:func:`merge_interval`): an interval's predictions (its ``batch.parquet``) are
 joined with every label that has arrived so far -- by the ``as_of`` time, no matter in which
@@ -36,10 +46,10 @@ from __future__ import annotations
 import base64
 import binascii
 import csv
-import gzip
 import hashlib
 import io
 import json
+import logging
 import posixpath
 import re
 from collections import Counter
@@ -53,10 +63,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from driftline.config import ModelConfig
+# one reader serves every input: the capture reader's rules for labels, objects and bounds
+from driftline.ingest import UNKNOWN_EXTENT_KINDS, gunzip, parse_label, truncation_reason, wide_csv_fields
+from driftline.limits import MAX_LINE_CHARS, MAX_VALUE_CHARS, TEXT_CHARS, TooDeep, shown, too_long
+from driftline.limits import loads as bounded_loads
 from driftline.store import Resolver, Store, StoreError, as_utc, interval_key, parse_interval_key
 
-#: A day's listing is final once it was taken this long after the day ended.
-SETTLE = timedelta(hours=2)
+log = logging.getLogger(__name__)
+
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 QUARANTINE_KINDS = {
@@ -68,14 +82,15 @@ QUARANTINE_KINDS = {
     "missing_id": "no (or an empty) inference id",
     "bad_label": "the label cannot be read as the model's kind of label",
     "csv_field_count": "a CSV row has the wrong number of fields",
-    "unreadable_file": "a whole object that cannot be read in the labels' format",
+    "unreadable_file": "a whole object that cannot be read in the labels' format (its record count is unknown)",
+    "truncated_object": ("an object readable only up to a point (a cut or corrupt gzip stream): the labels before "
+                         "it are kept, the rest is one entry (its record count is unknown)"),
+    "unreadable_part": "a Parquet row group that cannot be read; the entry counts its records",
+    "too_deep": "the record nests JSON deeper than MAX_JSON_DEPTH levels",
+    "line_too_long": "the line is longer than MAX_LINE_CHARS characters",
+    "value_too_long": "the id or the label is longer than MAX_VALUE_CHARS characters",
     "unknown_id": "no captured prediction has this inference id",
 }
-
-_TRUE = {"1", "true", "yes"}
-_FALSE = {"0", "false", "no"}
-_INTEGRAL = re.compile(r"^[+-]?\d+(?:\.0*)?$")
-
 
 def labels_prefix(model: str) -> str:
     return posixpath.join("labels", model)
@@ -84,33 +99,6 @@ def labels_prefix(model: str) -> str:
 def label_type(problem_type: str) -> pa.DataType:
     return {"binary_classification": pa.int64(), "multiclass_classification": pa.string(),
             "regression": pa.float64()}[problem_type]
-
-
-def parse_label(problem_type: str, raw: Any) -> tuple[Any, str | None]:
-    """(value, None) or (None, why) for one raw label."""
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return None, "the label is empty"
-    if isinstance(raw, (dict, list)):
-        return None, f"the label is a JSON {type(raw).__name__}, not a value"
-    text = ("true" if raw else "false") if isinstance(raw, bool) else str(raw).strip()
-    low = text.lower()
-    if problem_type == "binary_classification":
-        if low in _TRUE or (_INTEGRAL.match(low) and float(low) == 1.0):
-            return 1, None
-        if low in _FALSE or (_INTEGRAL.match(low) and float(low) == 0.0):
-            return 0, None
-        return None, f"{text[:80]!r} is not a binary label (0/1, true/false, yes/no)"
-    if problem_type == "multiclass_classification":
-        if _INTEGRAL.match(text):
-            return str(int(float(text))) if abs(float(text)) < 2 ** 53 else text.split(".")[0], None
-        return text, None
-    try:
-        value = float(text)
-    except ValueError:
-        return None, f"{text[:80]!r} is not a number (a regression label)"
-    if not np.isfinite(value):
-        return None, f"{text!r} is not a finite number"
-    return value, None
 
 
 def normalise_predictions(problem_type: str, values: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -140,20 +128,30 @@ class _Reader:
         self.quarantine: list[dict] = []
         self.kinds: list[str] = []
         self.records = 0
+        self.quarantined = 0  # records (an entry may stand for several: "records")
 
-    def reject(self, source: str, line: int | None, kind: str, reason: str, raw: Any) -> None:
-        self.records += 1
-        self.quarantine.append({"source": source, "line": line, "kind": kind, "reason": reason, "raw": raw})
+    def reject(self, source: str, line: int | None, kind: str, reason: str, raw: Any, records: int = 1) -> None:
+        self.records += records
+        self.quarantined += records
+        if isinstance(raw, str) and len(raw) > MAX_VALUE_CHARS:
+            raw = shown(raw, MAX_VALUE_CHARS)
+        entry = {"source": source, "line": line, "kind": kind, "reason": shown(reason, TEXT_CHARS), "raw": raw}
+        if records != 1:
+            entry["records"] = records
+        self.quarantine.append(entry)
         self.kinds.append(kind)
 
     def add(self, source: str, line: int, hour: datetime, rid: Any, raw_label: Any, raw: Any) -> None:
         rid = None if rid is None else str(rid).strip()
+        for name, v in (("the inference id", rid), ("the label", raw_label)):
+            if isinstance(v, str) and len(v) > MAX_VALUE_CHARS:
+                return self.reject(source, line, "value_too_long", too_long(v, name), raw)
         if not rid:
             return self.reject(source, line, "missing_id", f"label record has no inference id "
                                                            f"({self.id_field!r} missing or empty)", raw)
         value, why = parse_label(self.problem, raw_label)
         if why:
-            return self.reject(source, line, "bad_label", f"label for {rid!r}: {why}", raw)
+            return self.reject(source, line, "bad_label", f"label for {shown(repr(rid))}: {why}", raw)
         self.records += 1
         self.ids.append(rid)
         self.values.append(value)
@@ -174,9 +172,11 @@ class _Reader:
             enc = "JSON" if data.strip()[:1] in ("{", "[") else "CSV"
         if enc == "JSON" and isinstance(data, str):
             try:
-                data = json.loads(data)
+                data = bounded_loads(data)
+            except TooDeep as exc:
+                raise ValueError("too_deep", f"groundTruthData.data: {exc}") from None
             except ValueError:
-                raise ValueError("bad_label", f"groundTruthData.data {data[:80]!r} is not valid JSON") from None
+                raise ValueError("bad_label", f"groundTruthData.data {shown(data, 80)!r} is not valid JSON") from None
         if isinstance(data, dict):
             for key in (self.column, "label", "groundTruthLabel"):
                 if key in data:
@@ -191,7 +191,10 @@ class _Reader:
         quarantined."""
         for lineno, text in self._text_lines(source, data):
             try:
-                rec = json.loads(text)
+                rec = bounded_loads(text)
+            except TooDeep as exc:
+                self.reject(source, lineno, "too_deep", f"not read: {exc}", text)
+                continue
             except ValueError as exc:
                 self.reject(source, lineno, "invalid_json", f"not valid JSON ({exc})", text)
                 continue
@@ -223,38 +226,57 @@ class _Reader:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             return self.reject(source, None, "unreadable_file", f"CSV file is not UTF-8 text ({exc})", None)
+        wide_csv_fields()  # a long field is a long value, not an unreadable file
         rows = csv.reader(io.StringIO(text, newline=""))
         try:
             header = [h.strip() for h in next(rows, [])]
             if not header:
                 return
             if self.id_field not in header or self.column not in header:
-                return self.reject(source, 1, "unreadable_file", f"CSV header {header} lacks {self.id_field!r} "
-                                                                 f"or {self.column!r}", None)
+                return self.reject(source, 1, "unreadable_file", f"CSV header {shown(str(header))} lacks "
+                                                                 f"{self.id_field!r} or {self.column!r}", None)
             i_id, i_label = header.index(self.id_field), header.index(self.column)
             for r in rows:
                 if not r:
                     continue
                 line = rows.line_num
+                raw = ",".join(r)
+                if len(raw) > MAX_LINE_CHARS:
+                    self.reject(source, line, "line_too_long", too_long(raw, "the row", MAX_LINE_CHARS), raw)
+                    continue
                 if len(r) != len(header):
                     self.reject(source, line, "csv_field_count",
-                                f"CSV row has {len(r)} fields, expected {len(header)}", ",".join(r))
+                                f"CSV row has {len(r)} fields, expected {len(header)}", raw)
                     continue
-                self.add(source, line, hour, r[i_id], r[i_label], ",".join(r))
+                self.add(source, line, hour, r[i_id], r[i_label], raw)
         except csv.Error as exc:
             self.reject(source, None, "unreadable_file", f"not a readable CSV file ({exc})", None)
 
     def parquet(self, source: str, data: bytes, hour: datetime) -> None:
         try:
-            table = pq.read_table(io.BytesIO(data))
-        except Exception as exc:  # noqa: BLE001 - any decoding failure means the same
+            pf = pq.ParquetFile(io.BytesIO(data))
+        except Exception as exc:  # noqa: BLE001 - any decoding failure means the same (a cut file has no footer)
             return self.reject(source, None, "unreadable_file", f"not a readable Parquet file ({exc})", None)
-        missing = [c for c in (self.id_field, self.column) if c not in table.column_names]
+        missing = [c for c in (self.id_field, self.column) if c not in pf.schema_arrow.names]
         if missing:
             return self.reject(source, None, "unreadable_file", f"Parquet file lacks columns {missing}", None)
-        for i, (rid, label) in enumerate(zip(table.column(self.id_field).to_pylist(),
-                                             table.column(self.column).to_pylist()), 1):
-            self.add(source, i, hour, rid, label, {self.id_field: str(rid), self.column: str(label)})
+        first = 0
+        for g in range(pf.num_row_groups):
+            n = pf.metadata.row_group(g).num_rows
+            try:
+                table = pf.read_row_group(g, columns=[self.id_field, self.column])
+            except Exception as exc:  # noqa: BLE001 - a corrupt page: this group's labels, counted, are lost
+                self.reject(source, first + 1, "unreadable_part",
+                            f"Parquet row group {g} (rows {first + 1}-{first + n}) cannot be read "
+                            f"({type(exc).__name__}: {exc}); its {n} record(s) are quarantined as one entry",
+                            None, records=n)
+                first += n
+                continue
+            for i, (rid, label) in enumerate(zip(table.column(self.id_field).to_pylist(),
+                                                 table.column(self.column).to_pylist()), first + 1):
+                self.add(source, i, hour, rid, label,
+                         {self.id_field: shown(str(rid), MAX_VALUE_CHARS), self.column: shown(str(label), MAX_VALUE_CHARS)})
+            first += n
 
     def _text_lines(self, source: str, data: bytes):
         for i, bline in enumerate(data.split(b"\n"), 1):
@@ -264,18 +286,34 @@ class _Reader:
                 self.reject(source, i, "invalid_utf8", "line is not UTF-8 text",
                             bline.decode("utf-8", errors="backslashreplace"))
                 continue
+            if len(text) > MAX_LINE_CHARS:
+                self.reject(source, i, "line_too_long", f"not read: {too_long(text, 'the line', MAX_LINE_CHARS)}", text)
+                continue
             if text.strip():
                 yield i, text
 
     def read(self, source: str, data: bytes, hour: datetime) -> None:
-        if source.endswith(".gz"):
-            try:
-                data = gzip.decompress(data)
-            except (OSError, EOFError) as exc:
-                return self.reject(source, None, "unreadable_file", f"not a readable gzip file ({exc})", None)
         fmt = self.cfg.labels.format
+        cut, tail = None, b""
+        if source.endswith(".gz"):
+            data, cut = gunzip(data)
+            if cut is not None and (fmt == "parquet" or not data.strip()):
+                return self.reject(source, None, "unreadable_file", f"not a readable gzip file: {cut.why} at "
+                                                                    f"compressed byte {cut.at:,} of {cut.size:,}", None)
+            if cut is not None:  # keep the lines before the break; the cut line is part of the rest
+                end = data.rfind(b"\n") + 1
+                data, tail = data[:end], data[end:]
+        before = self.records
         {"sagemaker_ground_truth": self.sagemaker, "jsonl": self.jsonl, "csv": self.csv,
          "parquet": self.parquet}[fmt](source, data, hour)
+        if cut is not None:
+            line = data.count(b"\n") + 1
+            self.reject(source, line, "truncated_object", truncation_reason(cut, self.records - before, line),
+                        tail.decode("utf-8", errors="backslashreplace") or None)
+
+    def unreadable_objects(self) -> list[dict]:
+        return [{"source": e["source"], "kind": e["kind"], "line": e["line"], "reason": e["reason"]}
+                for e in self.quarantine if e["kind"] in UNKNOWN_EXTENT_KINDS]
 
     def table(self) -> pa.Table:
         return pa.table({
@@ -302,31 +340,98 @@ def _hour_of(path: str, root: str) -> datetime | None:
         return None
 
 
+def _day_of(path: str, root: str) -> date | None:
+    """The arrival day of an object from its ``YYYY/MM/DD/`` folders under the root."""
+    m = re.match(r"/?(\d{4})/(\d{2})/(\d{2})/", path[len(root):] if path.startswith(root) else path)
+    if not m:
+        return None
+    try:
+        return date(*map(int, m.groups()))
+    except ValueError:
+        return None
+
+
 def _open(cfg: ModelConfig, resolver: Resolver | None):
     from driftline.ingest import _open_location  # the capture reader's checks
 
     return _open_location(cfg.labels.uri.rstrip("/"), resolver, what="labels location")
 
 
-def _list_day(fs: Any, root: str, day: date, uri: str) -> dict[str, dict]:
-    prefix = posixpath.join(root, day.strftime("%Y/%m/%d"))
+def list_objects(fs: Any, root: str, uri: str, first: date, last: date) -> dict[date, dict[str, dict]]:
+    """Every label object of the arrival days [first, last], by day: ``{path: {size, stamp}}``
+    (stamp: the ETag, else the modification time). One recursive listing of the location
+    (an object store pages it, 1000 keys a request), so an object written late into a day
+    long past is seen like any other."""
     try:
-        found = fs.find(prefix, detail=True)
+        found = fs.find(root, detail=True)
     except (FileNotFoundError, NotADirectoryError):
         return {}
     except Exception as exc:  # noqa: BLE001
-        raise StoreError(f"labels location {uri}: listing {prefix} failed ({type(exc).__name__}: {exc})") from exc
-    out = {}
+        raise StoreError(f"labels location {uri}: listing {root} failed ({type(exc).__name__}: {exc})") from exc
+    out: dict[date, dict[str, dict]] = {}
     for path, info in sorted(found.items()):
         if posixpath.basename(path.rstrip("/")).startswith((".", "_")) or info.get("type") == "directory":
             continue
+        day = _day_of(path, root)
+        if day is None or not first <= day <= last:
+            continue
         stamp = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or ""
-        out[path] = {"size": int(info.get("size") or 0), "stamp": str(stamp)}
+        out.setdefault(day, {})[path] = {"size": int(info.get("size") or 0), "stamp": str(stamp)}
     return out
 
 
 def _days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+# -- store files that cannot be read -------------------------------------------------------------
+def set_aside(store: Store, model: str, rel: str, why: Any) -> str:
+    """Move a corrupt store file of the model's labels (a truncated manifest, a cut Parquet
+    file) to ``labels/<model>/corrupt/<its path>.<UTC time>`` and warn, naming both: it can
+    be looked at later, and it no longer stops every sync. What it held is derived from the
+    label objects, so the next sync ingests its day again. Returns where it went."""
+    base = labels_prefix(model)
+    sub = rel[len(base) + 1:] if rel.startswith(base + "/") else rel
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    dest = posixpath.join(base, "corrupt", f"{sub}.{stamp}")
+    try:
+        store.write_bytes(dest, store.read_bytes(rel))
+    except StoreError:  # unreadable even as bytes: it goes all the same
+        dest = f"(not copied) {dest}"
+    store.delete(rel)
+    log.warning("labels store file %s is corrupt (%s): moved to %s; its arrival day is ingested again by the "
+                "next sync", store.uri(rel), shown(str(why)), dest)
+    return dest
+
+
+def _corrupt_parquet(exc: StoreError) -> bool:
+    """A read that failed on the file's bytes (not on reaching the store)."""
+    return isinstance(exc.__cause__, (pa.ArrowInvalid, OSError)) and not isinstance(
+        exc.__cause__, (FileNotFoundError, PermissionError, ConnectionError, TimeoutError))
+
+
+def _read_manifest(store: Store, model: str, rel: str, aside: list[str]) -> dict | None:
+    """A day's manifest, or None (set aside, the day to be ingested again) when it is not
+    readable JSON."""
+    try:
+        doc = store.read_json(rel)
+    except ValueError as exc:  # json's errors and undecodable bytes; a store that fails raises StoreError
+        aside.append(f"{rel} -> {set_aside(store, model, rel, exc)}")
+        return None
+    if not isinstance(doc, dict):
+        aside.append(f"{rel} -> {set_aside(store, model, rel, 'not a JSON object')}")
+        return None
+    return doc
+
+
+def _forget_day(store: Store, model: str, key: str, why: Any, aside: list[str]) -> None:
+    """A day whose arrivals file is corrupt: set it and its manifest aside, so the next sync
+    ingests the day again from its objects."""
+    base = posixpath.join(labels_prefix(model), "arrivals")
+    for name in (f"{key}.parquet", f"{key}.json"):
+        rel = posixpath.join(base, name)
+        if store.exists(rel):
+            aside.append(f"{rel} -> {set_aside(store, model, rel, why)}")
 
 
 def ingest_day(cfg: ModelConfig, store: Store, day: date, objects: dict[str, dict], fs: Any, root: str,
@@ -348,12 +453,16 @@ def ingest_day(cfg: ModelConfig, store: Store, day: date, objects: dict[str, dic
     text = "".join(json.dumps(e, ensure_ascii=False, default=str) + "\n" for e in reader.quarantine)
     store.write_text(posixpath.join(base, "quarantine", f"{key}.jsonl"), text)
     dupes = table.num_rows - len(set(reader.ids))
-    day_end = datetime(day.year, day.month, day.day, tzinfo=timezone.utc) + timedelta(days=1)
+    reasons: Counter = Counter()
+    for e in reader.quarantine:
+        reasons[e["kind"]] += e.get("records", 1)
     manifest = {
         "day": key, "objects": objects, "records": reader.records, "labels": table.num_rows,
-        "quarantined": len(reader.quarantine), "quarantine_reasons": dict(Counter(reader.kinds).most_common()),
-        "duplicate_ids": dupes, "ingested_at": now.isoformat(), "settled": now >= day_end + SETTLE,
+        "quarantined": reader.quarantined, "quarantine_reasons": dict(reasons.most_common()),
+        "unreadable_objects": reader.unreadable_objects(),
+        "duplicate_ids": dupes, "ingested_at": now.isoformat(),
     }
+    # the manifest last: a sync that stops before it ingests the day again
     store.write_json(posixpath.join(base, "arrivals", f"{key}.json"), manifest)
     return manifest
 
@@ -361,8 +470,11 @@ def ingest_day(cfg: ModelConfig, store: Store, day: date, objects: dict[str, dic
 def sync_labels(cfg: ModelConfig, store: Store, now: datetime | None = None, resolver: Resolver | None = None,
                 since: datetime | None = None, force: bool = False) -> dict:
     """Ingest every arrival day from ``since`` (default: the model's start date minus
-    labels.lookback) to ``now`` whose objects changed; returns a small summary. ``force``
-    lists settled days again (after objects were added to an old partition by hand)."""
+    labels.lookback) to ``now`` whose objects changed (one added, replaced -- another size or
+    ETag/mtime -- or removed), however long ago the day ended; returns a small summary.
+    ``force`` reads every day with objects again, changed or not. A manifest that is not
+    readable is set aside (``labels/<model>/corrupt/``, named in the summary) and its day
+    ingested again."""
     if cfg.labels is None:
         return {"summary": f"{cfg.name} has no labels section", "days_ingested": [], "labels": 0}
     now = as_utc(now or datetime.now(timezone.utc))
@@ -370,66 +482,78 @@ def sync_labels(cfg: ModelConfig, store: Store, now: datetime | None = None, res
     fs, root = _open(cfg, resolver)
     uri = cfg.labels.uri.rstrip("/")
     base = posixpath.join(labels_prefix(cfg.name), "arrivals")
-    known = {n[:-5] for n in store.listdir(base) if n.endswith(".json")}
-    ingested, quarantined, labels, listed = [], 0, 0, 0
-    manifests = {k: store.read_json(posixpath.join(base, f"{k}.json")) for k in sorted(known)}
-    listings: dict[date, dict[str, dict]] = {}
-    for day in _days(first, now.date()):
-        manifest = manifests.get(_day_key(day))
-        if manifest and manifest.get("settled") and not force:
-            continue
-        listed += 1
-        listings[day] = _list_day(fs, root, day, uri)
-    # an empty day is only final once labels have arrived on a later day: before that, the
-    # location may simply not be filled yet
-    with_labels = [date.fromisoformat(k) for k, m in manifests.items() if m.get("objects")]
-    with_labels += [d for d, objs in listings.items() if objs]
-    last_with_labels = max(with_labels, default=None)
-    for day, objects in listings.items():
-        key = _day_key(day)
+    aside: list[str] = []
+    manifests = {}
+    for name in store.listdir(base):
+        if name.endswith(".json"):
+            doc = _read_manifest(store, cfg.name, posixpath.join(base, name), aside)
+            if doc is not None:
+                manifests[name[:-5]] = doc
+    listings = list_objects(fs, root, uri, first, now.date())
+    ingested, quarantined, labels, unreadable = [], 0, 0, 0
+    days = sorted(set(listings) | {d for d in map(date.fromisoformat, manifests) if first <= d <= now.date()})
+    for day in days:
+        key, objects = _day_key(day), listings.get(day, {})
         manifest = manifests.get(key)
-        day_end = datetime(day.year, day.month, day.day, tzinfo=timezone.utc) + timedelta(days=1)
-        past = now >= day_end + SETTLE
-        if manifest is not None and manifest.get("objects") == objects:
-            if past and not manifest.get("settled") and (objects or (last_with_labels and day < last_with_labels)):
-                store.write_json(posixpath.join(base, f"{key}.json"), {**manifest, "settled": True})
+        if manifest is None and not objects:
+            continue  # nothing arrived, nothing was ingested
+        if manifest is not None and manifest.get("objects") == objects and not (force and objects):
             continue
-        if not objects:
-            if manifest is None and past and last_with_labels and day < last_with_labels:
-                store.write_json(posixpath.join(base, f"{key}.json"), {
-                    "day": key, "objects": {}, "records": 0, "labels": 0, "quarantined": 0,
-                    "quarantine_reasons": {}, "duplicate_ids": 0, "ingested_at": now.isoformat(), "settled": True})
-            if manifest is None:
-                continue
         m = ingest_day(cfg, store, day, objects, fs, root, now)
         ingested.append(key)
         quarantined += m["quarantined"]
         labels += m["labels"]
-    summary = (f"labels {cfg.name}: listed {listed} arrival day(s), ingested {len(ingested)}"
+        unreadable += len(m["unreadable_objects"])
+    n_objects = sum(len(o) for o in listings.values())
+    summary = (f"labels {cfg.name}: listed {n_objects} object(s) in {len(listings)} arrival day(s), ingested "
+               f"{len(ingested)}"
                + (f" ({', '.join(ingested[:5])}{', ...' if len(ingested) > 5 else ''})" if ingested else "")
-               + f": {labels} labels, {quarantined} quarantined")
+               + f": {labels} labels, {quarantined} quarantined"
+               + (f"; {unreadable} object(s) not readable to their end (records in them uncounted)" if unreadable else "")
+               + (f"; corrupt store file(s) set aside: {'; '.join(aside)}" if aside else ""))
     return {"summary": summary, "days_ingested": ingested, "labels": labels, "quarantined": quarantined,
-            "listed": listed}
+            "listed": n_objects, "unreadable_objects": unreadable, "set_aside": aside}
 
 
 def arrival_manifests(store: Store, model: str) -> dict[str, dict]:
+    """Every arrival day's manifest; one that is not readable is set aside (and its day
+    ingested again by the next sync), never an error."""
     base = posixpath.join(labels_prefix(model), "arrivals")
-    return {n[:-5]: store.read_json(posixpath.join(base, n)) for n in store.listdir(base) if n.endswith(".json")}
+    out, aside = {}, []
+    for n in store.listdir(base):
+        if n.endswith(".json"):
+            doc = _read_manifest(store, model, posixpath.join(base, n), aside)
+            if doc is not None:
+                out[n[:-5]] = doc
+    return out
+
+
+def read_day(store: Store, model: str, key: str, columns: list[str] | None = None) -> pa.Table | None:
+    """One arrival day's labels; None when its file is corrupt (then set aside with its
+    manifest, so the next sync ingests the day again)."""
+    rel = posixpath.join(labels_prefix(model), "arrivals", f"{key}.parquet")
+    try:
+        return store.read_parquet(rel, columns=columns)
+    except StoreError as exc:
+        if not _corrupt_parquet(exc):
+            raise
+        _forget_day(store, model, key, exc, [])
+        return None
 
 
 def read_arrivals(store: Store, model: str, first: date, last: date, problem_type: str,
                   columns: list[str] | None = None) -> pa.Table:
     """Every ingested label that arrived on a day in [first, last], in arrival order: days in
     order, and within a day the order ingestion wrote (objects by path, whose hour folders
-    sort by time, then lines)."""
+    sort by time, then lines). A day whose file is corrupt is left out (and set aside)."""
     base = posixpath.join(labels_prefix(model), "arrivals")
     have = set(store.listdir(base))
     schema = _arrivals_schema(problem_type)
     if columns:
         schema = pa.schema([schema.field(c) for c in columns])
-    tables = [store.read_parquet(posixpath.join(base, f"{_day_key(d)}.parquet"), columns=columns)
+    tables = [read_day(store, model, _day_key(d), columns)
               for d in _days(first, last) if f"{_day_key(d)}.parquet" in have]
-    tables = [t.cast(schema) for t in tables if t.num_rows]
+    tables = [t.cast(schema) for t in tables if t is not None and t.num_rows]
     if not tables:
         return schema.empty_table()
     return pa.concat_tables(tables)
@@ -561,7 +685,7 @@ def reconcile_unknown(cfg: ModelConfig, store: Store, now: datetime | None = Non
     base = labels_prefix(cfg.name)
     manifests = arrival_manifests(store, cfg.name)
     days_done, unknown_total = 0, 0
-    id_cache: dict[datetime, set[str]] = {}
+    id_cache: dict[datetime, set[str] | None] = {}
     for key, manifest in sorted(manifests.items()):
         day = date.fromisoformat(key)
         day_start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
@@ -572,16 +696,32 @@ def reconcile_unknown(cfg: ModelConfig, store: Store, now: datetime | None = Non
                   and s < day_end + cfg.labels.lookback]
         state_rel = posixpath.join(base, "unknown", f"{key}.json")
         stamp = {"ingested_at": manifest.get("ingested_at"), "intervals": [interval_key(s) for s in window]}
-        if store.exists(state_rel) and {k: v for k, v in store.read_json(state_rel).items() if k in stamp} == stamp:
-            unknown_total += store.read_json(state_rel).get("unknown", 0)
+        state = _read_manifest(store, cfg.name, state_rel, []) if store.exists(state_rel) else None
+        if state is not None and {k: v for k, v in state.items() if k in stamp} == stamp:
+            unknown_total += state.get("unknown", 0)
             continue
         known: set[str] = set()
+        unreadable = None
         for s in window:
             if s not in id_cache:
-                id_cache[s] = set(store.read_parquet(posixpath.join(Store.run_prefix(cfg.name, s), "batch.parquet"),
-                                                     columns=[cfg.inference_id]).column(0).to_pylist())
+                batch_rel = posixpath.join(Store.run_prefix(cfg.name, s), "batch.parquet")
+                try:
+                    id_cache[s] = set(store.read_parquet(batch_rel, columns=[cfg.inference_id]).column(0).to_pylist())
+                except StoreError as exc:
+                    if not _corrupt_parquet(exc):
+                        raise
+                    id_cache[s] = None
+                    log.warning("%s cannot be read (%s): the unknown ids of the arrival days it could match are "
+                                "not decided until its interval is ingested again", store.uri(batch_rel), exc)
+            if id_cache[s] is None:
+                unreadable = s
+                break
             known |= id_cache[s]
-        table = store.read_parquet(posixpath.join(base, "arrivals", f"{key}.parquet"))
+        if unreadable is not None:
+            continue  # not decidable: an interval's predictions cannot be read
+        table = read_day(store, cfg.name, key)
+        if table is None:
+            continue  # set aside: the next sync ingests the day again
         rows = [r for r in table.select(["id", "label", "source", "line"]).to_pylist() if r["id"] not in known]
         lo = window[0].isoformat() if window else None
         hi = interval_key(window[-1]) if window else None

@@ -60,7 +60,7 @@ def performance_reference(cfg: ModelConfig, frame: pd.DataFrame, predictions: di
                            "metrics": realized_metrics(cfg.problem_type, y_true, y_pred, proba, p.threshold),
                            "segments": {}}
     for seg in cfg.performance.segments:
-        values = frame[seg].astype("string").fillna("(missing)").to_numpy()
+        values = segment_values(frame[seg]).to_numpy()
         doc["segments"][seg] = {
             v: realized_metrics(cfg.problem_type, y_true[values == v], y_pred[values == v],
                                 None if proba is None else proba[values == v], p.threshold)
@@ -90,6 +90,19 @@ def load_reference(cfg: ModelConfig, store: Store, prefix: str) -> tuple[dict | 
         estimator = joblib.load(io.BytesIO(store.read_bytes(posixpath.join(prefix, doc["loss_estimator"]))))
         return doc, estimator
     return doc, None
+
+
+def segment_values(column: pd.Series) -> pd.Series:
+    """The segment each row is in: its value as text ("(missing)" for none); a value longer
+    than SHOWN_CHARS under its shown form (preview, length, hash), since segments name keys of
+    model_quality.json, history rows and alert subjects, and the form keeps segments apart."""
+    from driftline.limits import SHOWN_CHARS, shown
+
+    values = column.astype("string").fillna("(missing)")
+    long = values.str.len().gt(SHOWN_CHARS)
+    if long.any():
+        values = values.where(~long, values[long].map(shown))
+    return values
 
 
 # -- one group of rows ----------------------------------------------------------------------
@@ -199,7 +212,7 @@ def evaluate(cfg: ModelConfig, df: pd.DataFrame, reference: dict | None, estimat
     for seg in cfg.performance.segments:
         if seg not in df:
             continue
-        values = df[seg].astype("string").fillna("(missing)")
+        values = segment_values(df[seg])
         ref_seg = ((reference or {}).get("segments") or {}).get(seg, {})
         segments[seg] = {}
         for v in sorted(values.unique()):

@@ -7,7 +7,9 @@ fixed bin edges (taken from the baseline's quantiles, so every partition bins al
 
 Categorical: exact value counts while the number of distinct values stays within
 ``max_exact``; past it, a frequent-items sketch (DataSketches) whose estimates carry a
-stated error bound. Reported as top-K plus "other".
+stated error bound. Reported as top-K plus "other". A value longer than
+``driftline.limits.SHOWN_CHARS`` is counted under its shown form (preview, length, SHA-256):
+profiles are stored and reported, and the form keeps distinct values distinct.
 
 ``profile_parquet`` reads a Parquet file one column chunk at a time, so memory follows a
 column chunk, not the file size.
@@ -26,6 +28,7 @@ from datasketches import frequent_items_error_type, frequent_strings_sketch, kll
 
 from driftline import kll
 from driftline.drift import counts_on_sorted
+from driftline.limits import SHOWN_CHARS, shown
 
 KLL_K = 400  # 0.68% rank error (99% confidence); update cost barely differs from k=200
 MAX_EXACT_CATEGORIES = 10_000
@@ -170,6 +173,11 @@ class CategoricalProfile:
         return self.sketch is None
 
     def _add(self, value: str, n: int) -> None:
+        if len(value) > SHOWN_CHARS:
+            # a profile is stored and reported: a long value is kept in its shown form (preview,
+            # length, hash), the same in the baseline's profile and an interval's, so counts
+            # still compare category by category
+            value = shown(value)
         if self.sketch is not None:
             self.sketch.update(value, int(n))
             return

@@ -30,9 +30,11 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from driftline.baseline import UNPARSED_PREFIX, BaselineRef, interval_baseline, load_baseline, typed_columns
 from driftline.config import ModelConfig
+from driftline.limits import SHOWN_CHARS, shown
 from driftline.quality_docs import raised as exception_message
 from driftline.quality_docs import render_validation_page
 from driftline.store import Store, interval_key
@@ -57,7 +59,7 @@ def gx_frame(cfg: ModelConfig, batch: pa.Table) -> pd.DataFrame:
     (so completeness counts it as present) and the sidecar (so the type check counts it
     as wrong); range checks skip those rows with a row_condition.
     """
-    df = batch.to_pandas()
+    df = capped_batch(batch).to_pandas()
     for col in typed_columns(cfg):
         side = UNPARSED_PREFIX + col
         if side not in df.columns:
@@ -71,6 +73,27 @@ def gx_frame(cfg: ModelConfig, batch: pa.Table) -> pd.DataFrame:
     return df
 
 
+def capped_batch(batch: pa.Table) -> pa.Table:
+    """The batch with every string longer than SHOWN_CHARS in its shown form (preview,
+    length, hash): GX copies unexpected values into its result and its Data Docs, and
+    driftline into violations and alerts. The form is deterministic and keeps distinct values
+    distinct, and the suite's value sets get the same (_suite_for_gx): every check counts as
+    before. Columns without a long value are not touched (one length per value, vectorised).
+    A column name longer than SHOWN_CHARS (an undeclared column: declared ones are the
+    model's) gets its shown form too."""
+    if any(len(n) > SHOWN_CHARS for n in batch.column_names):
+        batch = batch.rename_columns([shown(n) for n in batch.column_names])
+    for i, f in enumerate(batch.schema):
+        if not (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)):
+            continue
+        col = batch.column(i)
+        if not pc.any(pc.fill_null(pc.greater(pc.utf8_length(col), SHOWN_CHARS), False)).as_py():
+            continue
+        values = [v if v is None or len(v) <= SHOWN_CHARS else shown(v) for v in col.to_pylist()]
+        batch = batch.set_column(i, f, pa.array(values, f.type))
+    return batch
+
+
 def _suite_for_gx(suite_json: dict, cfg: ModelConfig):
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
@@ -78,6 +101,8 @@ def _suite_for_gx(suite_json: dict, cfg: ModelConfig):
     exps = []
     for e in suite_json["expectations"]:
         kwargs = dict(e["kwargs"])
+        if isinstance(kwargs.get("value_set"), list):  # as the frame's values are (gx_frame)
+            kwargs["value_set"] = [shown(v) if isinstance(v, str) else v for v in kwargs["value_set"]]
         if e.get("meta", {}).get("driftline_type") == "datetime":
             # GX compares string bounds against timestamps silently wrong: pass Timestamps.
             for k in ("min_value", "max_value"):
@@ -158,7 +183,7 @@ def _pct(x: float) -> str:
 
 def _examples(values: list | None, k: int = 3) -> str:
     vals = [v for v in (values or []) if v is not None][:k]
-    return ", ".join(repr(v) for v in vals)
+    return ", ".join(repr(shown(v)) if isinstance(v, str) else repr(v) for v in vals)
 
 
 def violations_from_result(result: dict, cfg: ModelConfig, observed_columns: list[str],
@@ -286,7 +311,7 @@ def untyped_column_violations(cfg: ModelConfig, batch: pa.Table) -> list[dict]:
         raw = batch.column(side)
         bad = len(raw) - raw.null_count
         if bad:
-            examples = [v for v in raw.drop_null().to_pylist()[:3]]
+            examples = [shown(v) for v in raw.drop_null().to_pylist()[:3]]
             out.append({"feature_name": col, "constraint_check_type": "data_type_check",
                         "description": (f"Data type match requirement is not met for {col!r}: {bad} of {len(raw)} "
                                         f"values could not be read (e.g. {_examples(examples)})."),
@@ -296,15 +321,25 @@ def untyped_column_violations(cfg: ModelConfig, batch: pa.Table) -> list[dict]:
 
 
 def quarantine_violation(cfg: ModelConfig, ingest: dict) -> list[dict]:
+    """quarantine_check: more than ``max_quarantine_share`` of the captured records (records,
+    not objects or entries) quarantined -- or any object that could not be read to its end,
+    whatever the share: how many records it held is unknown, so the share cannot clear it."""
     seen, bad = ingest.get("records_seen", 0), ingest.get("quarantined", 0)
     share = bad / seen if seen else 0.0
-    if bad and share > cfg.thresholds.max_quarantine_share:
-        return [{"feature_name": "*", "constraint_check_type": "quarantine_check",
-                 "description": (f"Malformed records requirement is not met. Expected: at most "
-                                 f"{_pct(cfg.thresholds.max_quarantine_share)} of captured records quarantined. "
-                                 f"Observed: {bad} of {seen} ({_pct(share)})."),
-                 "details": {"quarantined": bad, "records_seen": seen, "share": share}}]
-    return []
+    unreadable = ingest.get("unreadable_objects") or []
+    if not (bad and share > cfg.thresholds.max_quarantine_share) and not unreadable:
+        return []
+    desc = (f"Malformed records requirement is not met. Expected: at most "
+            f"{_pct(cfg.thresholds.max_quarantine_share)} of captured records quarantined. "
+            f"Observed: {bad} of {seen} ({_pct(share)}).")
+    if unreadable:
+        names = ", ".join(posixpath.basename(str(u["source"])) for u in unreadable[:3])
+        desc += (f" {len(unreadable)} object(s) could not be read to their end ({names}"
+                 f"{', ...' if len(unreadable) > 3 else ''}): the records they held past that point are "
+                 f"unknown in number, and counted above as one each.")
+    return [{"feature_name": "*", "constraint_check_type": "quarantine_check", "description": desc,
+             "details": {"quarantined": bad, "records_seen": seen, "share": share,
+                         "unreadable_objects": unreadable[:20]}}]
 
 
 # -- the stage ----------------------------------------------------------------------
@@ -328,7 +363,9 @@ def _short(v: dict) -> str:
         return (f"{check} {f}: {_pct(d['observed_outside'])} outside [{_bound(d['min_allowed'])}, "
                 f"{_bound(d['max_allowed'])}]" + (f" ({', '.join(sides)})" if sides else ""))
     if check == "quarantine_check":
-        return f"{check}: {d['quarantined']} of {d['records_seen']} records quarantined"
+        cut = d.get("unreadable_objects") or []
+        return (f"{check}: {d['quarantined']} of {d['records_seen']} records quarantined"
+                + (f"; {len(cut)} object(s) not readable to their end" if cut else ""))
     if check == "extra_column_check":
         return f"{check}: {d['extra_columns']}"
     return f"{check} {f}"

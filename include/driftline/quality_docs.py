@@ -13,21 +13,23 @@ for those who open them with a network connection.
 
 Sizes are bounded whatever the data: at most :data:`MAX_VALUES` distinct unexpected values and
 :data:`MAX_ITEMS` items of a list argument (a categorical domain, a column set) are shown, each
-cut to :data:`VALUE_CHARS` characters, with a count of the rest.
+held to :data:`VALUE_CHARS` characters the way every artifact shows a value from data
+(``driftline.limits.shown``: a preview, the value's length and its hash), with a count of the rest.
 """
 from __future__ import annotations
 
 import math
 from typing import Any
 
-from driftline.report import STYLE, badge, clip, esc, note, num
+from driftline.limits import SHOWN_CHARS, TEXT_CHARS, shown
+from driftline.report import STYLE, badge, esc, note, num
 
 #: Distinct unexpected values shown per expectation (GX's SUMMARY keeps 20 rows anyway).
 MAX_VALUES = 20
 #: Items of a list-valued argument or observed value shown (a domain may hold thousands).
 MAX_ITEMS = 30
-#: Characters of one value shown (the rest is cut, marked with "…").
-VALUE_CHARS = 120
+#: Characters of one value shown: the cap of every artifact (a longer value is its preview, length and hash).
+VALUE_CHARS = SHOWN_CHARS
 #: Arguments every expectation of a run carries, or that the page shows in its own column.
 _HIDDEN_KWARGS = ("batch_id", "column")
 #: The argument names GX uses for the column(s) an expectation is about.
@@ -58,17 +60,17 @@ def value_text(v: Any) -> str:
     if isinstance(v, int):
         return str(v)
     if isinstance(v, str):
-        return '"' + clip(v, VALUE_CHARS) + '"'
+        return '"' + shown(v, VALUE_CHARS) + '"'
     if isinstance(v, (list, tuple)):
-        shown = ", ".join(value_text(x) for x in v[:MAX_ITEMS])
+        items = ", ".join(value_text(x) for x in v[:MAX_ITEMS])
         more = f", … (+{len(v) - MAX_ITEMS} more)" if len(v) > MAX_ITEMS else ""
-        return f"[{shown}{more}]"
+        return f"[{items}{more}]"
     if isinstance(v, dict):
         items = list(v.items())
-        shown = ", ".join(f"{clip(k, VALUE_CHARS)}: {value_text(x)}" for k, x in items[:MAX_ITEMS])
+        pairs = ", ".join(f"{shown(str(k), VALUE_CHARS)}: {value_text(x)}" for k, x in items[:MAX_ITEMS])
         more = f", … (+{len(items) - MAX_ITEMS} more)" if len(items) > MAX_ITEMS else ""
-        return "{" + shown + more + "}"
-    return clip(v, VALUE_CHARS)
+        return "{" + pairs + more + "}"
+    return shown(v, VALUE_CHARS)
 
 
 def value_html(v: Any) -> str:
@@ -121,14 +123,14 @@ def _args_cell(kw: dict) -> str:
     for k, v in kw.items():
         if k in _HIDDEN_KWARGS:
             continue
-        shown = f"{100 * v:g}%" if k == "mostly" and isinstance(v, (int, float)) else value_text(v)
-        lines.append(f"<div>{esc(k)}: <code class=\"v\">{esc(shown)}</code></div>")
+        text = f"{100 * v:g}%" if k == "mostly" and isinstance(v, (int, float)) else value_text(v)
+        lines.append(f"<div>{esc(k)}: <code class=\"v\">{esc(text)}</code></div>")
     return "".join(lines)
 
 
 def _observed_cell(res: dict, error: str | None) -> str:
     if error is not None:
-        return f'<span class="bad-text">could not run:</span> {esc(clip(error, 500))}'
+        return f'<span class="bad-text">could not run:</span> {esc(shown(error, 500))}'
     parts = []
     if "observed_value" in res:
         parts.append(f"observed {value_html(res['observed_value'])}")
@@ -175,7 +177,7 @@ def expectation_rows(r: dict, why: str | None) -> str:
            + f'<td class="args">{_args_cell(kw)}</td><td class="observed">{_observed_cell(res, error)}</td>'
            f'<td class="values">{_values_cell(res)}</td></tr>')
     if why and cls == "failed":
-        out += f'<tr class="why"><td></td><td colspan="6">violation: {esc(why)}</td></tr>'
+        out += f'<tr class="why"><td></td><td colspan="6">violation: {esc(shown(why, TEXT_CHARS))}</td></tr>'
     return out
 
 

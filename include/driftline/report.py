@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from driftline.config import SEVERITY_RANK, ModelConfig
+from driftline.limits import TEXT_CHARS, shown
 from driftline.store import Store, StoreError, as_utc, interval_key
 
 #: The run artifacts the report reads, by short name.
@@ -147,8 +148,10 @@ def _baseline_version(art: dict) -> str | None:
 
 # -- formatting ------------------------------------------------------------------------------
 def esc(value: Any) -> str:
-    """Text for HTML (and SVG): every data value goes through here."""
-    return html.escape("" if value is None else str(value), quote=True)
+    """Text for HTML (and SVG): every data value goes through here, held to TEXT_CHARS
+    (``driftline.limits.shown``: a longer text is its preview, length and hash), so no value
+    from data makes the page large whatever the stage that handed it over."""
+    return html.escape("" if value is None else shown(str(value), TEXT_CHARS), quote=True)
 
 
 def fmt_num(x: Any, digits: int = 4) -> str:

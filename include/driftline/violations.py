@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import posixpath
 
+from driftline.limits import capped
 from driftline.store import Store
 
 VIOLATIONS_FILE = "constraint_violations.json"
@@ -24,7 +25,10 @@ def write_violations(store: Store, run_prefix: str, source: str, violations: lis
     """Replace this stage's violations (``violations/<source>.json``, one PUT): re-running a
     stage never duplicates or drops another's findings, and two stages never race on one file."""
     rel = posixpath.join(run_prefix, VIOLATIONS_DIR, f"{source}.json")
-    return store.write_json(rel, {"source": source, "violations": [{**v, "source": source} for v in violations]})
+    # values from data are shown capped where the violation is made; this holds any text a
+    # stage composed around them to the limit (driftline.limits), whatever the stage
+    return store.write_json(rel, {"source": source,
+                                  "violations": [capped({**v, "source": source}) for v in violations]})
 
 
 def read_violations(store: Store, run_prefix: str) -> list[dict]:

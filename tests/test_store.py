@@ -189,6 +189,7 @@ def test_compare_and_swap_on_a_local_store(tmp_path):
     assert not [n for n in os.listdir(tmp_path / "root/l") if ".tmp-" in n]
 
 
+@pytest.mark.s3
 def test_compare_and_swap_on_s3(s3_server):
     import s3fs
 
@@ -198,4 +199,26 @@ def test_compare_and_swap_on_s3(s3_server):
         fs = s3fs.S3FileSystem(key="k", secret="s", endpoint_url=endpoint, skip_instance_cache=True)
         return fs, url.removeprefix("s3://")
 
-    _compare_and_swap(Store(f"s3://{bucket}/store", resolver=resolver))
+    store = Store(f"s3://{bucket}/store", resolver=resolver)
+    _compare_and_swap(store)
+    assert store.files_under("l") == ["lease.json", "other.json"]
+    store.delete("l")
+    store.delete("l")  # already gone: fine
+    assert store.files_under("l") == []
+
+
+@pytest.mark.s3
+def test_put_tree_and_delete_on_s3(s3_server, tmp_path):
+    import s3fs
+
+    endpoint, bucket = s3_server
+    store = Store(f"s3://{bucket}/store", resolver=lambda url: (
+        s3fs.S3FileSystem(key="k", secret="s", endpoint_url=endpoint, skip_instance_cache=True),
+        url.removeprefix("s3://")))
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "a.html").write_text("a")
+    store.write_text("docs/stale.html", "old")
+    store.write_text("docs/sub/a.html", "older")
+    store.put_tree(str(src), "docs")
+    assert store.files_under("docs") == ["sub/a.html"] and store.read_bytes("docs/sub/a.html") == b"a"

@@ -105,3 +105,30 @@ def test_parallel_stages_of_one_run_renew_without_losing_it(store):
     with ThreadPoolExecutor(6) as pool:
         done = list(pool.map(lambda i: renew(store, "churn", T, "A", f"profile_partition#{i}", TTL), range(24)))
     assert {d["holder"] for d in done} == {"A"} and read_lease(store, "churn", T)["holder"] == "A"
+
+
+def test_the_cli_run_is_refused_and_leaves_the_other_runs_lease_alone(make_config, tmp_path, capsys):
+    from driftline.cli import main
+    from driftline.monitor import cli_run_id, monitor_interval
+
+    cfg = make_config()
+    store = Store(f"file://{tmp_path}/store")
+    held = acquire(store, "m", T, "scheduled__2026-10-06", "wait_for_labels", TTL)
+    rid = cli_run_id()
+    assert rid.startswith("cli:") and rid.count(":") == 3
+    with pytest.raises(LeaseHeld, match="being evaluated by run scheduled__2026-10-06 until"):
+        monitor_interval(cfg, store, T, T + timedelta(days=1), run_id=rid)
+    assert read_lease(store, "m", T) == held  # its end released nothing that was not its own
+    assert not store.exists(f"{Store.run_prefix('m', T)}/batch.parquet")
+    # from the shell: one line naming the holder, not a traceback (a lease error is a store error)
+    monitors = tmp_path / "monitors"
+    monitors.mkdir()
+    (monitors / "m.yaml").write_text(
+        "name: m\nproblem_type: binary_classification\nstart_date: '2026-10-01'\n"
+        "features: [{name: x, type: numeric}]\nprediction: {label: pred, probability: proba}\n"
+        f"capture: {{uri: {tmp_path}/capture}}\nbaseline: {{training_data: {tmp_path}/train.parquet}}\n")
+    rc = main(["--monitors", str(monitors), "--store", store.url, "monitor", "--model", "m", "--start", "2026-10-06",
+               "--end", "2026-10-07"])
+    err = capsys.readouterr().err
+    assert rc == 3 and err.startswith("driftline: interval 2026-10-06T0000Z of m is being evaluated by run "
+                                      "scheduled__2026-10-06 until")

@@ -58,7 +58,9 @@ Each run monitors one data interval of one model (`data_interval_start` to
 
 Every artifact is keyed by the interval's start, so a re-run or a backfill of an interval
 replaces its own artifacts and nothing else. Artifacts: `runs/<model>/<interval>/` in the
-store (`DRIFTLINE_STORE_URL`).
+store (`DRIFTLINE_STORE_URL`). One run of an interval at a time: ingest takes the interval's
+lease (`lease.json`) or fails naming the run that holds it; every later task checks this run
+still holds it; check_run releases it.
 """
 from __future__ import annotations
 
@@ -101,19 +103,20 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
             with stage(cfg, "ingest", data_interval_start, [cfg.capture.uri]):
                 out = run_ingest(cfg, store, data_interval_start, data_interval_end,
                                  resolver=resolver(cfg.capture.conn_id), baseline=asked or None,
-                                 by=f"{who} (Param 'baseline' of run {getattr(dag_run, 'run_id', '?')})")
+                                 by=f"{who} (Param 'baseline' of run {getattr(dag_run, 'run_id', '?')})",
+                                 run_id=dag_run.run_id)
             log_summary(f"ingest {cfg.name}", [out["summary"]], store.uri(store.run_prefix(cfg.name, data_interval_start)),
                         next_step=next_step("ingest", out, cfg.name), report=report_url(cfg.name, data_interval_start))
             return out
 
         @task
-        def data_quality(ingested: dict, data_interval_start=None) -> dict:
+        def data_quality(ingested: dict, data_interval_start=None, run_id=None) -> dict:
             from driftline.monitor import interval_summary_lines, next_step, run_data_quality
 
             store = get_store()
             batch = store.uri(store.run_prefix(cfg.name, data_interval_start), "batch.parquet")
             with stage(cfg, "data_quality", data_interval_start, [batch]):
-                out = run_data_quality(cfg, store, data_interval_start)
+                out = run_data_quality(cfg, store, data_interval_start, run_id=run_id)
             log_summary(f"data_quality {cfg.name}", interval_summary_lines("data_quality", out),
                         out["violations_uri"], next_step=next_step("data_quality", out, cfg.name),
                         report=report_url(cfg.name, data_interval_start))
@@ -129,7 +132,7 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
             return parts
 
         @task(map_index_template="{{ partition_rows }}")
-        def profile_partition(part: dict, data_interval_start=None) -> str:
+        def profile_partition(part: dict, data_interval_start=None, run_id=None) -> str:
             from airflow.sdk import get_current_context
 
             from driftline.monitor import profile_partition as profile
@@ -138,18 +141,18 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
             store = get_store()
             batch = store.uri(store.run_prefix(cfg.name, data_interval_start), "batch.parquet")
             with stage(cfg, "profile_partition", data_interval_start, [f"{batch} rows {part['start']}-{part['stop']}"]):
-                rel = profile(cfg, store, data_interval_start, part)
+                rel = profile(cfg, store, data_interval_start, part, run_id=run_id)
             log_summary(f"profile_partition {cfg.name} #{part['index']}",
                         [f"profiled rows {part['start']}-{part['stop']} of {part['rows']}"], store.uri(rel))
             return rel
 
         @task
-        def drift(parts: list[str], data_interval_start=None, data_interval_end=None) -> dict:
+        def drift(parts: list[str], data_interval_start=None, data_interval_end=None, run_id=None) -> dict:
             from driftline.monitor import interval_summary_lines, next_step, run_drift
 
             store = get_store()
             with stage(cfg, "drift", data_interval_start, [store.uri(p) for p in parts][:5]):
-                out = run_drift(cfg, store, data_interval_start, data_interval_end, list(parts))
+                out = run_drift(cfg, store, data_interval_start, data_interval_end, list(parts), run_id=run_id)
             log_summary(f"drift {cfg.name}", interval_summary_lines("drift", out), out["drift_uri"],
                         next_step=next_step("drift", out, cfg.name), report=report_url(cfg.name, data_interval_start))
             return out
@@ -161,28 +164,29 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
                          # the poke itself ends the wait at interval end + delay; the timeout
                          # only guards against a poke that can never run
                          timeout=(labels.delay + 2 * labels.poke_interval).total_seconds(), soft_fail=True)
-            def wait_for_labels(ingested: dict, data_interval_start=None, data_interval_end=None):
+            def wait_for_labels(ingested: dict, data_interval_start=None, data_interval_end=None, run_id=None):
                 from airflow.sdk.bases.sensor import PokeReturnValue
 
-                from driftline.model_quality import label_wait
+                from driftline.monitor import look_for_labels
 
                 store = get_store()
-                with fail_clearly():
-                    look = label_wait(cfg, store, data_interval_start, data_interval_end,
-                                      resolver=resolver(labels.conn_id))
+                with fail_clearly():  # each look renews the run's lease on the interval
+                    look = look_for_labels(cfg, store, data_interval_start, data_interval_end,
+                                           resolver=resolver(labels.conn_id), run_id=run_id)
                 log_summary(f"wait_for_labels {cfg.name}", [look["summary"]])
                 return PokeReturnValue(is_done=look["done"], xcom_value=look)
 
         @task(trigger_rule="none_failed")
         def model_quality(ingested: dict, waited: dict | None = None, data_interval_start=None,
-                          data_interval_end=None) -> dict:
+                          data_interval_end=None, run_id=None) -> dict:
             # none_failed: a wait that timed out (skipped) still gets its interval evaluated
             from driftline.monitor import interval_summary_lines, next_step, run_labels_and_quality
 
             store = get_store()
             with stage(cfg, "model_quality", data_interval_start, [cfg.labels.uri] if cfg.labels else []):
                 out = run_labels_and_quality(cfg, store, data_interval_start, data_interval_end, waited=waited,
-                                             resolver=resolver(cfg.labels.conn_id) if cfg.labels else None)
+                                             resolver=resolver(cfg.labels.conn_id) if cfg.labels else None,
+                                             run_id=run_id)
             lines = interval_summary_lines("model_quality", out) + [out[k] for k in ("reevaluate",) if k in out]
             log_summary(f"model_quality {cfg.name}", lines, out["model_quality_uri"],
                         next_step=next_step("model_quality", out, cfg.name),
@@ -202,7 +206,7 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
             where = store.uri("alerts", cfg.name)
             with logged_delivery_failure(f"alert_data {cfg.name}", where), stage(cfg, "alert_data", data_interval_start):
                 out = run_alerts(cfg, store, data_interval_start, "data", send=alert_sender(context),
-                                 report_url=report_url_of(cfg.name))
+                                 report_url=report_url_of(cfg.name), run_id=context["run_id"])
             log_summary(f"alert_data {cfg.name}", out["lines"], where, next_step=next_step("alerts", out, cfg.name),
                         report=report_url(cfg.name, data_interval_start))
             return alert_brief(out)
@@ -217,7 +221,8 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
             with logged_delivery_failure(f"alert_quality {cfg.name}", where), \
                     stage(cfg, "alert_quality", data_interval_start):
                 out = run_alerts(cfg, store, data_interval_start, "quality", send=alert_sender(context),
-                                 also=performance.get("reevaluated", []), report_url=report_url_of(cfg.name))
+                                 also=performance.get("reevaluated", []), report_url=report_url_of(cfg.name),
+                                 run_id=context["run_id"])
             log_summary(f"alert_quality {cfg.name}", out["lines"], where,
                         next_step=next_step("alerts", out, cfg.name), report=report_url(cfg.name, data_interval_start))
             return alert_brief(out)
@@ -234,7 +239,7 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
             with stage(cfg, "record_run", data_interval_start):
                 out = record(cfg, store, data_interval_start, data_interval_end,
                              {"ingest": ingested, "data_quality": quality, "drift": drifted,
-                              "model_quality": performance, **alerts})
+                              "model_quality": performance, **alerts}, run_id=context["run_id"])
             if cfg.metrics_out.cloudwatch.enabled:
                 from driftline.monitor import interval_history
                 from driftline_airflow.notify import publish_cloudwatch
@@ -253,13 +258,14 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
             return out
 
         @task(trigger_rule="all_done")
-        def report(data_interval_start=None) -> str:
+        def report(data_interval_start=None, run_id=None) -> str:
             # all_done: a run that failed half-way still gets its page, saying what did not run
-            from driftline.report import summary_table, write_run_report
+            from driftline.monitor import write_report
+            from driftline.report import summary_table
 
             store = get_store()
             with stage(cfg, "report", data_interval_start):
-                uri = write_run_report(cfg, store, data_interval_start)
+                uri = write_report(cfg, store, data_interval_start, run_id=run_id)
             log_summary(f"report {cfg.name}", summary_table(cfg, store, data_interval_start), uri,
                         next_step="open the report: every stage's findings, distributions and alerts on one page",
                         report=report_url(cfg.name, data_interval_start))
@@ -305,15 +311,16 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
             out = None
             try:
                 out = check(cfg, store, data_interval_start, completed, send=alert_sender(context),
-                            report_url=report_url_of(cfg.name))
+                            report_url=report_url_of(cfg.name), run_id=context["run_id"])
             finally:
                 if out is not None:
-                    log_summary(f"check_run {cfg.name}: " + ("FAILED" if out["failed"] else "complete"), out["lines"],
+                    log_summary(f"check_run {cfg.name}: " + ("FAILED" if out["failed"] or out.get("refused") else
+                                                             "complete"), out["lines"],
                                 store.uri(store.run_prefix(cfg.name, data_interval_start)),
                                 next_step=("each failed stage's next step is above; once fixed, clear the failed "
                                            "task (its downstream tasks run again)") if out["failed"] else
                                 "nothing to do", report=report_url(cfg.name, data_interval_start))
-            if out["failed"]:
+            if out["failed"] or out.get("refused"):
                 raise AirflowFailException(out["summary"])
             return {"failed": [], "summary": out["summary"]}
 

@@ -94,6 +94,73 @@ def test_one_of_one_fires_at_once_and_unevaluated_intervals_carry_the_incident(s
     assert rec["messages"][0]["id"] == "m|baseline_drift_check|income|2026-10-01T0000Z|resolved|2026-10-04T0000Z"
 
 
+def _write_stages(store: Store, i: int, drift_violations: list[dict]) -> None:
+    """An interval as today's stages leave it: each stage's result and violations/<stage>.json."""
+    from driftline.violations import write_violations
+
+    prefix = Store.run_prefix("m", _day(i))
+    write_violations(store, prefix, "data_quality", [])
+    store.write_json(f"{prefix}/quality.json", {"status": "ok", "baseline": "v3"})
+    store.write_json(f"{prefix}/drift.json", {"checked": True, "baseline": "v3", "features": {}})
+    write_violations(store, prefix, "drift", drift_violations)
+
+
+def _clear(store: Store, i: int, upto: str | None = None) -> None:
+    """What a re-run of interval i does first (driftline.monitor.VERDICT_ARTIFACTS, in order),
+    stopped after ``upto``: the state another run's alert stage may find."""
+    from driftline.monitor import VERDICT_ARTIFACTS
+
+    for name in VERDICT_ARTIFACTS:
+        store.delete(f"{Store.run_prefix('m', _day(i))}/{name}")
+        if name == upto:
+            return
+
+
+def test_an_interval_cleared_by_a_rerun_before_its_alerts_resolves_nothing(setup):
+    """The race found on S3: one run's alert stage read the interval after another run of it
+    had removed its violations (not yet drift.json) and sent a false RESOLVED."""
+    store, cfg = setup
+    c = cfg(drift={"persistence": {"hold": 1, "of": 1}})
+    _write_stages(store, 0, [_drift_violation("income")])
+    assert [m["event"] for m in evaluate(c, store, _day(0), "data")["messages"]] == ["firing"]
+    _write_stages(store, 1, [_drift_violation("income")])
+    for upto in ("violations", "drift.json", None):  # half cleared, further, all of it
+        _clear(store, 1, upto)
+        rec = evaluate(c, store, _day(1), "data")
+        assert rec["messages"] == [] and rec["evaluated"]["drift"] is False, upto
+        assert _statuses(rec) == {"baseline_drift_check:income": "open"}
+    # half written by the re-run: violations without their result (or the reverse): nothing either
+    prefix = Store.run_prefix("m", _day(1))
+    from driftline.violations import write_violations
+
+    write_violations(store, prefix, "drift", [])
+    assert evaluate(c, store, _day(1), "data")["messages"] == []
+    store.write_bytes(f"{prefix}/drift.json", b'{"checked": tr')  # unreadable: as good as absent
+    assert evaluate(c, store, _day(1), "data")["messages"] == []
+    # committed, and passing: now it resolves
+    _write_stages(store, 1, [])
+    assert [m["event"] for m in evaluate(c, store, _day(1), "data")["messages"]] == ["resolved"]
+
+
+def test_an_earlier_interval_half_cleared_keeps_the_incident_open(setup):
+    """Persistence over a window: an earlier interval being re-run may have failed as well, so
+    no incident resolves over it."""
+    store, cfg = setup
+    c = cfg(drift={"persistence": {"hold": 2, "of": 3}})
+    for i in range(3):
+        _write_stages(store, i, [_drift_violation("income")])
+        evaluate(c, store, _day(i), "data")
+    _write_stages(store, 3, [])
+    _clear(store, 2, "violations")  # day 2 is being re-run while day 3 is evaluated
+    rec = evaluate(c, store, _day(3), "data")
+    (alert,) = rec["alerts"]
+    assert alert["status"] == "open" and rec["messages"] == []
+    assert alert["note"] == "passed here; failed in 1 of the last 3 intervals, and 1 earlier interval(s) are being " \
+                            "re-evaluated"
+    _write_stages(store, 2, [_drift_violation("income")])  # the re-run of day 2 commits: still 2 of 3
+    assert _statuses(evaluate(c, store, _day(3), "data")) == {"baseline_drift_check:income": "open"}
+
+
 def test_severity_per_check_and_disabled_family(setup):
     store, cfg = setup
     c = cfg(severities={"range_check": "info"}, drift={"enabled": False})

@@ -134,5 +134,9 @@ def test_a_failed_stage_fails_the_run_and_the_others_still_run(week, airflow_db)
     dr = run_interval(dag, t, cfg.interval_end(t))
     assert str(dr.state).endswith("success")
     assert store.read_json(f"{prefix}/run.json")["incomplete"] == []
+    # the re-run took the interval's lease over from the first run (released by its check_run)
+    # and released it in turn
+    lease = store.read_json(f"{prefix}/lease.json")
+    assert lease["holder"] == dr.run_id and lease["released_at"] and lease["took_over"]["why"].startswith("released")
     events = [e for e in read_events(store, "churn") if e["check"] == "stage_failure"]
     assert sorted(e["event"] for e in events) == ["firing", "resolved"]

@@ -14,6 +14,13 @@ model's ``alerting`` policy:
   where the check could not be evaluated (no data, not enough labels) neither fires nor
   resolves: the incident carries on.
 
+**Only from a committed verdict.** A stage's verdict is two files, its result
+(``quality.json``, ``drift.json``, ``model_quality.json``, ``bias.json``) and its violations
+(``violations/<stage>.json``); a family counts as evaluated -- and its violations count --
+only when both are present and readable. An interval being cleared by a re-run, or half
+written, evaluates nothing and resolves nothing: its incidents carry on. An earlier interval
+of the persistence window in that state may have failed too: no incident resolves over it.
+
 Each evaluation writes ``alerts.<group>.json`` in the run's folder: the ``data`` group
 (data quality, drift) right after drift, so a drift alert does not wait out the label delay;
 the ``quality`` group (model quality, its estimate, bias) after model quality, and again for
@@ -38,7 +45,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from driftline.config import CHECK_FAMILIES, SEVERITY_RANK, AlertRoute, ModelConfig
-from driftline.store import Store, StoreError, as_utc, interval_key, parse_interval_key
+from driftline.store import CorruptObject, NoSuchObject, Store, StoreError, as_utc, interval_key, parse_interval_key
 
 log = logging.getLogger("driftline.alerts")
 
@@ -83,24 +90,79 @@ def subject_of(v: dict) -> str:
 
 
 # -- what an interval found --------------------------------------------------------------
-def _violations(store: Store, prefix: str) -> list[dict]:
-    from driftline.violations import read_violations
-
-    return read_violations(store, prefix)
-
-
-def _read(store: Store, prefix: str, name: str) -> dict | None:
-    rel = posixpath.join(prefix, name)
-    return store.read_json(rel) if store.exists(rel) else None
+#: Each stage's result file, beside its violations file ``violations/<stage>.json``.
+STAGE_RESULTS = {"data_quality": "quality.json", "drift": "drift.json", "model_quality": "model_quality.json",
+                 "bias": "bias.json"}
+#: The stage whose two files are a check family's verdict.
+FAMILY_STAGE = {"data_quality": "data_quality", "drift": "drift", "model_quality": "model_quality",
+                "model_quality_estimate": "model_quality", "bias": "bias"}
 
 
-def evaluated_families(cfg: ModelConfig, store: Store, prefix: str) -> dict[str, bool]:
-    """Which check families the interval actually evaluated (no data, drift off, too few
-    labels: not evaluated, so nothing there can fire or resolve)."""
-    quality = _read(store, prefix, "quality.json") or {}
-    drift = _read(store, prefix, "drift.json") or {}
-    mq = _read(store, prefix, "model_quality.json") or {}
-    bias = _read(store, prefix, "bias.json") or {}
+def _read_json_if_there(store: Store, rel: str) -> tuple[str, Any]:
+    """("ok", document), ("absent", None) or ("unreadable", None). Only a missing or unparsable
+    object is an answer here: a store that cannot be reached raises (the task retries)."""
+    try:
+        if not store.exists(rel):
+            return "absent", None
+        return "ok", store.read_json(rel)
+    except NoSuchObject:  # removed between the check and the read: a re-run is clearing it
+        return "absent", None
+    except CorruptObject as exc:
+        log.warning("alerts: %s", exc)
+        return "unreadable", None
+
+
+def interval_verdicts(store: Store, prefix: str, stages: tuple[str, ...] = tuple(STAGE_RESULTS)) -> dict[str, dict]:
+    """Each stage's (of ``stages``) verdict in the interval's folder: ``state`` -- ``committed`` (result and
+    violations both present and readable), ``absent`` (neither: not run, or cleared), or
+    ``partial`` (one without the other, or unreadable: half cleared by a re-run, or half
+    written) -- and, when committed, its ``result`` and ``violations``. Runs recorded before
+    per-stage violation files: the stages' violations come from ``constraint_violations.json``."""
+    from driftline.violations import VIOLATIONS_DIR, VIOLATIONS_FILE
+
+    names = [n for n in store.listdir(posixpath.join(prefix, VIOLATIONS_DIR)) if n.endswith(".json")]
+    legacy = None
+    if not names:
+        state, doc = _read_json_if_there(store, posixpath.join(prefix, VIOLATIONS_FILE))
+        legacy = (doc or {}).get("violations", []) if state == "ok" else None
+    out = {}
+    for stage in stages:
+        r_state, result = _read_json_if_there(store, posixpath.join(prefix, STAGE_RESULTS[stage]))
+        if legacy is not None:
+            v_state = "ok"
+            found = [v for v in legacy
+                     if FAMILY_STAGE.get(CHECK_FAMILIES.get(v.get("constraint_check_type", ""), "")) == stage]
+        elif f"{stage}.json" in names:
+            v_state, doc = _read_json_if_there(store, posixpath.join(prefix, VIOLATIONS_DIR, f"{stage}.json"))
+            found = (doc or {}).get("violations", [])
+        else:
+            v_state, found = "absent", []
+        if r_state == v_state == "ok":
+            out[stage] = {"state": "committed", "result": result or {}, "violations": found}
+        elif r_state == "absent" and (v_state == "absent" or legacy is not None):
+            out[stage] = {"state": "absent", "result": None, "violations": []}
+        else:
+            out[stage] = {"state": "partial", "result": None, "violations": []}
+    return out
+
+
+def _result(verdicts: dict[str, dict], stage: str) -> dict:
+    v = verdicts.get(stage) or {}
+    return v["result"] if v.get("state") == "committed" else {}
+
+
+def _stages_of(families: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(s for s in STAGE_RESULTS if s in {FAMILY_STAGE[f] for f in families})
+
+
+def evaluated_families(cfg: ModelConfig, store: Store, prefix: str,
+                       verdicts: dict[str, dict] | None = None) -> dict[str, bool]:
+    """Which check families the interval actually evaluated: its verdict is committed (see
+    ``interval_verdicts``) and says it checked (no data, drift off, too few labels: not
+    evaluated). Nothing can fire or resolve in a family not evaluated."""
+    verdicts = verdicts or interval_verdicts(store, prefix)
+    quality, drift = _result(verdicts, "data_quality"), _result(verdicts, "drift")
+    mq, bias = _result(verdicts, "model_quality"), _result(verdicts, "bias")
     overall = mq.get("overall") or {}
     return {
         "data_quality": bool(quality) and quality.get("status") not in ("no_data", None),
@@ -111,13 +173,23 @@ def evaluated_families(cfg: ModelConfig, store: Store, prefix: str) -> dict[str,
     }
 
 
-def breaches(store: Store, prefix: str, families: tuple[str, ...]) -> dict[tuple[str, str], dict]:
+def breaches(store: Store, prefix: str, families: tuple[str, ...],
+             verdicts: dict[str, dict] | None = None) -> dict[tuple[str, str], dict]:
+    """The interval's violations of these families, by (check, subject), from committed
+    verdicts only."""
+    verdicts = verdicts or interval_verdicts(store, prefix, _stages_of(families))
     out = {}
-    for v in _violations(store, prefix):
-        check = v.get("constraint_check_type", "")
-        if CHECK_FAMILIES.get(check) in families:
-            out.setdefault((check, subject_of(v)), v)
+    for verdict in verdicts.values():
+        for v in verdict["violations"]:
+            check = v.get("constraint_check_type", "")
+            if CHECK_FAMILIES.get(check) in families:
+                out.setdefault((check, subject_of(v)), v)
     return out
+
+
+def _unsure(verdicts: dict[str, dict], families: tuple[str, ...]) -> set[str]:
+    """The families whose verdict is half there (``partial``): they may have failed."""
+    return {f for f in families if (verdicts.get(FAMILY_STAGE[f]) or {}).get("state") == "partial"}
 
 
 def previous_starts(cfg: ModelConfig, start: datetime, n: int) -> list[datetime]:
@@ -208,16 +280,21 @@ def _derive(cfg: ModelConfig, store: Store, start: datetime, group: str) -> dict
     start = as_utc(start)
     families = GROUPS[group]
     prefix = Store.run_prefix(cfg.name, start)
-    evaluated = evaluated_families(cfg, store, prefix)
-    now_found = breaches(store, prefix, families)
+    # only the stages of this group's families: the other group's may still be running
+    verdicts = interval_verdicts(store, prefix, _stages_of(families))
+    evaluated = evaluated_families(cfg, store, prefix, verdicts)
+    now_found = breaches(store, prefix, families, verdicts)
     depth = max(getattr(cfg.alerting, f).persistence.of for f in families)
     before = previous_starts(cfg, start, max(depth - 1, CONTINUITY_LOOKBACK))
-    history = [breaches(store, Store.run_prefix(cfg.name, t), families) for t in before[:depth - 1]]
+    prefixes = [Store.run_prefix(cfg.name, t) for t in before[:depth - 1]]
+    past = [interval_verdicts(store, p, _stages_of(families)) for p in prefixes]
+    history = [breaches(store, p, families, v) for p, v in zip(prefixes, past)]
+    unsure = [_unsure(v, families) for v in past]
     previous = next((r for t in before[:CONTINUITY_LOOKBACK] if (r := read_record(store, cfg.name, t, group))), None)
     open_before = {(a["check"], a["subject"]): a for a in (previous or {}).get("alerts", [])
                    if a["status"] in ("firing", "open")}
-    drift = _read(store, prefix, "drift.json")
-    baseline = (_read(store, prefix, "quality.json") or drift or {}).get("baseline")
+    drift = _result(verdicts, "drift") or None
+    baseline = (_result(verdicts, "data_quality") or drift or {}).get("baseline")
     from driftline import feedback
 
     answers = feedback.suppressions(store, cfg.name)
@@ -231,6 +308,8 @@ def _derive(cfg: ModelConfig, store: Store, start: datetime, group: str) -> dict
         was = open_before.get((check, subject))
         hold, of = pol.persistence.hold, pol.persistence.of
         count = (1 if v else 0) + sum(1 for h in history[:of - 1] if (check, subject) in h)
+        # earlier intervals of the window whose verdict is half there may have failed as well
+        maybe = sum(1 for u in unsure[:of - 1] if family in u)
         base = {"model": cfg.name, "check": check, "subject": subject, "family": family,
                 "interval": interval_key(start), "severity": pol.severity, "hold": hold, "of": of, "count": count}
         if not evaluated.get(family, False) and not v:
@@ -259,15 +338,16 @@ def _derive(cfg: ModelConfig, store: Store, start: datetime, group: str) -> dict
             alerts.append({**base, "status": "pending", "incident": None, "violation": v,
                            "message": sentence(v, drift, baseline) + f" (failed in {count} of the last {of} "
                                                                      f"intervals; alerts at {hold})"})
-        elif was and count < hold:
+        elif was and count + maybe < hold:
             alert = {**base, "status": "resolved", "incident": was["incident"],
                      "message": f"{subject}: {CHECK_NAMES.get(check, check)} back within bounds "
                                 f"(open since {was['incident']})"}
             alerts.append(alert)
             messages.append(_message(cfg, alert, "resolved", store))
-        elif was:  # passed now, but the rule still holds over the window: stays open
+        elif was:  # passed now, but the rule still holds (or may hold) over the window: stays open
             alerts.append({**base, "status": "open", "incident": was["incident"], "message": was["message"],
-                           "note": f"passed here; failed in {count} of the last {of} intervals"})
+                           "note": f"passed here; failed in {count} of the last {of} intervals"
+                                   + (f", and {maybe} earlier interval(s) are being re-evaluated" if maybe else "")})
     return {"model": cfg.name, "interval": interval_key(start), "interval_start": start.isoformat(),
             "group": group, "evaluated": {f: evaluated[f] for f in families}, "alerts": alerts,
             "messages": messages}

@@ -5,13 +5,26 @@ shell produce the same artifacts. ``record_run`` writes ``run.json`` (every stag
 and the interval's row of the metrics history; the history is one small Parquet file per
 interval under ``metrics/<model>/history/``, so re-running an interval replaces its own row
 and parallel runs (a backfill) never contend for one file.
+
+**One run of an interval at a time.** Every stage takes ``run_id`` (the Airflow run id, or
+the CLI's): the first stage, ``run_ingest``, takes the interval's lease
+(``driftline.lease``) before it clears anything, or refuses naming the run that holds it and
+until when; every later stage checks that its run still holds the lease before it writes,
+and keeps it renewed while it works; the run's end (``check_run``; ``monitor_interval`` for
+the CLI) releases it. Without ``run_id`` (library callers, tests) no lease is involved.
 """
 from __future__ import annotations
 
+import contextlib
+import getpass
 import hashlib
+import os
 import posixpath
+import socket
 import time
-from datetime import datetime, timezone
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pandas as pd
@@ -21,6 +34,12 @@ from driftline.baseline import interval_baseline, pin_interval_baseline
 from driftline.config import ModelConfig
 from driftline.quality import run_quality
 from driftline.store import Resolver, Store, StoreError, as_utc, interval_key
+
+#: How long a run's lease outlives its last renewal when nothing renews it: a stage renews it
+#: while it runs, so this is the longest expected pause between two tasks of a run (queued
+#: for a worker, the scheduler restarting), and the longest a crashed run blocks its interval
+#: (plus the label sensor's poke interval: ``lease_ttl``).
+LEASE_TTL = timedelta(minutes=15)
 
 HISTORY_COLUMNS = {
     "model": pa.string(), "interval_start": pa.timestamp("us", tz="UTC"), "interval_end": pa.timestamp("us", tz="UTC"),
@@ -74,23 +93,65 @@ VERDICT_ARTIFACTS = ("run.json", "report.html", "bias.json", "alerts.data.json",
                      "gx_validation.json", "constraint_violations.json", "violations", "failures", "data_docs",
                      "drift.json", "current_profile.json", "profiles", "merged.parquet", "model_quality.json",
                      "labels.json")
+#: What ingest writes: removed together when it fails half-way, so no batch is left without
+#: its quarantine (records in = kept + quarantined holds for whatever a later stage reads).
+INGEST_ARTIFACTS = ("batch.parquet", "quarantine.jsonl", "ingest.json")
 #: Rows of the batch kept (sampled across partitions) for the multivariate checks.
 MULTIVARIATE_ROWS = 5_000
 
 
+def lease_ttl(cfg: ModelConfig) -> timedelta:
+    """How long the model's run leases last without a renewal: ``LEASE_TTL``, plus the label
+    sensor's poke interval for a model that waits for labels (each look renews the lease, so
+    a run waiting days keeps it; a crashed one frees it within this time)."""
+    return LEASE_TTL + (cfg.labels.poke_interval if cfg.labels is not None else timedelta(0))
+
+
+def cli_run_id() -> str:
+    """A run id for a run outside Airflow: who, where, which process (named when it holds a lease)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"cli:{user}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@contextlib.contextmanager
+def run_stage(cfg: ModelConfig, store: Store, start: datetime, run_id: str | None, stage: str,
+              first: bool = False) -> Iterator[None]:
+    """A stage of run ``run_id`` under the interval's lease (``first``: the stage that takes
+    it); without a run id, nothing to hold."""
+    if run_id is None:
+        yield
+        return
+    from driftline.lease import holding
+
+    with holding(store, cfg.name, as_utc(start), run_id, stage, lease_ttl(cfg), first=first):
+        yield
+
+
 def run_ingest(cfg: ModelConfig, store: Store, start: datetime, end: datetime, resolver: Resolver | None = None,
-               baseline: str | None = None, by: str | None = None) -> dict:
-    """The run's first stage: pin the interval's baseline (``baseline``: a version asked for
+               baseline: str | None = None, by: str | None = None, run_id: str | None = None) -> dict:
+    """The run's first stage: take the interval's lease for ``run_id`` (or refuse: another run
+    is evaluating it), pin the interval's baseline (``baseline``: a version asked for
     deliberately, recorded with ``by``; see ``driftline.baseline.pin_interval_baseline``),
-    clear the previous run's verdict, ingest the captured records."""
+    clear the previous run's verdict, ingest the captured records. When ingest fails, what it
+    wrote is removed with it."""
     from driftline.ingest import ingest_interval  # noqa: PLC0415 - keeps `import driftline.monitor` light
 
     store.check_reachable()
-    pin = pin_interval_baseline(cfg, store, start, requested=baseline or None, by=by)  # before run.json goes
-    prefix = Store.run_prefix(cfg.name, start)
-    for name in VERDICT_ARTIFACTS:
-        store.delete(posixpath.join(prefix, name))
-    out = ingest_interval(cfg, store, start, end, resolver=resolver)
+    with run_stage(cfg, store, start, run_id, "ingest", first=True):
+        pin = pin_interval_baseline(cfg, store, start, requested=baseline or None, by=by)  # before run.json goes
+        prefix = Store.run_prefix(cfg.name, start)
+        for name in VERDICT_ARTIFACTS:
+            store.delete(posixpath.join(prefix, name))
+        try:
+            out = ingest_interval(cfg, store, start, end, resolver=resolver)
+        except BaseException:
+            for name in INGEST_ARTIFACTS:
+                with contextlib.suppress(StoreError):  # the store may be what failed; the error says so
+                    store.delete(posixpath.join(prefix, name))
+            raise
     out["baseline"] = pin["version"]
     out["summary"] += f"; judged against baseline {pin['version']} ({_pin_note(pin)})"
     return out
@@ -111,8 +172,9 @@ def _pin_note(pin: dict) -> str:
     return f"pinned {pin['pinned_at']}: {pin['why']}"
 
 
-def run_data_quality(cfg: ModelConfig, store: Store, start: datetime) -> dict:
-    return run_quality(cfg, store, start, baseline=interval_baseline(cfg, store, start))
+def run_data_quality(cfg: ModelConfig, store: Store, start: datetime, run_id: str | None = None) -> dict:
+    with run_stage(cfg, store, start, run_id, "data_quality"):
+        return run_quality(cfg, store, start, baseline=interval_baseline(cfg, store, start))
 
 
 # -- drift: partitions profiled in parallel, merged, compared with the baseline ---------------
@@ -122,16 +184,21 @@ def plan_partitions(cfg: ModelConfig, store: Store, start: datetime) -> list[dic
     import pyarrow.parquet as pq
 
     prefix = Store.run_prefix(cfg.name, start)
-    with store.fs.open(store.path(posixpath.join(prefix, "batch.parquet")), "rb") as f:
+    with store.reading(posixpath.join(prefix, "batch.parquet")) as f:
         rows = pq.ParquetFile(f).metadata.num_rows
     size = cfg.drift.partition_rows
     cuts = list(range(0, rows, size)) + [rows] if rows else [0, 0]
     return [{"index": i, "start": a, "stop": b, "rows": rows} for i, (a, b) in enumerate(zip(cuts, cuts[1:]))]
 
 
-def profile_partition(cfg: ModelConfig, store: Store, start: datetime, part: dict) -> str:
+def profile_partition(cfg: ModelConfig, store: Store, start: datetime, part: dict, run_id: str | None = None) -> str:
     """Profile one row range of the batch like the baseline (same kinds, same bin edges) and
     draw its share of the multivariate sample. Returns the partition profile's path."""
+    with run_stage(cfg, store, start, run_id, "profile_partition"):
+        return _profile_partition(cfg, store, start, part)
+
+
+def _profile_partition(cfg: ModelConfig, store: Store, start: datetime, part: dict) -> str:
     import pyarrow.parquet as pq
 
     from driftline.profile import profile_parquet, sample_parquet
@@ -142,7 +209,7 @@ def profile_partition(cfg: ModelConfig, store: Store, start: datetime, part: dic
     profile, kinds, pkinds = load_profile(cfg, store, interval_baseline(cfg, store, start))
     prefix = Store.run_prefix(cfg.name, start)
     keep = min(1.0, MULTIVARIATE_ROWS / part["rows"]) if part["rows"] else 1.0
-    with store.fs.open(store.path(posixpath.join(prefix, "batch.parquet")), "rb") as f:
+    with store.reading(posixpath.join(prefix, "batch.parquet")) as f:
         columns = pq.ParquetFile(f).schema_arrow.names
         # a feature missing from the batch (renamed upstream: data quality reports it) is left
         # out here and named "not checked" by the drift stage; every present one is profiled
@@ -158,9 +225,15 @@ def profile_partition(cfg: ModelConfig, store: Store, start: datetime, part: dic
     return rel
 
 
-def run_drift(cfg: ModelConfig, store: Store, start: datetime, end: datetime, parts: list[str]) -> dict:
+def run_drift(cfg: ModelConfig, store: Store, start: datetime, end: datetime, parts: list[str],
+              run_id: str | None = None) -> dict:
     """Merge the partitions' profiles and compare the batch with the baseline: writes
     drift.json, current_profile.json, the drift violations and the drift metrics history."""
+    with run_stage(cfg, store, start, run_id, "drift"):
+        return _run_drift(cfg, store, start, end, parts)
+
+
+def _run_drift(cfg: ModelConfig, store: Store, start: datetime, end: datetime, parts: list[str]) -> dict:
     from driftline.baseline import load_reference
     from driftline.drift_engine import compare, findings, violations
     from driftline.profile import DatasetProfile, merge_all
@@ -226,11 +299,27 @@ def _drift_history(cfg: ModelConfig, store: Store, start: datetime, end: datetim
     write_history_rows(store, cfg.name, start, "drift", rows)
 
 
+def look_for_labels(cfg: ModelConfig, store: Store, start: datetime, end: datetime, resolver: Resolver | None = None,
+                    run_id: str | None = None) -> dict:
+    """One look of the label sensor (``driftline.model_quality.label_wait``); each look renews
+    the run's lease, so a run that waits days for its labels keeps its interval."""
+    from driftline.model_quality import label_wait
+
+    with run_stage(cfg, store, start, run_id, "wait_for_labels"):
+        return label_wait(cfg, store, start, end, resolver=resolver)
+
+
 def run_labels_and_quality(cfg: ModelConfig, store: Store, start: datetime, end: datetime,
                            resolver: Resolver | None = None, now: datetime | None = None,
-                           waited: dict | None = None) -> dict:
+                           waited: dict | None = None, run_id: str | None = None) -> dict:
     """Ingest the labels that arrived, evaluate this interval's model quality (the DAG's wait,
     if any, happened before: ``waited``), and re-evaluate earlier intervals whose labels changed."""
+    with run_stage(cfg, store, start, run_id, "model_quality"):
+        return _run_labels_and_quality(cfg, store, start, end, resolver, now, waited)
+
+
+def _run_labels_and_quality(cfg: ModelConfig, store: Store, start: datetime, end: datetime,
+                            resolver: Resolver | None, now: datetime | None, waited: dict | None) -> dict:
     from driftline.labels import sync_labels
     from driftline.model_quality import reevaluate, run_model_quality
 
@@ -245,12 +334,17 @@ def run_labels_and_quality(cfg: ModelConfig, store: Store, start: datetime, end:
 
 
 def run_alerts(cfg: ModelConfig, store: Store, start: datetime, group: str, send=None,
-               also: list[str] | tuple = (), report_url=None) -> dict:
+               also: list[str] | tuple = (), report_url=None, run_id: str | None = None) -> dict:
     """Evaluate one alert group (driftline.alerts) for the interval -- and first for the earlier
     intervals in ``also`` (interval keys re-evaluated in this run), oldest first -- then deliver
     the new messages on the model's routes (``send``: route, message -> str; None delivers
     only to the log). Returns the records and the delivery summary; a failed route raises
     AlertDeliveryError after every other route was tried and recorded."""
+    with run_stage(cfg, store, start, run_id, f"alert_{group}"):
+        return _run_alerts(cfg, store, start, group, send, also, report_url)
+
+
+def _run_alerts(cfg: ModelConfig, store: Store, start: datetime, group: str, send, also, report_url) -> dict:
     from driftline.alerts import dispatch, evaluate_in_order, summary_lines
     from driftline.store import parse_interval_key
 
@@ -287,7 +381,23 @@ def counted_violations(store: Store, model: str, start: datetime, violations: li
     return [v for v in violations if (v["constraint_check_type"], subject_of(v)) not in suppressed], suppressed
 
 
-def record_run(cfg: ModelConfig, store: Store, start: datetime, end: datetime, stages: dict[str, dict]) -> dict:
+def record_run(cfg: ModelConfig, store: Store, start: datetime, end: datetime, stages: dict[str, dict],
+               run_id: str | None = None) -> dict:
+    """Write run.json and the interval's data-quality metrics; return the run's verdict (see
+    ``_record_run``)."""
+    with run_stage(cfg, store, start, run_id, "record_run"):
+        return _record_run(cfg, store, start, end, stages)
+
+
+def write_report(cfg: ModelConfig, store: Store, start: datetime, run_id: str | None = None) -> str:
+    """The run's report (``driftline.report.write_run_report``), under the run's lease."""
+    from driftline.report import write_run_report
+
+    with run_stage(cfg, store, start, run_id, "report"):
+        return write_run_report(cfg, store, start)
+
+
+def _record_run(cfg: ModelConfig, store: Store, start: datetime, end: datetime, stages: dict[str, dict]) -> dict:
     """Write run.json and the interval's data-quality metrics; return the run's verdict.
 
     ``status``: ``ok``; ``violations`` (counted ones: answered false positives and expected
@@ -434,21 +544,30 @@ def _read_pin(store: Store, prefix: str) -> dict | None:
 
 
 def monitor_interval(cfg: ModelConfig, store: Store, start: datetime, end: datetime,
-                     resolver: Resolver | None = None, baseline: str | None = None, by: str | None = None) -> dict:
-    """Every stage of one interval, in order (the CLI's equivalent of one DAG run)."""
-    t0 = time.perf_counter()
-    stages = {"ingest": run_ingest(cfg, store, start, end, resolver, baseline=baseline, by=by)}
-    stages["data_quality"] = run_data_quality(cfg, store, start)
-    parts = [profile_partition(cfg, store, start, p) for p in plan_partitions(cfg, store, start)]
-    stages["drift"] = run_drift(cfg, store, start, end, parts)
-    stages["alerts_data"] = alert_brief(run_alerts(cfg, store, start, "data"))
-    stages["model_quality"] = run_labels_and_quality(cfg, store, start, end, resolver=resolver)
-    stages["alerts_quality"] = alert_brief(run_alerts(cfg, store, start, "quality",
-                                                 also=stages["model_quality"].get("reevaluated", [])))
-    out = record_run(cfg, store, start, end, stages)
-    from driftline.report import write_run_report
+                     resolver: Resolver | None = None, baseline: str | None = None, by: str | None = None,
+                     run_id: str | None = None) -> dict:
+    """Every stage of one interval, in order (the CLI's equivalent of one DAG run), as run
+    ``run_id`` (default: ``cli_run_id()``), which holds the interval's lease from ingest to
+    the end, when it releases it -- also when a stage failed."""
+    from driftline.lease import release
 
-    out["report"] = write_run_report(cfg, store, start)
+    t0 = time.perf_counter()
+    rid = run_id or cli_run_id()
+    stages: dict[str, dict] = {}
+    try:
+        stages["ingest"] = run_ingest(cfg, store, start, end, resolver, baseline=baseline, by=by, run_id=rid)
+        stages["data_quality"] = run_data_quality(cfg, store, start, run_id=rid)
+        parts = [profile_partition(cfg, store, start, p, run_id=rid) for p in plan_partitions(cfg, store, start)]
+        stages["drift"] = run_drift(cfg, store, start, end, parts, run_id=rid)
+        stages["alerts_data"] = alert_brief(run_alerts(cfg, store, start, "data", run_id=rid))
+        stages["model_quality"] = run_labels_and_quality(cfg, store, start, end, resolver=resolver, run_id=rid)
+        stages["alerts_quality"] = alert_brief(run_alerts(cfg, store, start, "quality", run_id=rid,
+                                                     also=stages["model_quality"].get("reevaluated", [])))
+        out = record_run(cfg, store, start, end, stages, run_id=rid)
+        out["report"] = write_report(cfg, store, start, run_id=rid)
+    finally:
+        with contextlib.suppress(StoreError):  # not released, it frees at its expiry (lease_ttl)
+            release(store, cfg.name, as_utc(start), rid)
     out["seconds"] = round(time.perf_counter() - t0, 2)
     out["stages"] = stages
     return out
@@ -580,16 +699,42 @@ def stage_failures(store: Store, model: str, start: datetime) -> dict[str, dict]
 
 
 def check_run(cfg: ModelConfig, store: Store, start: datetime, completed: dict[str, bool], send=None,
-              report_url=None) -> dict:
+              report_url=None, run_id: str | None = None) -> dict:
     """The run's last word: which stages did not complete (``completed``: task -> it returned
     its result), why (their failure records), and one alert per failed stage -- "monitoring
     for churn 2026-10-06 could not evaluate drift: <reason>" -- on the model's routes, sent
     once (the same failure on a re-run is not sent again); when every stage completed, the
     stage-failure incidents still open for the interval are resolved. Returns ``failed``
-    (the tasks that failed or did not run), ``summary``, ``lines`` and ``delivery``."""
-    from driftline.alerts import dispatch, read_events
+    (the tasks that failed or did not run), ``summary``, ``lines`` and ``delivery``.
+
+    With ``run_id``, it then releases the run's lease. A run that never held it -- refused
+    because another run was evaluating the interval, or overtaken by one -- says so and
+    touches nothing: the interval's failures and alerts are that other run's."""
+    from driftline.lease import read_lease, release
 
     start = as_utc(start)
+    lease = read_lease(store, cfg.name, start) if run_id is not None else None
+    if lease is not None and lease["holder"] != run_id:
+        failed = [t for t in STAGES if not completed.get(t)]
+        summary = (f"run {run_id} does not hold {cfg.name} {interval_key(start)}: run {lease['holder']} has the "
+                   f"interval's lease" + (f" (released {lease['released_at']})" if lease.get("released_at") else
+                                          f" until {lease['expires_at']}")
+                   + "; this run was refused or overtaken, so its verdict is that run's and it sends nothing")
+        return {"failed": failed, "summary": summary, "refused": True, "messages": 0,
+                "lines": [summary, f"- tasks of this run that did not complete: {', '.join(failed) or 'none'}"],
+                "delivery": {"summary": "nothing to send", "failed": []}}
+    try:
+        return _check_run(cfg, store, start, completed, send, report_url)
+    finally:
+        if run_id is not None:
+            with contextlib.suppress(StoreError):  # not released, it frees at its expiry (lease_ttl)
+                release(store, cfg.name, start, run_id)
+
+
+def _check_run(cfg: ModelConfig, store: Store, start: datetime, completed: dict[str, bool], send,
+               report_url) -> dict:
+    from driftline.alerts import dispatch, read_events
+
     key = interval_key(start)
     failures = stage_failures(store, cfg.name, start)
     missing = [t for t in STAGES if not completed.get(t)]

@@ -16,14 +16,25 @@ Layout under the root::
     models/<model>/<version>/...
 
 Writes are atomic: a local file is written beside its target and renamed over it; an
-object store PUT is atomic by itself.
+object store PUT is atomic by itself. No file is ever deleted and then written again: a
+reader sees the old bytes or the new ones, never nothing in between. ``delete`` removes and
+ignores "already gone", so two runs clearing the same folder do not fail each other.
+
+``read_versioned`` / ``write_if`` are the one compare-and-swap the store offers (the lease of
+an interval's run, ``driftline.lease``, is built on it): create-if-absent and
+replace-if-unchanged, on S3 with conditional PUTs (``If-None-Match: *``, ``If-Match: <etag>``:
+AWS S3, MinIO and moto honour them), on a local store with a hard link (create) and a file
+lock around compare-and-rename (replace).
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
 import json
 import os
 import posixpath
+import shutil
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -39,6 +50,15 @@ Resolver = Callable[[str], tuple[fsspec.AbstractFileSystem, str]]
 
 class StoreError(RuntimeError):
     """The store (or a data location) cannot be reached or read."""
+
+
+class NoSuchObject(StoreError, FileNotFoundError):
+    """The object is not in the store: a reader that can do without it catches FileNotFoundError."""
+
+
+class CorruptObject(StoreError, ValueError):
+    """The object is there but its bytes do not parse (truncated in transit, or half-written by
+    a tool that does not write atomically). A ValueError too, as json's own error was."""
 
 
 def default_resolver(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -82,6 +102,47 @@ def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
     return isinstance(fs, LocalFileSystem)
 
 
+def _is_s3(fs: fsspec.AbstractFileSystem) -> bool:
+    return "s3" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+
+
+def _local_write_if(path: str, data: bytes, version: str | None) -> bool:
+    """Compare-and-swap of a local file. Create: the bytes go to a temporary file that is then
+    hard-linked to the name, which fails if the name exists (O_CREAT|O_EXCL would show a reader
+    an empty file until the bytes are written). Replace: under an exclusive lock of a file
+    beside it, compare the current bytes' hash and rename over."""
+    import fcntl
+
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if version is None:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            return True
+        with open(f"{path}.lock", "a") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                with open(path, "rb") as f:
+                    current = hashlib.sha256(f.read()).hexdigest()
+            except FileNotFoundError:
+                return False
+            if current != version:
+                return False
+            os.replace(tmp, path)
+            return True
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def atomic_write(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
     if _is_local(fs):
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -96,7 +157,25 @@ def atomic_write(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
             if os.path.exists(tmp):
                 os.unlink(tmp)
     else:
+        # one PUT (or, past s3fs's block size, one multipart upload completed at once): the
+        # object appears whole or not at all
         fs.pipe_file(path, data)
+
+
+def _remove_local(path: str) -> None:
+    """Remove a file or a folder; what is already gone (another run removed it first) is fine."""
+    def gone_is_fine(func, p, exc_info):
+        if not isinstance(exc_info[1], FileNotFoundError):
+            raise exc_info[1]
+
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return
+    except (IsADirectoryError, PermissionError):  # a folder (Linux says EISDIR, macOS EPERM)
+        if not os.path.isdir(path):
+            raise
+        shutil.rmtree(path, onerror=gone_is_fine)
 
 
 class Store:
@@ -134,10 +213,10 @@ class Store:
     def _guard(self, what: str, fn: Callable[[], Any]) -> Any:
         try:
             return fn()
-        except FileNotFoundError:
-            raise StoreError(f"store {self.url}: {what} failed: no such object") from None
         except StoreError:
             raise
+        except FileNotFoundError:
+            raise NoSuchObject(f"store {self.url}: {what} failed: no such object") from None
         except Exception as exc:  # noqa: BLE001
             raise StoreError(f"store {self.url}: {what} failed ({type(exc).__name__}: {exc})") from exc
 
@@ -152,7 +231,12 @@ class Store:
         return self.write_bytes(rel, dumps(obj))
 
     def read_json(self, rel: str) -> Any:
-        return json.loads(self.read_bytes(rel))
+        data = self.read_bytes(rel)
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise CorruptObject(f"store {self.url}: reading {rel} failed: not valid JSON ({exc}; {len(data)} bytes "
+                                f"read): the object is truncated or corrupt; re-run the stage that writes it") from None
 
     def write_text(self, rel: str, text: str) -> str:
         return self.write_bytes(rel, text.encode())
@@ -167,6 +251,20 @@ class Store:
             with self.fs.open(self.path(rel), "rb") as f:
                 return pq.read_table(f, columns=columns)
         return self._guard(f"reading {rel}", read)
+
+    @contextlib.contextmanager
+    def reading(self, rel: str):
+        """An open file of the store for reading (a Parquet footer, row ranges): any failure
+        inside the block, opening or reading, is a StoreError naming the object."""
+        try:
+            with self.fs.open(self.path(rel), "rb") as f:
+                yield f
+        except StoreError:
+            raise
+        except FileNotFoundError:
+            raise NoSuchObject(f"store {self.url}: reading {rel} failed: no such object") from None
+        except Exception as exc:  # noqa: BLE001 - any backend or parser error names the object
+            raise StoreError(f"store {self.url}: reading {rel} failed ({type(exc).__name__}: {exc})") from exc
 
     def exists(self, rel: str) -> bool:
         def check() -> bool:
@@ -188,14 +286,28 @@ class Store:
         return self._guard(f"listing {rel}", ls)
 
     def delete(self, rel: str) -> None:
+        """Remove an object or a folder. Idempotent: what is already gone -- never there, or
+        removed by another run meanwhile -- is not an error (checking first and then removing
+        raced: the second of two runs failed with 'no such object')."""
         p = self.path(rel)
-        if self._guard(f"checking {rel}", lambda: self.fs.exists(p)):
-            self._guard(f"deleting {rel}", lambda: self.fs.rm(p, recursive=True))
+
+        def rm() -> None:
+            if _is_local(self.fs):
+                _remove_local(p)
+                return
+            try:
+                self.fs.rm(p, recursive=True)
+            except FileNotFoundError:
+                pass
+            self.fs.invalidate_cache(posixpath.dirname(p))
+        self._guard(f"deleting {rel}", rm)
 
     def put_tree(self, local_dir: str, rel: str, suffixes: tuple[str, ...] | None = None) -> str:
         """Copy a local folder (e.g. built Data Docs) into the store, replacing what was there;
-        with suffixes, only the files whose names end with one of them."""
-        self.delete(rel)
+        with suffixes, only the files whose names end with one of them. Each file is replaced
+        in place and only then are the files the new tree lacks removed, so a reader never
+        finds the folder emptied half-way."""
+        written = set()
         for dirpath, _, files in os.walk(local_dir):
             for name in files:
                 if suffixes and not name.endswith(suffixes):
@@ -204,7 +316,90 @@ class Store:
                 sub = os.path.relpath(src, local_dir).replace(os.sep, "/")
                 with open(src, "rb") as f:
                     self.write_bytes(posixpath.join(rel, sub), f.read())
+                written.add(sub)
+        for sub in self.files_under(rel):
+            if sub not in written:
+                self.delete(posixpath.join(rel, sub))
         return self.uri(rel)
+
+    def files_under(self, rel: str) -> list[str]:
+        """Paths (relative to rel) of every file below rel; [] when it does not exist."""
+        def find() -> list[str]:
+            p = self.path(rel)
+            self.fs.invalidate_cache(p)
+            if not self.fs.exists(p):
+                return []
+            base = p.rstrip("/") + "/"
+            return sorted(x[len(base):] for x in self.fs.find(p) if x.startswith(base))
+        return self._guard(f"listing {rel}", find)
+
+    # -- compare-and-swap ------------------------------------------------------------
+    def read_versioned(self, rel: str) -> tuple[bytes, str] | None:
+        """The object's bytes and a version token for ``write_if``; None when it is absent.
+        The token is S3's ETag of exactly these bytes (one GET returns both), or locally a hash
+        of them."""
+        p = self.path(rel)
+
+        def read() -> tuple[bytes, str] | None:
+            if _is_local(self.fs):
+                try:
+                    with open(p, "rb") as f:
+                        data = f.read()
+                except FileNotFoundError:
+                    return None
+                return data, hashlib.sha256(data).hexdigest()
+            return self._s3_get_with_etag(p)
+        return self._guard(f"reading {rel}", read)
+
+    def write_if(self, rel: str, data: bytes, version: str | None) -> bool:
+        """Write only if the object is unchanged: absent when ``version`` is None, else still
+        at ``version`` (from ``read_versioned``). False when another writer got there first --
+        read again and decide again."""
+        p = self.path(rel)
+
+        def write() -> bool:
+            if _is_local(self.fs):
+                return _local_write_if(p, data, version)
+            if not _is_s3(self.fs):
+                raise StoreError(f"store {self.url}: conditional writes need a file:// or s3:// store")
+            bucket, key, _ = self.fs.split_path(p)
+            cond = {"IfNoneMatch": "*"} if version is None else {"IfMatch": version}
+            try:
+                self.fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, **cond)
+            except FileNotFoundError:
+                return False  # If-Match on an object removed meanwhile (AWS: 404 NoSuchKey)
+            except OSError as exc:
+                # s3fs turns the 412 into FileExistsError or a bare OSError(EINVAL); its cause
+                # keeps S3's code. 409 ConditionalRequestConflict: another conditional write of
+                # the key is in flight -- read again, as S3's documentation says
+                cause = getattr(exc.__cause__, "response", None) or {}
+                if isinstance(exc, FileExistsError) or cause.get("Error", {}).get("Code") in (
+                        "PreconditionFailed", "ConditionalRequestConflict"):
+                    return False
+                raise
+            finally:
+                self.fs.invalidate_cache(posixpath.dirname(p))
+            return True
+        return self._guard(f"writing {rel}", write)
+
+    def _s3_get_with_etag(self, p: str) -> tuple[bytes, str] | None:
+        from fsspec.asyn import sync
+
+        bucket, key, _ = self.fs.split_path(p)
+
+        async def get() -> tuple[bytes, str]:
+            # s3fs's own client session (credentials and endpoint from the connection) and its
+            # retries; one GET, so the ETag is that of the bytes read
+            resp = await self.fs._call_s3("get_object", Bucket=bucket, Key=key)
+            try:
+                body = await resp["Body"].read()
+            finally:
+                resp["Body"].close()
+            return body, resp["ETag"]
+        try:
+            return sync(self.fs.loop, get)
+        except FileNotFoundError:
+            return None
 
     def check_reachable(self) -> None:
         """Fail early, with the store's URL in the message, when the root cannot be reached."""

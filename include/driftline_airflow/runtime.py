@@ -61,18 +61,19 @@ def load_configs() -> LoadedConfigs:
 @contextlib.contextmanager
 def fail_clearly() -> Iterator[None]:
     """Errors a retry cannot fix (bad config, no baseline, unreadable training data, too few
-    labels to retrain on, an unknown model version) fail the task at once with their message;
-    store errors are left to the task's retries."""
+    labels to retrain on, an unknown model version, another run holding the interval) fail the
+    task at once with their message; store errors are left to the task's retries."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from driftline.baseline import BaselineError
+    from driftline.lease import LeaseError
     from driftline.model import ModelError
     from driftline.registry import RegistryError
     from driftline.retrain import RetrainError
 
     try:
         yield
-    except (ConfigError, BaselineError, ModelError, RetrainError, RegistryError) as exc:
+    except (ConfigError, BaselineError, ModelError, RetrainError, RegistryError, LeaseError) as exc:
         log.error("%s", exc)
         raise AirflowFailException(str(exc)) from None
 
@@ -82,7 +83,10 @@ def stage(cfg, task_id: str, start, inputs: list[str] | tuple = ()) -> Iterator[
     """A monitoring stage's body: errors a retry cannot fix fail the task at once
     (``fail_clearly``); any failure is recorded in the store for the run's ``check_run`` task
     (``failures/<task>.json``: the error, the inputs it was reading, the next step) and logged
-    as a summary block; a success clears an earlier try's record."""
+    as a summary block; a success clears an earlier try's record. A run refused the
+    interval's lease (another run is evaluating it) records nothing there: the folder is the
+    other run's, and its check_run would take the record for a failure of its own."""
+    from driftline.lease import LeaseError
     from driftline.monitor import clear_stage_failure, record_stage_failure
 
     store = get_store()
@@ -92,7 +96,8 @@ def stage(cfg, task_id: str, start, inputs: list[str] | tuple = ()) -> Iterator[
         except BaseException as exc:
             hint = _next_step_for(exc)
             try:
-                record_stage_failure(store, cfg.name, start, task_id, exc, inputs, hint)
+                if not isinstance(exc, LeaseError):
+                    record_stage_failure(store, cfg.name, start, task_id, exc, inputs, hint)
             except Exception as rec_exc:  # noqa: BLE001 - the store may be what failed; the task fails anyway
                 log.warning("could not record the failure of %s in the store: %s", task_id, rec_exc)
             log_summary(f"{task_id} {cfg.name}: FAILED", [f"{type(exc).__name__}: {exc}"[:1000],
@@ -107,8 +112,14 @@ def stage(cfg, task_id: str, start, inputs: list[str] | tuple = ()) -> Iterator[
 
 def _next_step_for(exc: BaseException) -> str:
     from driftline.baseline import BaselineError
+    from driftline.lease import LeaseHeld, LeaseLost
     from driftline.store import StoreError
 
+    if isinstance(exc, LeaseHeld):
+        return ("another run is evaluating this interval (named above): let it finish, or end it; then clear this "
+                "run's ingest task if its verdict is still wanted")
+    if isinstance(exc, LeaseLost):
+        return "another run took this interval over and cleared this run's artifacts: clear this run from ingest"
     if isinstance(exc, ConfigError):
         return "fix the model file the error names (`driftline validate`), then clear the task"
     if isinstance(exc, BaselineError):

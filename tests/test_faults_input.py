@@ -455,7 +455,9 @@ def test_composed_texts_are_held_to_the_text_cap(tmp_path):
     assert said.endswith(f"[100,003 chars, sha256 {hashlib.sha256(whole.encode()).hexdigest()[:16]}]")
     store = Store(f"file://{tmp_path}/store")
     write_violations(store, "runs/m/k", "data_quality", [v])
-    [stored] = store.read_json("runs/m/k/constraint_violations.json")["violations"]
+    from driftline.violations import read_violations
+
+    [stored] = read_violations(store, "runs/m/k")
     assert stored["description"].endswith(tail) and list(stored["details"]["unknown_values"]) == [stored["description"]]
     assert stored["details"]["unknown_values"][stored["description"]] == 3
 
@@ -680,3 +682,21 @@ def test_inf_and_a_truncated_gzip_through_the_monitoring_dag(tmp_path, monkeypat
     assert row["monthly_charges"] is None and row[UNPARSED_PREFIX + "monthly_charges"] == "inf"
     report = store.read_bytes(f"{prefix}/report.html").decode()
     assert "1 object(s) could not be read to their end (zz-late.jsonl.gz)" in report and "truncated_object" in report
+
+
+def test_an_implausible_capture_time_is_not_filed_in_another_era():
+    """`inferenceTime: 12` is Unix second 12 (1970): not a capture time. It is unreadable, so the
+    record is placed by its object's hour folder and counted, never silently moved to 1970."""
+    from driftline.ingest import _UNREADABLE, _instant
+
+    assert _instant(12) is _UNREADABLE and _instant("12") is _UNREADABLE
+    assert _instant("1970-01-01T00:00:12Z") is _UNREADABLE and _instant("2250-01-01T00:00:00Z") is _UNREADABLE
+    assert _instant(1_790_000_000).year == 2026 and _instant("2026-10-04T10:00:00Z").hour == 10
+
+
+def test_a_non_finite_number_reaching_a_store_file_names_the_file(tmp_path):
+    from driftline.store import StoreError
+
+    store = Store(f"file://{tmp_path}/store")
+    with pytest.raises(StoreError, match=r"writing runs/m/k/drift\.json failed: Out of range float"):
+        store.write_json("runs/m/k/drift.json", {"statistic": float("inf")})

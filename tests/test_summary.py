@@ -19,6 +19,8 @@ def test_next_steps_follow_what_each_stage_found():
     assert next_step("ingest", {"objects_read": 0}).startswith("no captured data")
     assert "3 record(s) quarantined" in next_step("ingest", {"objects_read": 2, "quarantined": 3})
     assert next_step("ingest", {"objects_read": 2, "quarantined": 0}) == "nothing to do"
+    assert next_step("ingest", {"objects_read": 2, "quarantined": 9, "unreadable_objects": 1}).startswith(
+        "1 capture object(s) could not be read to their end")
     assert "'expected'" in next_step("data_quality", {"status": "violations"}, "churn")
     assert "--model churn --absorb-feedback" in next_step("drift", {"drifted": ["monthly_charges"]}, "churn")
     assert "(monthly_charges first)" in next_step("drift", {"drifted": ["monthly_charges", "contract"]})

@@ -261,10 +261,25 @@ def partition_hours(start: datetime, end: datetime) -> list[datetime]:
 _UNREADABLE = object()
 
 
+#: A capture time outside this range is no capture time: ``inferenceTime: 12`` read as Unix
+#: seconds is 1970-01-01T00:00:12, which would silently file the record in 1970. The range is
+#: the one the CLI accepts for dates.
+CAPTURE_TIME_RANGE = (datetime(1990, 1, 1, tzinfo=timezone.utc), datetime(2200, 1, 1, tzinfo=timezone.utc))
+
+
 def _instant(v: Any) -> datetime | None | object:
     """A record's capture time as an aware UTC datetime; None when absent (null, blank);
-    ``_UNREADABLE`` when present but not a time. The rules of the ``datetime`` type: ISO 8601
-    (naive = UTC) or Unix seconds."""
+    ``_UNREADABLE`` when present but not a time, or not a plausible one (outside
+    ``CAPTURE_TIME_RANGE``): such a record is placed by its object's hour folder and its time
+    counted unreadable, never filed in another era."""
+    t = _parse_instant(v)
+    if isinstance(t, datetime) and not CAPTURE_TIME_RANGE[0] <= t < CAPTURE_TIME_RANGE[1]:
+        return _UNREADABLE
+    return t
+
+
+def _parse_instant(v: Any) -> datetime | None | object:
+    """The rules of the ``datetime`` type: ISO 8601 (naive = UTC) or Unix seconds."""
     if v is None:
         return None
     if isinstance(v, datetime):

@@ -600,6 +600,11 @@ def next_step(stage: str, result: dict[str, Any], model: str = "<model>") -> str
         if not r.get("objects_read"):
             return ("no captured data for this interval: if traffic was expected, check the capture location "
                     "and the endpoint's data capture; the run ends with a no-data verdict")
+        broken = r.get("unreadable_objects")
+        if broken:
+            return (f"{len(broken) if isinstance(broken, list) else broken} capture object(s) could not be read to their end (truncated or "
+                    f"corrupt): their readable records were kept, the rest is in quarantine.jsonl; ask the producer "
+                    f"to rewrite them, then re-run the interval")
         if r.get("quarantined"):
             return (f"{r['quarantined']} record(s) quarantined: read quarantine.jsonl (each with its reason) and fix "
                     f"the producer; they are kept, not counted in the verdict")

@@ -52,6 +52,10 @@ class StoreError(RuntimeError):
     """The store (or a data location) cannot be reached or read."""
 
 
+class NotJSON(StoreError, ValueError):
+    """A value that JSON cannot hold (a non-finite number) was to be written; names the file."""
+
+
 class NoSuchObject(StoreError, FileNotFoundError):
     """The object is not in the store: a reader that can do without it catches FileNotFoundError."""
 
@@ -228,7 +232,12 @@ class Store:
         return self._guard(f"reading {rel}", lambda: self.fs.cat_file(self.path(rel)))
 
     def write_json(self, rel: str, obj: Any) -> str:
-        return self.write_bytes(rel, dumps(obj))
+        try:
+            data = dumps(obj)
+        except ValueError as exc:  # a non-finite number: name the file, not only the value
+            raise NotJSON(f"store {self.url}: writing {rel} failed: {exc} (a non-finite number reached it; "
+                             f"the stage that wrote it should have counted it as a bad value)") from exc
+        return self.write_bytes(rel, data)
 
     def read_json(self, rel: str) -> Any:
         data = self.read_bytes(rel)

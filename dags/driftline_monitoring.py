@@ -308,19 +308,15 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
             ti = context["ti"]
             completed = {t: ti.xcom_pull(task_ids=t) is not None for t in STAGES}
             store = get_store()
-            out = None
-            try:
-                out = check(cfg, store, data_interval_start, completed, send=alert_sender(context),
-                            report_url=report_url_of(cfg.name), run_id=context["run_id"])
-            finally:
-                if out is not None:
-                    log_summary(f"check_run {cfg.name}: " + ("FAILED" if out["failed"] or out.get("refused") else
-                                                             "complete"), out["lines"],
-                                store.uri(store.run_prefix(cfg.name, data_interval_start)),
-                                next_step=("each failed stage's next step is above; once fixed, clear the failed "
-                                           "task (its downstream tasks run again)") if out["failed"] else
-                                "nothing to do", report=report_url(cfg.name, data_interval_start))
-            if out["failed"] or out.get("refused"):
+            out = check(cfg, store, data_interval_start, completed, send=alert_sender(context),
+                        report_url=report_url_of(cfg.name), run_id=context["run_id"])
+            failed = bool(out["failed"] or out.get("refused"))
+            log_summary(f"check_run {cfg.name}: " + ("FAILED" if failed else "complete"), out["lines"],
+                        store.uri(store.run_prefix(cfg.name, data_interval_start)),
+                        next_step=("each failed stage's next step is above; once fixed, clear the failed task "
+                                   "(its downstream tasks run again)") if out["failed"] else "nothing to do",
+                        report=report_url(cfg.name, data_interval_start))
+            if failed:
                 raise AirflowFailException(out["summary"])
             return {"failed": [], "summary": out["summary"]}
 

@@ -1114,20 +1114,12 @@ class _Tabular:
             col.reject(source, None, "unreadable_file",
                        f"not a readable Parquet file ({type(exc).__name__}: {exc})", None)
             return
-        first = 0
-        for g in range(pf.num_row_groups):
-            n = pf.metadata.row_group(g).num_rows
-            try:
-                table = pf.read_row_group(g)
-                records = table.to_pylist()
-            except Exception as exc:  # noqa: BLE001 - a corrupt page: this group's rows, counted, are lost
+        for first, n, table, why in row_groups(pf):
+            if table is None:
                 col.lines_read += n
-                col.reject(source, first + 1, "unreadable_part",
-                           f"Parquet row group {g} (rows {first + 1}-{first + n}) cannot be read "
-                           f"({type(exc).__name__}: {exc}); its {n} record(s) are quarantined as one entry",
-                           None, records=n)
-                first += n
+                col.reject(source, first + 1, "unreadable_part", why, None, records=n)
                 continue
+            records = table.to_pylist()
             long_rows = _long_rows(table)
             for i, rec in enumerate(records):
                 col.lines_read += 1
@@ -1139,7 +1131,24 @@ class _Tabular:
                         col.reject(source, first + i + 1, "value_too_long", big, raw, when)
                         continue
                 col.add(source, first + i + 1, raw, rid, when, row)
-            first += n
+
+
+def row_groups(pf: pq.ParquetFile, columns: list[str] | None = None):
+    """Each row group of a Parquet file as (first row number, rows, table, None), or as
+    (first, rows, None, why) when it cannot be read: a corrupt page loses that group's rows --
+    counted, quarantined as one entry by the caller -- and the other groups are still read.
+    Captured traffic and labels read Parquet alike through this."""
+    first = 0
+    for g in range(pf.num_row_groups):
+        n = pf.metadata.row_group(g).num_rows
+        try:
+            table = pf.read_row_group(g, columns=columns)
+        except Exception as exc:  # noqa: BLE001 - a corrupt page: this group's rows, counted, are lost
+            yield first, n, None, (f"Parquet row group {g} (rows {first + 1}-{first + n}) cannot be read "
+                                   f"({type(exc).__name__}: {exc}); its {n} record(s) are quarantined as one entry")
+        else:
+            yield first, n, table, None
+        first += n
 
 
 def _long_rows(table: pa.Table) -> set[int]:

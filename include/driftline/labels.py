@@ -64,7 +64,8 @@ import pyarrow.parquet as pq
 
 from driftline.config import ModelConfig
 # one reader serves every input: the capture reader's rules for labels, objects and bounds
-from driftline.ingest import UNKNOWN_EXTENT_KINDS, gunzip, parse_label, truncation_reason, wide_csv_fields
+from driftline.ingest import (UNKNOWN_EXTENT_KINDS, gunzip, parse_label, row_groups, truncation_reason,
+                              wide_csv_fields)
 from driftline.limits import MAX_LINE_CHARS, MAX_VALUE_CHARS, TEXT_CHARS, TooDeep, shown, too_long
 from driftline.limits import loads as bounded_loads
 from driftline.store import Resolver, Store, StoreError, as_utc, interval_key, parse_interval_key
@@ -260,23 +261,14 @@ class _Reader:
         missing = [c for c in (self.id_field, self.column) if c not in pf.schema_arrow.names]
         if missing:
             return self.reject(source, None, "unreadable_file", f"Parquet file lacks columns {missing}", None)
-        first = 0
-        for g in range(pf.num_row_groups):
-            n = pf.metadata.row_group(g).num_rows
-            try:
-                table = pf.read_row_group(g, columns=[self.id_field, self.column])
-            except Exception as exc:  # noqa: BLE001 - a corrupt page: this group's labels, counted, are lost
-                self.reject(source, first + 1, "unreadable_part",
-                            f"Parquet row group {g} (rows {first + 1}-{first + n}) cannot be read "
-                            f"({type(exc).__name__}: {exc}); its {n} record(s) are quarantined as one entry",
-                            None, records=n)
-                first += n
+        for first, n, table, why in row_groups(pf, columns=[self.id_field, self.column]):
+            if table is None:  # a corrupt page: this group's labels, counted, are lost
+                self.reject(source, first + 1, "unreadable_part", why, None, records=n)
                 continue
             for i, (rid, label) in enumerate(zip(table.column(self.id_field).to_pylist(),
                                                  table.column(self.column).to_pylist()), first + 1):
                 self.add(source, i, hour, rid, label,
                          {self.id_field: shown(str(rid), MAX_VALUE_CHARS), self.column: shown(str(label), MAX_VALUE_CHARS)})
-            first += n
 
     def _text_lines(self, source: str, data: bytes):
         for i, bline in enumerate(data.split(b"\n"), 1):

@@ -548,10 +548,10 @@ def _update_run(store: Store, model: str, start: datetime, out: dict) -> None:
     if not store.exists(rel):
         return
     run = store.read_json(rel)
-    from driftline.violations import read_violations, write_constraint_violations
+    from driftline.violations import write_constraint_violations
 
-    write_constraint_violations(store, prefix)  # the re-evaluated model quality's violations in SageMaker's file
-    found, _ = counted_violations(store, model, start, read_violations(store, prefix))
+    # the re-evaluated model quality's violations in SageMaker's file, and counted for the verdict
+    found, _ = counted_violations(store, model, start, write_constraint_violations(store, prefix))
     run["model_quality"] = out["summary"]
     run["violations"] = len(found)
     run["violation_checks"] = sorted({v["constraint_check_type"] for v in found})

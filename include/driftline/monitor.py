@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import hashlib
+import json
 import os
 import posixpath
 import socket
@@ -415,10 +416,9 @@ def _record_run(cfg: ModelConfig, store: Store, start: datetime, end: datetime, 
     quality = stages.get("data_quality", {})
     ingest = stages.get("ingest", {})
     status = quality.get("status", "unknown")
-    from driftline.violations import read_violations, write_constraint_violations
+    from driftline.violations import write_constraint_violations
 
-    write_constraint_violations(store, prefix)  # SageMaker's file: every stage's violations, once all are done
-    violations = read_violations(store, prefix)
+    violations = write_constraint_violations(store, prefix)  # SageMaker's file: every stage's, once all are done
     counted, suppressed = counted_violations(store, cfg.name, start, violations)
     if status in ("ok", "no_data", "unknown") and counted:  # another stage (drift, a re-evaluation) found something
         status = "violations"
@@ -480,9 +480,6 @@ def _clockless(value: Any) -> Any:
 
 
 def _digest(run: dict) -> str:
-    import hashlib
-    import json
-
     body = {k: v for k, v in run.items() if k not in ("digest", "artifacts")}
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -602,8 +599,9 @@ def next_step(stage: str, result: dict[str, Any], model: str = "<model>") -> str
                     "and the endpoint's data capture; the run ends with a no-data verdict")
         broken = r.get("unreadable_objects")
         if broken:
-            return (f"{len(broken) if isinstance(broken, list) else broken} capture object(s) could not be read to their end (truncated or "
-                    f"corrupt): their readable records were kept, the rest is in quarantine.jsonl; ask the producer "
+            count = len(broken) if isinstance(broken, list) else broken  # ingest.json lists them, XCom counts
+            return (f"{count} capture object(s) could not be read to their end (truncated or corrupt): their "
+                    f"readable records were kept, the rest is in quarantine.jsonl; ask the producer "
                     f"to rewrite them, then re-run the interval")
         if r.get("quarantined"):
             return (f"{r['quarantined']} record(s) quarantined: read quarantine.jsonl (each with its reason) and fix "
@@ -670,37 +668,22 @@ STAGES = {"ingest": "ingest the captured records", "data_quality": "validate dat
 #: What the other tasks do, for failure messages.
 TASK_WORDS = {**STAGES, "plan_partitions": "plan the drift partitions", "profile_partition": "profile the batch for drift",
               "wait_for_labels": "wait for the labels", "wait_for_capture": "wait for the capture"}
-FAILURES_DIR = "failures"
+#: The check of a stage-failure alert (its subject is the task).
 STAGE_FAILURE = "stage_failure"
 
 
 def record_stage_failure(store: Store, model: str, start: datetime, task: str, error: BaseException | str,
                          inputs: list[str] | tuple = (), next_step: str | None = None) -> dict:
-    """Record that a task of the interval's run failed (``failures/<task>.json``): the error,
-    the inputs it was reading, what to do. A later success of the task removes it."""
-    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-    record = {"task": task, "interval": interval_key(start), "error": text[:2000], "inputs": list(inputs),
-              "next": next_step or "read the task's log for the traceback; fix the input it names, then clear the task",
-              "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    store.write_json(posixpath.join(Store.run_prefix(model, start), FAILURES_DIR, f"{task}.json"), record)
-    return record
+    """``driftline.violations.record_stage_failure`` for the model's interval starting ``start``."""
+    from driftline.violations import record_stage_failure as record
+
+    return record(store, Store.run_prefix(model, start), task, error, inputs, next_step)
 
 
 def clear_stage_failure(store: Store, model: str, start: datetime, task: str) -> None:
-    store.delete(posixpath.join(Store.run_prefix(model, start), FAILURES_DIR, f"{task}.json"))
+    from driftline.violations import clear_stage_failure as clear
 
-
-def stage_failures(store: Store, model: str, start: datetime) -> dict[str, dict]:
-    """The interval's recorded stage failures, by task (an unreadable record is one too)."""
-    folder = posixpath.join(Store.run_prefix(model, start), FAILURES_DIR)
-    out = {}
-    for name in store.listdir(folder):
-        if name.endswith(".json"):
-            try:
-                out[name[:-5]] = store.read_json(posixpath.join(folder, name))
-            except (StoreError, ValueError) as exc:
-                out[name[:-5]] = {"task": name[:-5], "error": f"(its failure record is unreadable: {exc})"}
-    return out
+    clear(store, Store.run_prefix(model, start), task)
 
 
 def check_run(cfg: ModelConfig, store: Store, start: datetime, completed: dict[str, bool], send=None,
@@ -741,7 +724,9 @@ def _check_run(cfg: ModelConfig, store: Store, start: datetime, completed: dict[
     from driftline.alerts import dispatch, read_events
 
     key = interval_key(start)
-    failures = stage_failures(store, cfg.name, start)
+    from driftline.violations import stage_failures
+
+    failures = stage_failures(store, Store.run_prefix(cfg.name, start))
     missing = [t for t in STAGES if not completed.get(t)]
     failed = sorted(set(missing) | set(failures), key=lambda t: (list(STAGES).index(t) if t in STAGES else 99, t))
     lines, messages = [], []

@@ -57,13 +57,6 @@ REF_COLOR, CUR_COLOR = "#9aa5b1", "#2f6fdf"
 
 
 # -- reading a run ---------------------------------------------------------------------------
-def _listdir(store: Store, rel: str, problems: list[str]) -> list[str]:
-    try:
-        return sorted(store.listdir(rel))
-    except (StoreError, OSError) as exc:
-        problems.append(f"{rel} could not be listed: {exc}")
-        return []
-
 
 def load_run(cfg: ModelConfig, store: Store, interval_start: datetime) -> dict[str, Any]:
     """Every artifact of the run (None when missing), the baseline's profile, and the
@@ -86,11 +79,13 @@ def load_run(cfg: ModelConfig, store: Store, interval_start: datetime) -> dict[s
         art["baseline_profile"] = read_artifact(store, rel, problems)
     art["data_docs"] = artifact_exists(store, posixpath.join(prefix, DATA_DOCS))
     art["prefix"], art["uri"], art["_problems"] = prefix, store.uri(prefix), problems
-    # the stages that failed (driftline.monitor.record_stage_failure writes failures/<task>.json)
-    art["failures"] = {}
-    for name in _listdir(store, posixpath.join(prefix, "failures"), problems):
-        if name.endswith(".json"):
-            art["failures"][name[:-5]] = read_artifact(store, posixpath.join(prefix, "failures", name), problems) or {}
+    from driftline.violations import stage_failures
+
+    try:  # the stages that failed (failures/<task>.json)
+        art["failures"] = stage_failures(store, prefix)
+    except (StoreError, ValueError) as exc:
+        art["failures"] = {}
+        problems.append(f"the run's failure records could not be read: {exc}")
     art["suppressed"] = _suppressed(art)
     art["feedback"] = _answers(cfg, store, art, problems)
     return art

@@ -6,13 +6,17 @@ parallel and none rewrites a file another writes, so a failed or re-run stage ne
 duplicates another's findings. ``constraint_violations.json`` (every stage's violations, in
 SageMaker's format) is assembled from them once the stages are done
 (``write_constraint_violations``, by the run's record and by a re-evaluation).
+
+A stage that failed leaves ``failures/<task>.json`` (its error, inputs and next step), which
+the run's last task and its report read.
 """
 from __future__ import annotations
 
 import posixpath
+from datetime import datetime, timezone
 
 from driftline.limits import capped
-from driftline.store import Store
+from driftline.store import Store, StoreError
 
 VIOLATIONS_FILE = "constraint_violations.json"
 #: Where each stage's violations are, in the run's folder.
@@ -44,7 +48,44 @@ def read_violations(store: Store, run_prefix: str) -> list[dict]:
     return [v for n in names for v in store.read_json(posixpath.join(folder, n)).get("violations", [])]
 
 
-def write_constraint_violations(store: Store, run_prefix: str) -> str:
-    """Assemble SageMaker's ``constraint_violations.json`` from the stages' files."""
-    return store.write_json(posixpath.join(run_prefix, VIOLATIONS_FILE),
-                            {"violations": read_violations(store, run_prefix)})
+def write_constraint_violations(store: Store, run_prefix: str) -> list[dict]:
+    """Assemble SageMaker's ``constraint_violations.json`` from the stages' files; returns the
+    violations it holds (read once for the caller too)."""
+    found = read_violations(store, run_prefix)
+    store.write_json(posixpath.join(run_prefix, VIOLATIONS_FILE), {"violations": found})
+    return found
+
+
+# -- the stages that failed ----------------------------------------------------------------
+#: A failed stage's record in the run's folder: ``failures/<task>.json``.
+FAILURES_DIR = "failures"
+
+
+def record_stage_failure(store: Store, run_prefix: str, task: str, error: BaseException | str,
+                         inputs: list[str] | tuple = (), next_step: str | None = None) -> dict:
+    """Record that a task of the run failed: the error, the inputs it was reading, what to do.
+    A later success of the task removes it (``clear_stage_failure``)."""
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    record = {"task": task, "interval": posixpath.basename(run_prefix.rstrip("/")), "error": text[:2000],
+              "inputs": list(inputs),
+              "next": next_step or "read the task's log for the traceback; fix the input it names, then clear the task",
+              "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    store.write_json(posixpath.join(run_prefix, FAILURES_DIR, f"{task}.json"), record)
+    return record
+
+
+def clear_stage_failure(store: Store, run_prefix: str, task: str) -> None:
+    store.delete(posixpath.join(run_prefix, FAILURES_DIR, f"{task}.json"))
+
+
+def stage_failures(store: Store, run_prefix: str) -> dict[str, dict]:
+    """The run's recorded stage failures, by task (an unreadable record is one too)."""
+    folder = posixpath.join(run_prefix, FAILURES_DIR)
+    out = {}
+    for name in store.listdir(folder):
+        if name.endswith(".json"):
+            try:
+                out[name[:-5]] = store.read_json(posixpath.join(folder, name))
+            except (StoreError, ValueError) as exc:
+                out[name[:-5]] = {"task": name[:-5], "error": f"(its failure record is unreadable: {exc})"}
+    return out

@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow.sdk import DAG, Param, task
+
 from driftline_airflow.runtime import fail_clearly, get_store, load_configs, log_summary, resolver
 
 _models = sorted(load_configs().models)
@@ -43,8 +44,8 @@ with DAG(
 
     @task
     def create_baseline(params=None) -> dict:
-        from driftline.baseline import create_baseline as create
         from driftline.config import ConfigError
+        from driftline.stages.baseline import create_baseline as create
 
         with fail_clearly():
             models = load_configs().models

@@ -40,11 +40,18 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
-from driftline_airflow.feedback_requests import (OPTIONS, RESPONSE_TIMEOUT, AlertQuestion, announced,
-                                                 comment_param, hitl_request, interval_param)
-from driftline_airflow.runtime import alerts_asset, fail_clearly, get_store, log_summary, publish_model_dags
 
 from driftline.config import ModelConfig
+from driftline_airflow.feedback_requests import (
+    OPTIONS,
+    RESPONSE_TIMEOUT,
+    AlertQuestion,
+    announced,
+    comment_param,
+    hitl_request,
+    interval_param,
+)
+from driftline_airflow.runtime import alerts_asset, fail_clearly, get_store, log_summary, publish_model_dags
 
 #: When a run asks even without a new alert: catches what was raised while nobody asked.
 CATCH_UP = "0 6 * * *"
@@ -73,8 +80,9 @@ def build_feedback_dag(cfg: ModelConfig) -> DAG:
 
             from airflow.sdk.exceptions import AirflowFailException
 
-            from driftline.alerts import read_events
-            from driftline.feedback import FeedbackError, interval_ref, read_all, read_requests, to_ask
+            from driftline.stages.alerts import read_events
+            from driftline.stages.answers import FeedbackError, read_all
+            from driftline.stages.feedback import interval_ref, read_requests, to_ask
 
             keys = announced(cfg.name, context.get("triggering_asset_events"))
             asked = str((context.get("params") or {}).get("interval") or "")
@@ -116,7 +124,7 @@ def build_feedback_dag(cfg: ModelConfig) -> DAG:
         def summarise_answers(**context) -> dict:
             from airflow.sdk.exceptions import AirflowSkipException
 
-            from driftline.feedback import incident_answers, note
+            from driftline.stages.answers import incident_answers, note
 
             ti = context["ti"]
             asked = ti.xcom_pull(task_ids="open_incidents")

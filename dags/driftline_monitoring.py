@@ -67,12 +67,23 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
-from driftline_airflow.runtime import (alert_sender, alerts_asset, fail_clearly, get_store, log_summary, stage,
-                                       logged_delivery_failure, publish_model_dags, report_url, report_url_of,
-                                       resolver, retraining_asset)
-from driftline_airflow.links import add_links
 
 from driftline.config import ModelConfig
+from driftline_airflow.links import add_links
+from driftline_airflow.runtime import (
+    alert_sender,
+    alerts_asset,
+    fail_clearly,
+    get_store,
+    log_summary,
+    logged_delivery_failure,
+    publish_model_dags,
+    report_url,
+    report_url_of,
+    resolver,
+    retraining_asset,
+    stage,
+)
 
 
 def build_monitoring_dag(cfg: ModelConfig) -> DAG:
@@ -95,7 +106,8 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
 
         @task
         def ingest(data_interval_start=None, data_interval_end=None, params=None, dag_run=None) -> dict:
-            from driftline.monitor import next_step, run_ingest
+            from driftline.pipeline.interval import run_ingest
+            from driftline.pipeline.summary import next_step
 
             store = get_store()
             asked = str((params or {}).get("baseline") or "").strip()
@@ -111,7 +123,8 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
 
         @task
         def data_quality(ingested: dict, data_interval_start=None, run_id=None) -> dict:
-            from driftline.monitor import interval_summary_lines, next_step, run_data_quality
+            from driftline.pipeline.interval import run_data_quality
+            from driftline.pipeline.summary import interval_summary_lines, next_step
 
             store = get_store()
             batch = store.uri(store.run_prefix(cfg.name, data_interval_start), "batch.parquet")
@@ -124,7 +137,7 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
 
         @task
         def plan_partitions(ingested: dict, data_interval_start=None) -> list[dict]:
-            from driftline.monitor import plan_partitions as plan
+            from driftline.pipeline.interval import plan_partitions as plan
 
             parts = plan(cfg, get_store(), data_interval_start)
             log_summary(f"plan_partitions {cfg.name}",
@@ -135,7 +148,7 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
         def profile_partition(part: dict, data_interval_start=None, run_id=None) -> str:
             from airflow.sdk import get_current_context
 
-            from driftline.monitor import profile_partition as profile
+            from driftline.pipeline.interval import profile_partition as profile
 
             get_current_context()["partition_rows"] = f"rows {part['start']}-{part['stop']}"
             store = get_store()
@@ -148,7 +161,8 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
 
         @task
         def drift(parts: list[str], data_interval_start=None, data_interval_end=None, run_id=None) -> dict:
-            from driftline.monitor import interval_summary_lines, next_step, run_drift
+            from driftline.pipeline.interval import run_drift
+            from driftline.pipeline.summary import interval_summary_lines, next_step
 
             store = get_store()
             with stage(cfg, "drift", data_interval_start, [store.uri(p) for p in parts][:5]):
@@ -167,7 +181,7 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
             def wait_for_labels(ingested: dict, data_interval_start=None, data_interval_end=None, run_id=None):
                 from airflow.sdk.bases.sensor import PokeReturnValue
 
-                from driftline.monitor import look_for_labels
+                from driftline.pipeline.interval import look_for_labels
 
                 store = get_store()
                 with fail_clearly():  # each look renews the run's lease on the interval
@@ -180,7 +194,8 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
         def model_quality(ingested: dict, waited: dict | None = None, data_interval_start=None,
                           data_interval_end=None, run_id=None) -> dict:
             # none_failed: a wait that timed out (skipped) still gets its interval evaluated
-            from driftline.monitor import interval_summary_lines, next_step, run_labels_and_quality
+            from driftline.pipeline.interval import run_labels_and_quality
+            from driftline.pipeline.summary import interval_summary_lines, next_step
 
             store = get_store()
             with stage(cfg, "model_quality", data_interval_start, [cfg.labels.uri] if cfg.labels else []):
@@ -195,12 +210,13 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
 
         # all_done: data-quality alerts go out even when drift failed. One alert task of a kind at
         # a time across runs (max_active_tis_per_dag): each brings the records of later intervals
-        # up to date (driftline.alerts.evaluate_in_order), so runs may finish in any order -- a
+        # up to date (driftline.stages.alerts.evaluate_in_order), so runs may finish in any order -- a
         # backfill after the scheduled runs, overlapping runs -- and give the same incidents
         # without depends_on_past, which Airflow's backfills refuse by default.
         @task(trigger_rule="all_done", max_active_tis_per_dag=1)
         def alert_data(data_interval_start=None, **context) -> dict:
-            from driftline.monitor import alert_brief, next_step, run_alerts
+            from driftline.pipeline.interval import run_alerts
+            from driftline.pipeline.summary import alert_brief, next_step
 
             store = get_store()
             where = store.uri("alerts", cfg.name)
@@ -213,7 +229,8 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
 
         @task(trigger_rule="all_done", max_active_tis_per_dag=1)
         def alert_quality(data_interval_start=None, **context) -> dict:
-            from driftline.monitor import alert_brief, next_step, run_alerts
+            from driftline.pipeline.interval import run_alerts
+            from driftline.pipeline.summary import alert_brief, next_step
 
             performance = context["ti"].xcom_pull(task_ids="model_quality") or {}
             store = get_store()
@@ -232,7 +249,8 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
         @task(trigger_rule="all_done")
         def record_run(ingested: dict | None, quality: dict | None, drifted: dict | None, performance: dict | None,
                        data_interval_start=None, data_interval_end=None, **context) -> dict:
-            from driftline.monitor import next_step, record_run as record
+            from driftline.pipeline.records import record_run as record
+            from driftline.pipeline.summary import next_step
 
             store = get_store()
             alerts = {f"alerts_{g}": context["ti"].xcom_pull(task_ids=f"alert_{g}") for g in ("data", "quality")}
@@ -241,7 +259,7 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
                              {"ingest": ingested, "data_quality": quality, "drift": drifted,
                               "model_quality": performance, **alerts}, run_id=context["run_id"])
             if cfg.metrics_out.cloudwatch.enabled:
-                from driftline.monitor import interval_history
+                from driftline.store.history import interval_history
                 from driftline_airflow.notify import publish_cloudwatch
 
                 sent = publish_cloudwatch(cfg.metrics_out.cloudwatch, cfg.name, data_interval_start,
@@ -260,8 +278,8 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
         @task(trigger_rule="all_done")
         def report(data_interval_start=None, run_id=None) -> str:
             # all_done: a run that failed half-way still gets its page, saying what did not run
-            from driftline.monitor import write_report
-            from driftline.report import summary_table
+            from driftline.pipeline.interval import write_report
+            from driftline.render.report import summary_table
 
             store = get_store()
             with stage(cfg, "report", data_interval_start):
@@ -302,8 +320,8 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
         def check_run(data_interval_start=None, **context) -> dict:
             from airflow.sdk.exceptions import AirflowFailException
 
-            from driftline.monitor import STAGES
-            from driftline.monitor import check_run as check
+            from driftline.pipeline.check import check_run as check
+            from driftline.pipeline.summary import STAGES
 
             ti = context["ti"]
             completed = {t: ti.xcom_pull(task_ids=t) is not None for t in STAGES}
@@ -328,7 +346,7 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
 
             @task.short_circuit
             def retrain_decision(alerted: dict, data_interval_start=None) -> dict | bool:
-                from driftline.retrain_policy import decide
+                from driftline.stages.retrain_policy import decide
 
                 out = decide(cfg, get_store(), data_interval_start, alerted.get("intervals", []))
                 log_summary(f"retrain_decision {cfg.name}",
@@ -337,7 +355,7 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
 
             @task(outlets=[asset])
             def request_retraining(request: dict, *, outlet_events=None) -> dict:
-                from driftline.retrain_policy import mark_emitted
+                from driftline.stages.retrain_policy import mark_emitted
 
                 outlet_events[asset].extra = {k: request[k] for k in ("model", "id", "interval", "end", "why",
                                                                        "labelled", "window_days")}
@@ -356,7 +374,7 @@ def build_monitoring_dag(cfg: ModelConfig) -> DAG:
         # all_done: incidents opened by one group are announced when the other group's task failed
         @task.short_circuit(trigger_rule="all_done")
         def incidents_opened(data_interval_start=None, **context) -> dict | bool:
-            from driftline.feedback import opened_incidents
+            from driftline.stages.feedback import opened_incidents
             from driftline.store import interval_key
 
             briefs = [context["ti"].xcom_pull(task_ids=f"alert_{g}") or {} for g in ("data", "quality")]

@@ -29,10 +29,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import DAG, Param, task
-from driftline_airflow.runtime import (fail_clearly, get_store, log_summary, promoted_asset, publish_model_dags,
-                                       resolver, retraining_asset)
 
 from driftline.config import ModelConfig
+from driftline_airflow.runtime import (
+    fail_clearly,
+    get_store,
+    log_summary,
+    promoted_asset,
+    publish_model_dags,
+    resolver,
+    retraining_asset,
+)
 
 #: Params of a manual run, validated by the trigger form (JSON schema).
 DURATION = r"^$|^\s*\d+(\.\d+)?\s*[smhdw]\s*$"
@@ -63,7 +70,7 @@ def build_retraining_dag(cfg: ModelConfig) -> DAG:
 
         @task
         def plan(**context) -> dict:
-            from driftline.retrain import plan as run
+            from driftline.stages.retrain import plan as run
 
             request = None
             for events in (context.get("triggering_asset_events") or {}).values():
@@ -79,7 +86,7 @@ def build_retraining_dag(cfg: ModelConfig) -> DAG:
         def prepare(p: dict) -> dict:
             from datetime import datetime
 
-            from driftline.retrain import prepare as run
+            from driftline.stages.retrain import prepare as run
 
             store = get_store()
             with fail_clearly():
@@ -90,7 +97,7 @@ def build_retraining_dag(cfg: ModelConfig) -> DAG:
 
         @task
         def train(p: dict, prepared: dict) -> dict:
-            from driftline.retrain import train as run
+            from driftline.stages.retrain import train as run
 
             store = get_store()
             with fail_clearly():
@@ -100,7 +107,7 @@ def build_retraining_dag(cfg: ModelConfig) -> DAG:
 
         @task
         def evaluate(p: dict, trained: dict) -> dict:
-            from driftline.retrain import evaluate as run
+            from driftline.stages.retrain import evaluate as run
 
             store = get_store()
             with fail_clearly():
@@ -140,9 +147,9 @@ def build_retraining_dag(cfg: ModelConfig) -> DAG:
 
         @task(trigger_rule="none_failed_min_one_success", outlets=[promoted_asset(cfg.name)])
         def promote(p: dict, decision: dict, *, outlet_events=None, **context) -> dict:
-            from driftline.retrain import promote as run
-
             from airflow.sdk.exceptions import AirflowSkipException
+
+            from driftline.stages.retrain import promote as run
 
             if not decision["promote"] or p["dry_run"]:
                 # none_failed_min_one_success also counts plan and evaluate: the gate chose
@@ -173,7 +180,7 @@ def build_retraining_dag(cfg: ModelConfig) -> DAG:
 
 
 def _run_prefix(cfg: ModelConfig, p: dict) -> str:
-    from driftline.retrain import run_prefix
+    from driftline.stages.retrain import run_prefix
 
     return run_prefix(cfg.name, p["run"])
 

@@ -1,6 +1,6 @@
 """The driftline page in the Airflow UI (Airflow 3.1+ plugin interface).
 
-- ``fastapi_apps``: the app of ``driftline.web`` mounted by the API server at ``/driftline``:
+- ``fastapi_apps``: the app of ``driftline.ui.app`` mounted by the API server at ``/driftline``:
   the monitored models and their latest verdict, each run's report, the history, and the alerts
   with their feedback form. It reads the artifact store the DAGs write to
   (``DRIFTLINE_STORE_URL``, local or S3/MinIO through the Airflow connection
@@ -15,13 +15,13 @@ under the user's name. A browser without a session is sent to Airflow's login pa
 """
 from __future__ import annotations
 
+from airflow.api_fastapi.core_api.security import get_user
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import RedirectResponse
 
-from airflow.api_fastapi.core_api.security import get_user
-from driftline.web import Person, create_app
+from driftline.ui.app import Person, create_app
 from driftline_airflow.links import URL_PREFIX
 from driftline_airflow.runtime import get_store, load_configs
 

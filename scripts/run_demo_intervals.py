@@ -81,7 +81,7 @@ def _run(airflow: LocalAirflow, store: Store, starts: list[datetime], t0: float)
           f"report.html, constraint_violations.json, data_docs/index.html, drift.json, model_quality.json, run.json)")
     print(f"baselines: {store.uri('baselines', 'churn')}   metrics history: {store.uri('metrics', 'churn', 'history')}")
     print(f"task logs: the Airflow UI (a run -> a task -> Logs), stored under {home / 'logs'}/dag_id={DAG_ID}/")
-    from driftline.history import load_history, render_history
+    from driftline.render.history import load_history, render_history
 
     history = store.write_text("metrics/churn/history.html", render_history(load_history(store, "churn")))
     print(f"history view: {history}")
@@ -135,7 +135,7 @@ def report(airflow: LocalAirflow, store: Store, starts: list[datetime], before: 
         band = f"{fmt(acc.get('value'))} [{fmt(acc.get('lower'))}-{fmt(acc.get('upper'))}]" if acc else "-"
         print(f"{r[0]:<12} {g['labelled']:>5}/{g['predicted']:<6} {fmt(real.get('accuracy')):>17}  {band:<24} "
               f"{fmt(real.get('roc_auc')):>16}  {fmt(auc.get('value'))}")
-    from driftline.alerts import read_events
+    from driftline.stages.alerts import read_events
 
     events = read_events(store, "churn")
     print("\ninterval     alert incidents opened                          resolved   (every alert: the task logs)")
@@ -164,8 +164,8 @@ def _by_check(events: list[dict], kind: str) -> str:
 
 def retrain_report(airflow: LocalAirflow, store: Store) -> None:
     """What the retraining the monitoring runs asked for did (the scheduler ran it on the Asset)."""
-    from driftline import registry
-    from driftline.retrain_policy import list_requests
+    from driftline.stages.retrain_policy import list_requests
+    from driftline.store import registry
 
     requests = sorted((r for r in list_requests(store, "churn") if r.get("emitted")), key=lambda r: r["interval"])
     if not requests:

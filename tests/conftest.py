@@ -113,11 +113,11 @@ def labelled_demo_week(tmp_path_factory):
     copy. Returns {"demo": URL, "store": Path, "manifest": dict, "cfg": ModelConfig}."""
     from datetime import datetime
 
-    from driftline.baseline import create_baseline
     from driftline.config import default_monitors_dir, load_all
     from driftline.demo import demo_interval_starts, generate_demo
-    from driftline.labels import sync_labels
-    from driftline.monitor import run_ingest
+    from driftline.pipeline.interval import run_ingest
+    from driftline.stages.baseline import create_baseline
+    from driftline.stages.labels import sync_labels
     from driftline.store import Store
 
     root = tmp_path_factory.mktemp("demo-week")

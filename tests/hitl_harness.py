@@ -23,10 +23,9 @@ class Hang(BaseException):
 
 
 def run_ids(dag_id: str) -> set[str]:
-    from sqlalchemy import select
-
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     with create_session() as session:
         return set(session.scalars(select(DagRun.run_id).where(DagRun.dag_id == dag_id)))
@@ -34,12 +33,11 @@ def run_ids(dag_id: str) -> set[str]:
 
 def fail_stuck_runs(dag_id: str, known: set[str]) -> None:
     """After an aborted run: fail what it left running, so no later test waits on it."""
-    from sqlalchemy import update
-
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance as TI
     from airflow.utils.session import create_session
     from airflow.utils.state import DagRunState, State, TaskInstanceState
+    from sqlalchemy import update
 
     with create_session() as session:
         session.execute(update(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id.not_in(known),

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from driftline.alerts import AlertDeliveryError, dispatch, evaluate, read_events
+from driftline.stages.alerts import AlertDeliveryError, dispatch, evaluate, read_events
 from driftline.store import Store
 
 T0 = datetime(2026, 10, 1, tzinfo=timezone.utc)
@@ -96,7 +96,7 @@ def test_one_of_one_fires_at_once_and_unevaluated_intervals_carry_the_incident(s
 
 def _write_stages(store: Store, i: int, drift_violations: list[dict]) -> None:
     """An interval as today's stages leave it: each stage's result and violations/<stage>.json."""
-    from driftline.violations import write_violations
+    from driftline.store.violations import write_violations
 
     prefix = Store.run_prefix("m", _day(i))
     write_violations(store, prefix, "data_quality", [])
@@ -106,9 +106,9 @@ def _write_stages(store: Store, i: int, drift_violations: list[dict]) -> None:
 
 
 def _clear(store: Store, i: int, upto: str | None = None) -> None:
-    """What a re-run of interval i does first (driftline.monitor.VERDICT_ARTIFACTS, in order),
+    """What a re-run of interval i does first (driftline.pipeline.interval.VERDICT_ARTIFACTS, in order),
     stopped after ``upto``: the state another run's alert stage may find."""
-    from driftline.monitor import VERDICT_ARTIFACTS
+    from driftline.pipeline.interval import VERDICT_ARTIFACTS
 
     for name in VERDICT_ARTIFACTS:
         store.delete(f"{Store.run_prefix('m', _day(i))}/{name}")
@@ -131,7 +131,7 @@ def test_an_interval_cleared_by_a_rerun_before_its_alerts_resolves_nothing(setup
         assert _statuses(rec) == {"baseline_drift_check:income": "open"}
     # half written by the re-run: violations without their result (or the reverse): nothing either
     prefix = Store.run_prefix("m", _day(1))
-    from driftline.violations import write_violations
+    from driftline.store.violations import write_violations
 
     write_violations(store, prefix, "drift", [])
     assert evaluate(c, store, _day(1), "data")["messages"] == []
@@ -229,8 +229,8 @@ def test_feedback_suppresses_for_its_window_and_changes_the_verdict(setup):
     """A false positive on an open drift incident: the next intervals' violations are still
     recorded but raise nothing and do not count in the verdict; after the window the check
     alerts again (a new incident); a re-run keeps the answer."""
-    from driftline import feedback
-    from driftline.monitor import record_run
+    from driftline.pipeline.records import record_run
+    from driftline.stages import answers, feedback
 
     store, cfg = setup
     c = cfg(drift={"persistence": {"hold": 1, "of": 1}}, suppress_false_positive="2d")
@@ -244,7 +244,7 @@ def test_feedback_suppresses_for_its_window_and_changes_the_verdict(setup):
 
     assert day(0, True)["status"] == "violations"
     (incident,) = sent
-    with pytest.raises(feedback.FeedbackError, match="no alert incident"):
+    with pytest.raises(answers.FeedbackError, match="no alert incident"):
         feedback.record(c, store, "m|baseline_drift_check|nope|2026-10-01T0000Z", "false_positive", "alice")
     rec = feedback.record(c, store, incident, "false_positive", "alice", "promo week, not drift").record
     assert rec["until"].startswith("2026-10-03")  # 2 days from the incident's interval (day 0)
@@ -258,7 +258,7 @@ def test_feedback_suppresses_for_its_window_and_changes_the_verdict(setup):
     # day 2 is past the window: it alerts again, as a new incident
     assert day(2, True)["status"] == "violations"
     assert sent == [incident, "m|baseline_drift_check|income|2026-10-03T0000Z|firing"]
-    assert [r["kind"] for r in feedback.read_all(store, "m")] == ["false_positive"]
+    assert [r["kind"] for r in answers.read_all(store, "m")] == ["false_positive"]
     # acknowledging records who and when, and suppresses nothing
     feedback.record(c, store, sent[-1], "acknowledged", "bob")
     assert day(3, True)["status"] == "violations"
@@ -270,8 +270,8 @@ def test_the_suppression_window_counts_from_the_incidents_interval(setup):
     the latest interval evaluated when the answer came -- so days 5 and 6 are suppressed, day 7
     opens a new incident, and a re-run (or backfill) of day 2 is suppressed as well: the
     answer's effect does not depend on when it was given."""
-    from driftline import feedback
-    from driftline.alerts import incidents
+    from driftline.stages import feedback
+    from driftline.stages.alerts import incidents
 
     store, cfg = setup
     c = cfg(drift={"persistence": {"hold": 1, "of": 1}}, suppress_false_positive="7d")
@@ -301,7 +301,7 @@ SERIES = {0: False, 1: True, 2: False, 3: True, 4: True, 5: True, 6: False, 7: F
 
 
 def _records(store: Store, n: int) -> dict[int, dict]:
-    from driftline.alerts import read_record
+    from driftline.stages.alerts import read_record
 
     return {i: {k: (a["status"], a["incident"]) for k, a in _statuses_full(read_record(store, "m", _day(i), "data"))}
             for i in range(n)}
@@ -313,7 +313,7 @@ def _statuses_full(record: dict | None):
 
 @pytest.mark.parametrize("order", [[8, 7, 6, 5, 4, 3, 2, 1, 0], [4, 5, 6, 0, 1, 2, 3, 7, 8], [3, 0, 8, 1, 5, 2, 7, 4, 6]])
 def test_any_evaluation_order_gives_the_incidents_of_the_in_order_run(setup, tmp_path, order):
-    from driftline.alerts import evaluate_in_order
+    from driftline.stages.alerts import evaluate_in_order
 
     _, cfg = setup
     c = cfg(drift={"severity": "warning", "persistence": {"hold": 2, "of": 3}})
@@ -339,7 +339,7 @@ def test_any_evaluation_order_gives_the_incidents_of_the_in_order_run(setup, tmp
     assert ("firing", "2026-10-04T0000Z", "2026-10-04T0000Z", None) in got
     assert ("resolved", "2026-10-04T0000Z", "2026-10-08T0000Z", None) in got
     # whatever a partial view announced is withdrawn by a message that says so, never left open
-    from driftline.alerts import incidents
+    from driftline.stages.alerts import incidents
 
     for inc in incidents(shuffled, "m"):
         if inc["opened"] != "2026-10-04T0000Z":
@@ -349,7 +349,7 @@ def test_any_evaluation_order_gives_the_incidents_of_the_in_order_run(setup, tmp
 
 
 def test_a_rerun_with_the_same_findings_rewrites_the_same_bytes_and_sends_nothing(setup):
-    from driftline.alerts import evaluate_in_order
+    from driftline.stages.alerts import evaluate_in_order
 
     store, cfg = setup
     c = cfg(drift={"severity": "warning", "persistence": {"hold": 1, "of": 1}})
@@ -368,7 +368,7 @@ def test_a_rerun_with_the_same_findings_rewrites_the_same_bytes_and_sends_nothin
 
 
 def test_rejudging_appends_why_and_withdraws_what_was_announced(setup):
-    from driftline.alerts import evaluate_in_order, read_record
+    from driftline.stages.alerts import evaluate_in_order, read_record
 
     store, cfg = setup
     c = cfg(drift={"severity": "warning", "persistence": {"hold": 1, "of": 1}})
@@ -397,7 +397,7 @@ def test_rejudging_appends_why_and_withdraws_what_was_announced(setup):
 
 
 def test_sentence_prints_the_relation_that_holds_and_the_bound_crossed():
-    from driftline.alerts import sentence
+    from driftline.stages.alerts import sentence
 
     def drift(stat, method="wasserstein", th=0.1):
         return {"feature_name": "x", "constraint_check_type": "baseline_drift_check",
@@ -408,7 +408,7 @@ def test_sentence_prints_the_relation_that_holds_and_the_bound_crossed():
     # a statistic just past its threshold is printed with the digits that show it
     assert sentence(drift(0.10004, "psi"), None, "v1") == "x: psi 0.10004 > 0.1 against baseline v1"
     # two-sided checks carry the crossed bound in their description, which the sentence keeps
-    from driftline.drift_engine import violations
+    from driftline.stages.drift import violations
 
     [mv] = violations({"multivariate": {"checked": True, "pca_reconstruction": {
         "method": "pca_reconstruction", "statistic": 0.012, "threshold": 0.031, "lower_threshold": 0.020,

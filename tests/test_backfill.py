@@ -19,7 +19,7 @@ import shutil
 import socket
 import subprocess
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -49,7 +49,7 @@ def _monitors(tmp_path: Path) -> Path:
 
 
 def _state(store: Store, start: datetime, group: str) -> dict:
-    from driftline.alerts import read_record
+    from driftline.stages.alerts import read_record
 
     rec = read_record(store, "churn", start, group) or {}
     return {f"{a['check']}|{a['subject']}": (a["status"], a["incident"]) for a in rec.get("alerts", [])}
@@ -57,11 +57,10 @@ def _state(store: Store, start: datetime, group: str) -> dict:
 
 @pytest.mark.e2e
 def test_ui_backfill_defaults_run_on_the_scheduler_and_reproduce(labelled_demo_week, tmp_path):
-    from test_e2e_act import Receiver
-
-    from driftline.alerts import evaluate_in_order, read_events
     from driftline.demo import demo_interval_starts
+    from driftline.stages.alerts import evaluate_in_order, read_events
     from driftline_airflow.local_airflow import LocalAirflow
+    from test_e2e_act import Receiver
 
     week = labelled_demo_week
     starts = demo_interval_starts(week["manifest"])

@@ -6,9 +6,9 @@ import pyarrow as pa
 import pytest
 from scipy import stats as sps
 
-from driftline import baseline
-from driftline.baseline import BaselineError
-from driftline.store import Store
+from driftline.stages import baseline
+from driftline.store import Store, baselines
+from driftline.store.baselines import BaselineError
 
 
 @pytest.fixture
@@ -97,18 +97,18 @@ def test_versions_are_never_overwritten(tmp_path, training, make_config):
     first = store.read_bytes("baselines/m/v1/statistics.json")
     assert baseline.create_baseline(cfg, store)["version"] == "v2"
     assert store.read_bytes("baselines/m/v1/statistics.json") == first
-    assert baseline.list_versions(store, "m") == ["v1", "v2"]
-    assert baseline.resolve_baseline(cfg, store).version == "v2"
-    assert baseline.resolve_baseline(cfg, store, "v1").version == "v1"
+    assert baselines.list_versions(store, "m") == ["v1", "v2"]
+    assert baselines.resolve_baseline(cfg, store).version == "v2"
+    assert baselines.resolve_baseline(cfg, store, "v1").version == "v1"
     # an incomplete version (no manifest, e.g. a crashed write) is skipped, and not reused
     store.write_json("baselines/m/v3/statistics.json", {})
-    assert baseline.list_versions(store, "m") == ["v1", "v2"]
+    assert baselines.list_versions(store, "m") == ["v1", "v2"]
     assert baseline.create_baseline(cfg, store)["version"] == "v4"
 
 
 def test_no_baseline_is_a_clear_error(tmp_path, make_config):
     with pytest.raises(BaselineError, match="no baseline.*driftline baseline --model m"):
-        baseline.resolve_baseline(make_config(), Store(f"file://{tmp_path}/store"))
+        baselines.resolve_baseline(make_config(), Store(f"file://{tmp_path}/store"))
 
 
 def test_bad_training_data(tmp_path, training, make_config):
@@ -192,7 +192,7 @@ def test_import_sagemaker_baseline(tmp_path, make_config):
     # its statistics become the drift profile: exact counts and moments, the KLL rebuilt with
     # its levels' weights, and its distribution_constraints choose the drift methods
     cfg = make_config()
-    ref = baseline.load_reference(cfg, store, baseline.resolve_baseline(cfg, store))
+    ref = baseline.load_reference(cfg, store, baselines.resolve_baseline(cfg, store))
     px = ref.profile.columns["x"]
     assert (px.count, px.missing) == (4000, 0) and px.mean == pytest.approx(x.mean())
     assert px.variance == pytest.approx(x.var())
@@ -201,8 +201,8 @@ def test_import_sagemaker_baseline(tmp_path, make_config):
     assert px.quantile(0.5) == pytest.approx(np.median(x), abs=0.02 * x.std())
     assert ref.profile.columns["k"].missing == 100 and ref.profile.columns["c"].counts == {"a": 3000, "b": 1000}
     assert ref.distribution["comparison_method"] == "Simple"
-    from driftline.drift_engine import compare, specs_from
-    from driftline.profile import profile_table
+    from driftline.stages.drift import compare, specs_from
+    from driftline.stats.profile import profile_table
 
     rng = np.random.default_rng(4)
     cur = pa.table({"x": rng.normal(56, 10, 5000), "k": rng.poisson(3, 5000), "c": rng.choice(["a", "b"], 5000, p=[0.75, 0.25]),
@@ -229,11 +229,11 @@ def _import(tmp_path, make_config, monitoring_config: dict, name: str = "constra
 
 
 def _drift_after_import(store, make_config):
-    from driftline.drift_engine import compare, specs_from
-    from driftline.profile import profile_table
+    from driftline.stages.drift import compare, specs_from
+    from driftline.stats.profile import profile_table
 
     cfg = make_config()
-    ref = baseline.load_reference(cfg, store, baseline.resolve_baseline(cfg, store))
+    ref = baseline.load_reference(cfg, store, baselines.resolve_baseline(cfg, store))
     rng = np.random.default_rng(4)
     cur = pa.table({"x": rng.normal(52, 10, 5000), "k": rng.poisson(3, 5000),
                     "c": rng.choice(["a", "b"], 5000, p=[0.7, 0.3]), "b": rng.choice([True, False], 5000)})
@@ -344,7 +344,7 @@ def test_an_undocumented_spelling_is_refused_at_import(tmp_path, make_config, mo
     import re
 
     assert re.search(accepted, msg), msg
-    assert baseline.list_versions(Store(f"file://{tmp_path}/store"), "m") == []  # nothing half-imported
+    assert baselines.list_versions(Store(f"file://{tmp_path}/store"), "m") == []  # nothing half-imported
 
 
 def test_a_stored_baseline_with_an_unknown_method_fails_drift_with_file_and_value(tmp_path, make_config):

@@ -1,4 +1,4 @@
-"""The next baseline absorbs people's answers to drift alerts (driftline.baseline, "Feedback").
+"""The next baseline absorbs people's answers to drift alerts (driftline.stages.baseline, "Feedback").
 
 On the demo week (conftest's ``labelled_demo_week``: every day ingested, baseline v1): drift is
 checked on days 3 and 4, so the drift incidents open on day 4 (2 of the last 3 intervals);
@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftline import feedback
-from driftline.baseline import create_baseline
 from driftline.config import DriftSettings, FeatureDrift
 from driftline.demo import demo_interval_starts
-from driftline.drift_engine import choose_method, compare, reference_from_source, specs_from
-from driftline.monitor import plan_partitions, profile_partition, run_alerts, run_drift
-from driftline.profile import profile_table
+from driftline.pipeline.interval import plan_partitions, profile_partition, run_alerts, run_drift
+from driftline.stages import feedback
+from driftline.stages.baseline import create_baseline
+from driftline.stages.drift import choose_method, compare, reference_from_source, specs_from
+from driftline.stats.profile import profile_table
 from driftline.store import Store, interval_key
 
 EXPECTED, FALSE_POSITIVE, ACKNOWLEDGED = "monthly_charges", "data_usage_gb", "contract"
@@ -34,7 +34,7 @@ def _drift(cfg, store: Store, start, baseline: str | None = None) -> dict:
     """The drift stage of one interval against its pinned baseline (or ``baseline``, asked for
     explicitly, which moves the pin); returns drift.json."""
     if baseline:
-        from driftline.baseline import pin_interval_baseline
+        from driftline.store.baselines import pin_interval_baseline
 
         pin_interval_baseline(cfg, store, start, requested=baseline, by="test")
     parts = [profile_partition(cfg, store, start, p) for p in plan_partitions(cfg, store, start)]
@@ -118,7 +118,7 @@ def test_expected_rebases_the_feature_and_a_false_positive_widens_its_threshold(
     assert f["threshold"] == pytest.approx(widened) and f["statistic"] < f["threshold"] and not f["drifted"]
     assert f["threshold_feedback"]["by"] == "alice" and f["threshold_feedback"]["was"] == 0.1
     assert after["features"][ACKNOWLEDGED]["drifted"]
-    from driftline.violations import read_violations
+    from driftline.store.violations import read_violations
 
     flagged = {v["feature_name"] for v in read_violations(store, Store.run_prefix('churn', starts[4]))
                if v["constraint_check_type"] == "baseline_drift_check"}
@@ -127,7 +127,7 @@ def test_expected_rebases_the_feature_and_a_false_positive_widens_its_threshold(
     day6 = _drift(cfg, store, starts[6], baseline="v2")["features"][EXPECTED]
     assert day6["statistic"] < 0.1 and not day6["drifted"], day6
     # the run report says where the threshold came from, and the comment stays text
-    from driftline.report import render_run_report
+    from driftline.render.report import render_run_report
 
     page = render_run_report(cfg, store, starts[4])
     at = o["because"]["at"][:10]

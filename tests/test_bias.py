@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from driftline.bias import bias_metrics, compare_bias
+from driftline.stats.bias import bias_metrics, compare_bias
 
 # 10 rows: the first 4 are in the protected facet d, the other 6 in a.
 IN_D = [1, 1, 1, 1, 0, 0, 0, 0, 0, 0]
@@ -75,7 +75,7 @@ def test_compare_bias_rules():
 def test_bootstrap_standard_error_matches_the_analytic_one():
     """DPPL is a difference of two proportions: its standard error is
     sqrt(qa(1-qa)/na + qd(1-qd)/nd); the count bootstrap must agree."""
-    from driftline.bias import bootstrap_se
+    from driftline.stats.bias import bootstrap_se
 
     rng = np.random.default_rng(3)
     d = rng.random(4000) < 0.1
@@ -88,7 +88,7 @@ def test_bootstrap_standard_error_matches_the_analytic_one():
 
 
 def test_changes_within_sampling_noise_are_not_breaches():
-    from driftline.bias import compare_bias
+    from driftline.stats.bias import compare_bias
 
     rules = {"DI": {"max_change": 0.2}}
     # a 0.27 move with a standard error of 0.15 is noise (0.27 - 2 x 0.15 < 0.2) ...

@@ -1,5 +1,5 @@
 """The sentence of a threshold crossing names the bound actually crossed."""
-from driftline.bounds import crossed, number, within
+from driftline.common.bounds import crossed, number, within
 
 
 def test_lower_and_upper_bound_crossings():

@@ -166,7 +166,7 @@ def test_help_exits_0(capsys):
 def test_alerts_since_is_a_time_not_text(tmp_path, capsys, monkeypatch):
     """--since was compared as text with the interval keys: an offset (or any other spelling of
     the same instant) chose other intervals; it is now a time, in UTC."""
-    from driftline import alerts
+    from driftline.stages import alerts
 
     def event(key: str) -> dict:
         return {"interval": key, "event": "firing", "severity": "warning", "check": "baseline_drift_check",

@@ -1,13 +1,12 @@
 """DAG integrity: every DAG file imports cleanly and cheaply; a broken model file shows as an
 import error naming it while the other models' DAGs still load."""
 import json
-from datetime import timedelta
 import os
 import shutil
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
-
 
 PROJECT = Path(__file__).resolve().parent.parent
 ALLOWED_TAGS = {"driftline", "retraining", "monitoring", "baseline", "demo", "classification", "regression"}

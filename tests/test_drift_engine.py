@@ -10,9 +10,19 @@ import pytest
 from scipy import stats
 
 from driftline.config import DriftSettings, FeatureDrift
-from driftline.drift_engine import (Reference, check_column, choose_method, compare, detect_drift, holm, ks_weighted,
-                                    reference_from_source, specs_from, wasserstein_score)
-from driftline.profile import NumericProfile, profile_table
+from driftline.stages.drift import (
+    Reference,
+    check_column,
+    choose_method,
+    compare,
+    detect_drift,
+    holm,
+    ks_weighted,
+    reference_from_source,
+    specs_from,
+    wasserstein_score,
+)
+from driftline.stats.profile import NumericProfile, profile_table
 
 KINDS = {"x": "numeric", "n": "integer", "few": "integer", "cat": "categorical", "flag": "boolean"}
 
@@ -123,7 +133,7 @@ def test_choice_honours_sagemaker_distribution_constraints():
 
 
 def test_sagemaker_spellings_map_to_methods_and_the_rest_is_a_clear_error():
-    from driftline.drift_engine import sagemaker_distribution
+    from driftline.stages.drift import sagemaker_distribution
 
     got = sagemaker_distribution({"comparison_method": " linf_Simple ", "categorical_drift_method": "chiSQUARED",
                                   "perform_comparison": "ENABLED", "comparison_threshold": "0.2", "extra": 1})
@@ -207,7 +217,7 @@ def test_attribution_weights_drift_by_importance():
 
 
 def test_violations_use_sagemaker_wording():
-    from driftline.drift_engine import violations
+    from driftline.stages.drift import violations
 
     ref = reference()
     out = run(ref, make(50_000, 15, shift=0.6, missing=0.2))
@@ -244,8 +254,8 @@ def test_correlation_only_change_is_caught_only_by_multivariate():
     kinds = {"a": "numeric", "b": "numeric", "c": "numeric", "k": "categorical"}
     ref_df = frame(20_000, 0.8, int(rng.integers(1e9)))
     ref = reference_from_source(ref_df, kinds)
-    from driftline.drift_engine import model_frame
-    from driftline.multivariate import fit_reconstruction
+    from driftline.stages.drift import model_frame
+    from driftline.stats.multivariate import fit_reconstruction
 
     ref.multivariate = fit_reconstruction(model_frame(ref.sample, kinds), ["a", "b", "c"], ["k"]).to_dict()
     for df, expect in ((frame(3000, -0.8, 5), True), (frame(3000, 0.8, 6), False)):

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from driftline import drift
+from driftline.stats import measures as drift
 
 
 @pytest.fixture
@@ -119,7 +119,7 @@ def test_bad_input_is_a_clear_error():
 
 
 def test_sketch_ks_within_error_bound_of_exact():
-    from driftline.profile import NumericProfile, kll_rank_error
+    from driftline.stats.profile import NumericProfile, kll_rank_error
 
     rng = np.random.default_rng(9)
     for shift in (0.0, 0.1, 0.5):
@@ -130,7 +130,7 @@ def test_sketch_ks_within_error_bound_of_exact():
 
 
 def test_sketch_robust_subtracts_ks_critical_value():
-    from driftline.profile import NumericProfile
+    from driftline.stats.profile import NumericProfile
 
     rng = np.random.default_rng(10)
     a, b = rng.normal(0, 1, 300), rng.normal(0, 1, 200)

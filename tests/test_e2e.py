@@ -8,11 +8,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from driftline.baseline import create_baseline
 from driftline.config import default_monitors_dir, load_all
 from driftline.demo import generate_demo
-from driftline.monitor import read_history
+from driftline.stages.baseline import create_baseline
 from driftline.store import Store
+from driftline.store.history import read_history
 
 CLEAN_DAYS = [0, 2]          # before the drift, no incident, no malformed lines
 MALFORMED_DAY = 1            # 3 malformed lines, below the quarantine threshold: still clean
@@ -278,7 +278,7 @@ def test_baseline_dag_writes_a_new_version(tmp_path, monkeypatch, airflow_db):
     store, _ = _setup(monkeypatch, f"file://{tmp_path}/demo", f"file://{tmp_path}/store")  # makes v1
     dr = get_dag("driftline_baseline").test(run_conf={"model": "churn", "training_data": ""})
     assert str(dr.state).endswith("success")
-    from driftline.baseline import list_versions
+    from driftline.store.baselines import list_versions
 
     assert list_versions(store, "churn") == ["v1", "v2"]
     assert store.read_json("baselines/churn/v2/manifest.json")["rows"] == 6000

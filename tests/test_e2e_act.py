@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from driftline.alerts import read_events
-from driftline.baseline import create_baseline
 from driftline.config import load_all
 from driftline.demo import generate_demo
+from driftline.stages.alerts import read_events
+from driftline.stages.baseline import create_baseline
 from driftline.store import Store
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -117,11 +117,10 @@ def _retries(dag_id: str, task_ids: tuple[str, ...]) -> int:
 
 @pytest.mark.e2e
 def test_alerts_once_then_retraining_through_the_asset(tmp_path, monkeypatch, airflow_db):
-    from driftline_airflow.local_runs import get_dag
-
-    from driftline import registry
-
     from datetime import timezone
+
+    from driftline.store import registry
+    from driftline_airflow.local_runs import get_dag
 
     began = datetime.now(timezone.utc)  # the metadata DB is shared by the session's tests
     receiver = Receiver(refuse_request=2)

@@ -3,8 +3,8 @@ lost records silently or bloated the artifacts, replayed. Each case asserts the 
 quarantine entry (or type error) it must give, that no record is lost -- records in = kept +
 quarantined --, that the stages after ingest run, and what the run's verdict says.
 
-Bounds and their documented values are in ``driftline.limits``; the reader's rules in the
-docstrings of ``driftline.ingest`` and ``driftline.labels``."""
+Bounds and their documented values are in ``driftline.common.limits``; the reader's rules in the
+docstrings of ``driftline.stages.ingest`` and ``driftline.stages.labels``."""
 from __future__ import annotations
 
 import gzip
@@ -22,10 +22,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from driftline import labels as L
-from driftline.ingest import UNPARSED_PREFIX, ingest_interval, read_interval
-from driftline.limits import MAX_JSON_DEPTH, MAX_LINE_CHARS, MAX_VALUE_CHARS, SHOWN_CHARS, nesting_past, shown
-from driftline.quality import quarantine_violation
+from driftline.common.limits import MAX_JSON_DEPTH, MAX_LINE_CHARS, MAX_VALUE_CHARS, SHOWN_CHARS, nesting_past, shown
+from driftline.stages import labels as L
+from driftline.stages.data_quality import quarantine_violation
+from driftline.stages.ingest import UNPARSED_PREFIX, ingest_interval, read_interval
 from driftline.store import Store
 
 UTC = timezone.utc
@@ -439,10 +439,10 @@ def test_shown_form():
 def test_composed_texts_are_held_to_the_text_cap(tmp_path):
     """Whatever a stage hands over, the report's text, an alert's sentence and a stored
     violation stay bounded, and say the length and hash of what they cut."""
-    from driftline.alerts import sentence
-    from driftline.limits import TEXT_CHARS
-    from driftline.quality import write_violations
-    from driftline.report import esc
+    from driftline.common.html import esc
+    from driftline.common.limits import TEXT_CHARS
+    from driftline.stages.alerts import sentence
+    from driftline.stages.data_quality import write_violations
 
     text = "d" * 100_000
     tail = f"[100,000 chars, sha256 {hashlib.sha256(text.encode()).hexdigest()[:16]}]"
@@ -455,7 +455,7 @@ def test_composed_texts_are_held_to_the_text_cap(tmp_path):
     assert said.endswith(f"[100,003 chars, sha256 {hashlib.sha256(whole.encode()).hexdigest()[:16]}]")
     store = Store(f"file://{tmp_path}/store")
     write_violations(store, "runs/m/k", "data_quality", [v])
-    from driftline.violations import read_violations
+    from driftline.store.violations import read_violations
 
     [stored] = read_violations(store, "runs/m/k")
     assert stored["description"].endswith(tail) and list(stored["details"]["unknown_values"]) == [stored["description"]]
@@ -466,7 +466,7 @@ def test_composed_texts_are_held_to_the_text_cap(tmp_path):
 @pytest.fixture
 def pipeline(make_config, tmp_path):
     """A model with a baseline and labels, as monitor_interval runs it."""
-    from driftline.baseline import create_baseline
+    from driftline.stages.baseline import create_baseline
 
     rng = np.random.default_rng(10)
     n = 3000
@@ -493,7 +493,7 @@ def test_one_interval_with_every_bad_value_runs_every_stage(pipeline, tmp_path):
     gzip and a 60,000-character category value in one interval, labels for all: every stage
     runs, the verdict names what happened, nothing is lost, and no artifact holds more than
     SHOWN_CHARS of a value."""
-    from driftline.monitor import monitor_interval
+    from driftline.pipeline.interval import monitor_interval
 
     cfg, store, rng = pipeline
     recs = [_record(i, rng) for i in range(400)]
@@ -551,7 +551,8 @@ def test_one_interval_with_every_bad_value_runs_every_stage(pipeline, tmp_path):
 def test_late_labels_for_a_settled_arrival_day_are_picked_up(pipeline, tmp_path):
     """The probe: 480 labels land in an arrival day that ended days ago. The next sync reads
     that day again (its objects changed), and re-evaluation takes them into the interval."""
-    from driftline.model_quality import reevaluate, run_model_quality
+    from driftline.pipeline.reevaluate import reevaluate
+    from driftline.stages.model_quality import run_model_quality
 
     cfg, store, rng = pipeline
     recs = [_record(i, rng) for i in range(600)]
@@ -591,7 +592,7 @@ def test_a_truncated_label_manifest_is_set_aside_and_never_blocks(make_config, t
     manifest = tmp_path / "store/labels/m/arrivals/2026-10-01.json"
     broken = manifest.read_bytes()[:40]  # '{"day": "2026-10-01", "objects": {"/...'  -- Unterminated string
     manifest.write_bytes(broken)
-    with caplog.at_level(logging.WARNING, logger="driftline.labels"):
+    with caplog.at_level(logging.WARNING, logger="driftline.stages.labels"):
         out = L.sync_labels(cfg, store, now=D0 + timedelta(days=1, hours=1))
     assert "labels/m/arrivals/2026-10-01.json" in caplog.text and "is corrupt" in caplog.text
     assert out["days_ingested"] == ["2026-10-01"] and out["labels"] == 50
@@ -629,9 +630,9 @@ def test_inf_and_a_truncated_gzip_through_the_monitoring_dag(tmp_path, monkeypat
     """dag.test() of the demo's first (clean) day with one inf in a captured feature and a
     truncated gzip object beside the day's objects: the run succeeds, its verdict is
     violations (the type error, the object not readable to its end), and no record is lost."""
-    from driftline.baseline import create_baseline
     from driftline.config import default_monitors_dir, load_all
     from driftline.demo import generate_demo
+    from driftline.stages.baseline import create_baseline
     from driftline_airflow.local_runs import get_dag, run_interval
 
     demo, store_url = f"file://{tmp_path}/demo", f"file://{tmp_path}/store"
@@ -687,7 +688,7 @@ def test_inf_and_a_truncated_gzip_through_the_monitoring_dag(tmp_path, monkeypat
 def test_an_implausible_capture_time_is_not_filed_in_another_era():
     """`inferenceTime: 12` is Unix second 12 (1970): not a capture time. It is unreadable, so the
     record is placed by its object's hour folder and counted, never silently moved to 1970."""
-    from driftline.ingest import _UNREADABLE, _instant
+    from driftline.stages.ingest import _UNREADABLE, _instant
 
     assert _instant(12) is _UNREADABLE and _instant("12") is _UNREADABLE
     assert _instant("1970-01-01T00:00:12Z") is _UNREADABLE and _instant("2250-01-01T00:00:00Z") is _UNREADABLE

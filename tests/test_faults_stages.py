@@ -33,7 +33,7 @@ def _day(week, d: int) -> datetime:
 
 
 def test_a_renamed_column_leaves_drift_on_every_present_feature(week):
-    from driftline.monitor import plan_partitions, profile_partition, run_data_quality, run_drift, run_ingest
+    from driftline.pipeline.interval import plan_partitions, profile_partition, run_data_quality, run_drift, run_ingest
 
     cfg, store, t = week["cfg"], week["store"], _day(week, 4)
     run_ingest(cfg, store, t, cfg.interval_end(t))
@@ -58,7 +58,8 @@ def test_a_renamed_column_leaves_drift_on_every_present_feature(week):
 
 
 def test_record_run_never_calls_a_run_with_a_missing_stage_ok(week):
-    from driftline.monitor import record_run, run_ingest
+    from driftline.pipeline.interval import run_ingest
+    from driftline.pipeline.records import record_run
 
     cfg, store, t = week["cfg"], week["store"], _day(week, 0)
     ingested = run_ingest(cfg, store, t, cfg.interval_end(t))
@@ -71,8 +72,9 @@ def test_record_run_never_calls_a_run_with_a_missing_stage_ok(week):
 
 
 def test_check_run_alerts_once_per_failure_and_resolves_after_a_full_rerun(week):
-    from driftline.alerts import incidents, read_events
-    from driftline.monitor import STAGES, check_run, clear_stage_failure, record_stage_failure
+    from driftline.pipeline.check import check_run, clear_stage_failure, record_stage_failure
+    from driftline.pipeline.summary import STAGES
+    from driftline.stages.alerts import incidents, read_events
 
     cfg, store, t = week["cfg"], week["store"], _day(week, 2)
     record_stage_failure(store, "churn", t, "drift", ValueError("the baseline profile lacks column x"),
@@ -102,9 +104,8 @@ def test_check_run_alerts_once_per_failure_and_resolves_after_a_full_rerun(week)
 
 @pytest.mark.e2e
 def test_a_failed_stage_fails_the_run_and_the_others_still_run(week, airflow_db):
+    from driftline.stages.alerts import read_events
     from driftline_airflow.local_runs import get_dag, run_interval
-
-    from driftline.alerts import read_events
 
     cfg, store, t = week["cfg"], week["store"], _day(week, 4)
     profile = week["dir"] / "baselines" / "churn" / "v1" / "profile.json"

@@ -21,9 +21,9 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from s3_fault_proxy import FaultProxy, Rule
 
 from driftline.store import CorruptObject, Store, StoreError
+from s3_fault_proxy import FaultProxy, Rule
 
 pytestmark = pytest.mark.s3
 
@@ -34,9 +34,9 @@ START = datetime(2026, 10, 1, tzinfo=timezone.utc)
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """Once per module: a 4-day demo drifting from day 1 (20 records an hour) and its baseline."""
-    from driftline.baseline import create_baseline
     from driftline.config import default_monitors_dir, load_all
     from driftline.demo import generate_demo
+    from driftline.stages.baseline import create_baseline
 
     root = tmp_path_factory.mktemp("faults-storage")
     url = f"file://{root}/demo"
@@ -75,7 +75,7 @@ def _start(i: int) -> datetime:
 
 
 def _run_until_drift(cfg, store: Store, i: int, run_id: str) -> dict:
-    from driftline.monitor import plan_partitions, profile_partition, run_drift, run_ingest
+    from driftline.pipeline.interval import plan_partitions, profile_partition, run_drift, run_ingest
 
     t = _start(i)
     out = {"ingest": run_ingest(cfg, store, t, t + DAY, run_id=run_id)}
@@ -86,13 +86,15 @@ def _run_until_drift(cfg, store: Store, i: int, run_id: str) -> dict:
 
 def _release(store: Store, i: int, run_id: str) -> None:
     """The end of a run that stopped after drift (its check_run, in the DAG)."""
-    from driftline.lease import release
+    from driftline.store.lease import release
 
     assert release(store, "churn", _start(i), run_id)["released_at"]
 
 
 def _finish(cfg, store: Store, i: int, run_id: str) -> dict:
-    from driftline.monitor import STAGES, check_run, run_alerts
+    from driftline.pipeline.check import check_run
+    from driftline.pipeline.interval import run_alerts
+    from driftline.pipeline.summary import STAGES
 
     t = _start(i)
     alerts = run_alerts(cfg, store, t, "data", run_id=run_id)
@@ -144,7 +146,7 @@ def test_transient_faults_are_retried_and_the_stages_write_the_same_bytes(demo, 
 
 
 def test_a_request_refused_for_good_fails_the_stage_naming_the_object_and_leaves_nothing_half_written(demo, s3):
-    from driftline.monitor import run_ingest
+    from driftline.pipeline.interval import run_ingest
 
     store, proxy = s3
     cfg, t = demo["cfg"], _start(1)
@@ -176,7 +178,7 @@ def _put_without_checksum(s3_server, key: str, data: bytes) -> None:
 
 
 def test_a_truncated_read_of_a_stored_json_is_an_error_naming_the_file(demo, s3, s3_server):
-    from driftline.monitor import plan_partitions, profile_partition, run_ingest
+    from driftline.pipeline.interval import plan_partitions, profile_partition, run_ingest
 
     store, proxy = s3
     cfg, t = demo["cfg"], _start(1)
@@ -203,9 +205,11 @@ def test_a_truncated_read_of_a_stored_json_is_an_error_naming_the_file(demo, s3,
 
 
 def test_two_runs_of_one_interval_at_once_the_second_is_refused_and_nothing_resolves_falsely(demo, s3):
-    from driftline.alerts import read_events
-    from driftline.lease import LeaseHeld, read_lease
-    from driftline.monitor import STAGES, check_run, run_ingest
+    from driftline.pipeline.check import check_run
+    from driftline.pipeline.interval import run_ingest
+    from driftline.pipeline.summary import STAGES
+    from driftline.stages.alerts import read_events
+    from driftline.store.lease import LeaseHeld, read_lease
 
     store, _ = s3
     cfg = demo["cfg"]
@@ -264,13 +268,15 @@ def test_two_runs_of_one_interval_at_once_the_second_is_refused_and_nothing_reso
 
 
 def test_the_stale_lease_of_a_crashed_run_is_taken_over_after_it_expires(demo, s3, monkeypatch):
-    from driftline import monitor
-    from driftline.lease import LeaseHeld, LeaseLost, read_lease
-    from driftline.monitor import STAGES, check_run, plan_partitions, profile_partition, run_ingest
+    from driftline.pipeline import stage
+    from driftline.pipeline.check import check_run
+    from driftline.pipeline.interval import plan_partitions, profile_partition, run_ingest
+    from driftline.pipeline.summary import STAGES
+    from driftline.store.lease import LeaseHeld, LeaseLost, read_lease
 
     store, _ = s3
     cfg, t = demo["cfg"], _start(1)
-    monkeypatch.setattr(monitor, "lease_ttl", lambda cfg: timedelta(seconds=1))
+    monkeypatch.setattr(stage, "lease_ttl", lambda cfg: timedelta(seconds=1))
     run_ingest(cfg, store, t, t + DAY, run_id="crashed")  # ... and its worker dies: no more stages
     with pytest.raises(LeaseHeld, match="being evaluated by run crashed until"):
         run_ingest(cfg, store, t, t + DAY, run_id="rerun")

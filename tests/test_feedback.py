@@ -1,4 +1,4 @@
-"""Answers to alert incidents (driftline.feedback) on hand-made alert histories in a local store:
+"""Answers to alert incidents (driftline.stages.feedback) on hand-made alert histories in a local store:
 one answer in force per incident, the same answer recorded once, a different one recorded as a
 change; which incidents a run asks about, and not twice; the CLI's word on a repeated answer."""
 from __future__ import annotations
@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from driftline import feedback
+from driftline.stages import answers, feedback
 from driftline.store import Store
 
 MODEL = "m"
@@ -57,32 +57,32 @@ def test_the_same_answer_again_records_nothing(site):
         assert not again.new and again.replaced is None
         assert (again.record["by"], again.record["at"], again.record["id"]) == ("alice", NOW.isoformat(),
                                                                                 first.record["id"])
-    assert [r["by"] for r in feedback.read_all(store, MODEL)] == ["alice"]
+    assert [r["by"] for r in answers.read_all(store, MODEL)] == ["alice"]
 
 
 def test_a_different_answer_is_a_change_and_the_latest_is_in_force(site):
     store, cfg = site
     feedback.record(cfg, store, X, "false_positive", "alice", "promo week", at=NOW)
-    assert [r["incident_key"] for r in feedback.suppressions(store, MODEL)] == [X]
+    assert [r["incident_key"] for r in answers.suppressions(store, MODEL)] == [X]
     # bob takes the false positive back: in force now, and X is no longer suppressed
     changed = feedback.record(cfg, store, X, "acknowledged", "bob", at=NOW + timedelta(hours=2))
     assert changed.new and changed.replaced["by"] == "alice"
     assert changed.record["replaces"] == {k: changed.replaced[k] for k in ("id", "kind", "by", "at", "comment",
                                                                            "source")}
-    assert feedback.note(changed.record) == \
+    assert answers.note(changed.record) == \
         "acknowledged by bob on 2026-12-01 (was: false positive by alice on 2026-12-01)"
-    assert feedback.suppressions(store, MODEL) == []
+    assert answers.suppressions(store, MODEL) == []
     # the same kind with a comment of its own says something new: a change too
     commented = feedback.record(cfg, store, X, "acknowledged", "carol", "ticket OPS-12", at=NOW + timedelta(hours=3))
     assert commented.new and commented.replaced["by"] == "bob"
     # an acknowledgement changed to expected starts suppressing
     feedback.record(cfg, store, Y, "acknowledged", "bob", at=NOW)
     feedback.record(cfg, store, Y, "expected", "bob", "seasonal", at=NOW + timedelta(hours=1))
-    assert [(r["incident_key"], r["kind"]) for r in feedback.suppressions(store, MODEL)] == [(Y, "expected")]
-    assert [(r["incident_key"], r["by"]) for r in feedback.in_force(feedback.read_all(store, MODEL))] == [
+    assert [(r["incident_key"], r["kind"]) for r in answers.suppressions(store, MODEL)] == [(Y, "expected")]
+    assert [(r["incident_key"], r["by"]) for r in answers.in_force(answers.read_all(store, MODEL))] == [
         (Y, "bob"), (X, "carol")]
     # the incidents agree (the page, the history): the answer in force decides the state
-    from driftline.alerts import incidents
+    from driftline.stages.alerts import incidents
 
     state = {i["incident_key"]: (i["state"], i["answer"]["by"] if i["answer"] else None, len(i["answers"]))
              for i in incidents(store, MODEL)}
@@ -96,30 +96,30 @@ def test_an_answer_given_before_the_one_in_force_changes_what_it_followed(site):
     feedback.record(cfg, store, Z, "false_positive", "alice", at=NOW + timedelta(minutes=5), source="driftline-page")
     late = feedback.record(cfg, store, Z, "acknowledged", "bob", at=NOW, source="airflow-hitl")
     assert late.new and late.replaced is None
-    assert [r["by"] for r in feedback.incident_answers(store, MODEL, Z)] == ["bob", "alice"]
-    assert [r["by"] for r in feedback.suppressions(store, MODEL)] == ["alice"]
+    assert [r["by"] for r in answers.incident_answers(store, MODEL, Z)] == ["bob", "alice"]
+    assert [r["by"] for r in answers.suppressions(store, MODEL)] == ["alice"]
 
 
 def test_two_identical_answers_at_once_make_one_record(site, monkeypatch):
     """A double submit: both requests read the answers before either is stored. The answer's
     file is named by what it answers and says, so the second finds the first's."""
     store, cfg = site
-    stale = feedback.incident_answers(store, MODEL, X)  # [] -- what both requests saw
+    stale = answers.incident_answers(store, MODEL, X)  # [] -- what both requests saw
     monkeypatch.setattr(feedback, "incident_answers", lambda *a: list(stale))
     one = feedback.record(cfg, store, X, "expected", "alice", "promo", at=NOW)
     two = feedback.record(cfg, store, X, "expected", "alice", "promo", at=NOW + timedelta(seconds=1))
     assert one.new and not two.new and two.record["at"] == NOW.isoformat()
     monkeypatch.undo()
-    assert len(feedback.read_all(store, MODEL)) == 1
+    assert len(answers.read_all(store, MODEL)) == 1
 
 
 def test_the_window_is_the_incidents_not_the_answers(site):
     store, cfg = site
-    assert feedback.suppression_window(cfg, "2026-10-02T0000Z", "false_positive") == (
+    assert answers.suppression_window(cfg, "2026-10-02T0000Z", "false_positive") == (
         T0 + timedelta(days=1), T0 + timedelta(days=4))
-    assert feedback.suppression_window(cfg, "2026-10-02T0000Z", "expected")[1] == T0 + timedelta(days=6)
-    with pytest.raises(feedback.FeedbackError, match="suppresses nothing"):
-        feedback.suppression_window(cfg, "2026-10-02T0000Z", "acknowledged")
+    assert answers.suppression_window(cfg, "2026-10-02T0000Z", "expected")[1] == T0 + timedelta(days=6)
+    with pytest.raises(answers.FeedbackError, match="suppresses nothing"):
+        answers.suppression_window(cfg, "2026-10-02T0000Z", "acknowledged")
     # intervals run later than the incident (here up to 2026-10-20) change nothing, nor does the answer's time
     for d in range(1, 21):
         store.write_bytes(f"{Store.run_prefix(MODEL, T0 + timedelta(days=d - 1))}/batch.parquet", b"")
@@ -130,13 +130,13 @@ def test_the_window_is_the_incidents_not_the_answers(site):
 
 def test_bad_answers_say_what_is_wrong(site):
     store, cfg = site
-    with pytest.raises(feedback.FeedbackError, match="expected one of acknowledged, false_positive, expected"):
+    with pytest.raises(answers.FeedbackError, match="expected one of acknowledged, false_positive, expected"):
         feedback.record(cfg, store, X, "ignore", "alice")
-    with pytest.raises(feedback.FeedbackError, match="needs who gives it"):
+    with pytest.raises(answers.FeedbackError, match="needs who gives it"):
         feedback.record(cfg, store, X, "expected", " ")
-    with pytest.raises(feedback.FeedbackError, match="no alert incident"):
+    with pytest.raises(answers.FeedbackError, match="no alert incident"):
         feedback.record(cfg, store, _key("range_check", "x", "2026-10-02T0000Z"), "expected", "alice")
-    assert feedback.read_all(store, MODEL) == []
+    assert answers.read_all(store, MODEL) == []
 
 
 # -- asking: every open unanswered incident, never twice at once ------------------------------
@@ -201,4 +201,4 @@ def test_cli_says_an_answer_was_already_given(site, capsys, tmp_path):
     assert "already answered, nothing new recorded: marked expected by alice" in capsys.readouterr().out
     assert main([*base, "--kind", "acknowledged", "--by", "bob"]) == 0
     assert "answer changed: acknowledged by bob on" in capsys.readouterr().out
-    assert [r["by"] for r in feedback.read_all(store, MODEL)] == ["alice", "bob"]
+    assert [r["by"] for r in answers.read_all(store, MODEL)] == ["alice", "bob"]

@@ -20,10 +20,10 @@ from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
 import pytest
-from hitl_harness import answer, run_with_responder
 
-from driftline import feedback
+from driftline.stages import answers, feedback
 from driftline.store import Store, interval_key
+from hitl_harness import answer, run_with_responder
 
 DAG_ID = "driftline_feedback_churn"
 DRIFT_DAY = 3                         # the demo's first drifted day (2026-10-04)
@@ -88,7 +88,7 @@ def test_unanswered_leaves_out_answered_resolved_and_reminders():
 def test_interval_ref_accepts_keys_and_iso_times():
     for text in ("2026-10-04T0000Z", "2026-10-04", " 2026-10-04T00:00Z ", "2026-10-04T02:00:00+02:00"):
         assert feedback.interval_ref(text) == "2026-10-04T0000Z", text
-    with pytest.raises(feedback.FeedbackError, match="expected an interval key like 2026-10-04T0000Z"):
+    with pytest.raises(answers.FeedbackError, match="expected an interval key like 2026-10-04T0000Z"):
         feedback.interval_ref("last tuesday")
 
 
@@ -181,8 +181,8 @@ def alerted(labelled_demo_week, tmp_path_factory):
     JINJA_FEATURE and HTML_FEATURE: {"store": Path, "cfg": ModelConfig, "interval": key,
     "incidents": [keys]}."""
     from driftline.demo import demo_interval_starts
-    from driftline.monitor import (alert_brief, plan_partitions, profile_partition, run_alerts, run_data_quality,
-                                   run_drift)
+    from driftline.pipeline.interval import plan_partitions, profile_partition, run_alerts, run_data_quality, run_drift
+    from driftline.pipeline.summary import alert_brief
 
     w = labelled_demo_week
     root = tmp_path_factory.mktemp("feedback") / "store"
@@ -192,7 +192,7 @@ def alerted(labelled_demo_week, tmp_path_factory):
     run_data_quality(cfg, store, start)
     parts = [profile_partition(cfg, store, start, p) for p in plan_partitions(cfg, store, start)]
     run_drift(cfg, store, start, cfg.interval_end(start), parts)
-    from driftline.violations import read_violations, write_violations
+    from driftline.store.violations import read_violations, write_violations
 
     prefix = Store.run_prefix(cfg.name, start)
     found = [v for v in read_violations(store, prefix) if v["source"] == "data_quality"]
@@ -222,12 +222,11 @@ def feedback_dag(alerted, airflow_db, tmp_path, monkeypatch):
 def _parked_requests(known: set[str], n: int, stop: threading.Event) -> dict:
     """Wait until the new run's n mapped `ask` instances all wait for input with their request
     written; returns run_id and {map_index: request}."""
-    from sqlalchemy import select
-
     from airflow.models.hitl import HITLDetail
     from airflow.models.taskinstance import TaskInstance as TI
     from airflow.utils.session import create_session
     from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select
 
     deadline = time.monotonic() + PARK_LIMIT
     while time.monotonic() < deadline and not stop.is_set():
@@ -249,10 +248,9 @@ def _parked_requests(known: set[str], n: int, stop: threading.Event) -> dict:
 
 
 def _ask_states(run_id: str) -> dict[int, str]:
-    from sqlalchemy import select
-
     from airflow.models.taskinstance import TaskInstance as TI
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     with create_session() as session:
         rows = session.execute(select(TI.map_index, TI.state).where(TI.dag_id == DAG_ID, TI.run_id == run_id,
@@ -282,10 +280,10 @@ def _states(dr) -> dict[str, list[str]]:
 
 
 def _page(store: Store, cfg):
-    """The driftline page (driftline.web) on the store, as `tester`."""
+    """The driftline page (driftline.ui.app) on the store, as `tester`."""
     from fastapi.testclient import TestClient
 
-    from driftline.web import Person, create_app
+    from driftline.ui.app import Person, create_app
 
     app = create_app(store=lambda: store, configs=lambda: {cfg.name: cfg}, user=lambda: Person("tester"))
     return TestClient(app, follow_redirects=False)
@@ -293,7 +291,7 @@ def _page(store: Store, cfg):
 
 def _card(html: str, key: str) -> str:
     """The alerts page's card of one incident (its key as the page escapes it)."""
-    from driftline.report import esc
+    from driftline.common.html import esc
 
     return html.split(f'data-incident="{esc(key)}"', 1)[1].split('<div class="card incident"', 1)[0]
 
@@ -301,7 +299,7 @@ def _card(html: str, key: str) -> str:
 def _wait_for_answer(store: Store, key: str) -> list[dict]:
     deadline = time.monotonic() + AT_ONCE
     while time.monotonic() < deadline:
-        found = feedback.incident_answers(store, "churn", key)
+        found = answers.incident_answers(store, "churn", key)
         if found:
             return found
         time.sleep(0.2)
@@ -384,7 +382,7 @@ def test_each_answer_is_stored_as_given_and_once(feedback_dag, alerted):
     assert "No answer yet" not in card
 
     # the store: each incident's answers, oldest first
-    got = {k: feedback.incident_answers(store, "churn", k) for k in alerted["incidents"]}
+    got = {k: answers.incident_answers(store, "churn", k) for k in alerted["incidents"]}
     assert [(r["kind"], r["by"]) for r in got[jinja_key]] == [("false_positive", "carol")]
     page_ack, erin = got[html_key]
     assert (page_ack["kind"], page_ack["by"], page_ack["source"]) == ("acknowledged", "tester", "driftline-page")
@@ -404,12 +402,12 @@ def test_each_answer_is_stored_as_given_and_once(feedback_dag, alerted):
     assert "1 earlier answer(s)" in card
 
     # a re-run asks nothing: every incident has its answer
-    before = len(feedback.read_all(store, "churn"))
+    before = len(answers.read_all(store, "churn"))
     dr2, _ = _run(dag, {"interval": None})
     states2 = _states(dr2)
     assert str(dr2.state).endswith("success"), states2
     assert states2 == {"open_incidents": ["success"], "ask": ["skipped"], "summarise_answers": ["success"]}, states2
-    assert len(feedback.read_all(store, "churn")) == before
+    assert len(answers.read_all(store, "churn")) == before
 
 
 @pytest.mark.e2e
@@ -422,12 +420,11 @@ def test_a_request_nobody_answers_records_nothing(feedback_dag, alerted):
     n = len(alerted["incidents"])
 
     def respond(known, stop):
-        from sqlalchemy import update
-
         from airflow.jobs.job import Job
         from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
         from airflow.models.taskinstance import TaskInstance as TI
         from airflow.utils.session import create_session
+        from sqlalchemy import update
 
         seen = _parked_requests(known, n, stop)
         (i,) = [i for i, r in seen["requests"].items() if JINJA_FEATURE in r["subject"]]
@@ -445,9 +442,9 @@ def test_a_request_nobody_answers_records_nothing(feedback_dag, alerted):
     assert str(dr.state).endswith("success"), states
     assert states["ask"] == ["failed" if i != answered else "success" for i in range(n)], states  # HITLTimeoutError
     assert states["summarise_answers"] == ["success"]
-    records = feedback.read_all(store, "churn")
+    records = answers.read_all(store, "churn")
     assert [(r["subject"], r["kind"], r["by"]) for r in records] == [(JINJA_FEATURE, "acknowledged", "carol")]
-    from driftline.alerts import read_events
+    from driftline.stages.alerts import read_events
 
     left = sorted(k for k in alerted["incidents"] if JINJA_FEATURE not in k)
     assert sorted(i["incident_key"] for i in feedback.unanswered(read_events(store, "churn"), records,
@@ -504,7 +501,7 @@ def test_every_open_incident_is_asked_about_once(feedback_dag, alerted):
     assert str(dr.state).endswith("success"), states
     assert states["ask"] == ["success"] * len(want), states
     assert not [r for r in seen["requests"].values() if waits.split("|")[2] in r["subject"]]
-    answered = {r["incident_key"]: r["by"] for r in feedback.read_all(store, "churn")}
+    answered = {r["incident_key"]: r["by"] for r in answers.read_all(store, "churn")}
     assert answered == {k: "dave" for k in want}
     requests = {(r["incident_key"], r["run_id"]): r["state"] for r in feedback.read_requests(store, "churn")}
     assert requests[(waits, "scheduled__elsewhere")] == "pending" and (waits, dr.run_id) not in requests
@@ -532,15 +529,14 @@ def _trigger_by_hand() -> None:
     """POST /api/v2/dags/{dag_id}/dagRuns, as the UI's trigger form sends it (an emptied field
     is null), through the core API's handler on the DAG dag.test() synced; then the runs it
     made are removed (no scheduler here would run them)."""
-    from fastapi import HTTPException
-    from sqlalchemy import delete
-
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
     from airflow.api_fastapi.core_api.datamodels.dag_run import TriggerDAGRunPostBody
     from airflow.api_fastapi.core_api.routes.public.dag_run import trigger_dag_run
     from airflow.models.dagbag import DBDagBag
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
+    from fastapi import HTTPException
+    from sqlalchemy import delete
 
     user = SimpleAuthManagerUser(username="alice", role="admin")
     made = []

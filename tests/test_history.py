@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from driftline.history import load_history, render_history
+from driftline.render.history import load_history, render_history
 from driftline.store import Store, interval_key
 
 MODEL = "m"
@@ -63,9 +63,11 @@ def _drift_result(day: int) -> dict:
 def _write_day(cfg, store: Store, day: int) -> None:
     """What the drift and model-quality stages of a run leave, then the real alert evaluation
     and run record."""
-    from driftline.drift_engine import violations
-    from driftline.monitor import record_run, run_alerts, write_history_rows
-    from driftline.quality import write_violations
+    from driftline.pipeline.interval import run_alerts
+    from driftline.pipeline.records import record_run
+    from driftline.stages.data_quality import write_violations
+    from driftline.stages.drift import violations
+    from driftline.store.history import write_history_rows
 
     start, end = DAYS[day], DAYS[day] + timedelta(days=1)
     prefix = Store.run_prefix(MODEL, start)
@@ -103,8 +105,8 @@ def _write_day(cfg, store: Store, day: int) -> None:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """The five days, then a person's answer to x's incident. Returns (cfg, store, root)."""
-    from driftline import feedback
     from driftline.config import parse_model_config
+    from driftline.stages import feedback
 
     root = tmp_path_factory.mktemp("history")
     cfg = parse_model_config({
@@ -306,7 +308,7 @@ def demo_history(labelled_demo_week, tmp_path_factory):
     """The demo week's drift stage run on a copy of the shared store (ingest and baseline
     are the conftest's)."""
     from driftline.demo import demo_interval_starts
-    from driftline.monitor import plan_partitions, profile_partition, run_drift
+    from driftline.pipeline.interval import plan_partitions, profile_partition, run_drift
 
     w = labelled_demo_week
     root = tmp_path_factory.mktemp("history-demo")

@@ -12,7 +12,7 @@ import pytest
 from fsspec.implementations.local import LocalFileSystem
 
 from driftline.config import parse_model_config
-from driftline.ingest import UNPARSED_PREFIX, empty_batch, ingest_interval, read_interval
+from driftline.stages.ingest import UNPARSED_PREFIX, empty_batch, ingest_interval, read_interval
 from driftline.store import Store, StoreError
 
 T0 = datetime(2026, 10, 1, 0, tzinfo=timezone.utc)
@@ -591,7 +591,7 @@ def test_unreachable_capture_location(tmp_path):
 def test_fast_path_matches_general_path(tmp_path, monkeypatch):
     """Plain single-row CSV records take a column-wise fast path; mixed with records that
     need the general one, the batch is the same as when everything takes the general path."""
-    from driftline import ingest
+    from driftline.stages import ingest
 
     cfg = make_cfg(tmp_path)
     j = "application/json"
@@ -733,7 +733,7 @@ def test_quarter_hour_intervals_read_exactly_their_records(tmp_path, monkeypatch
     assert "records of other intervals left to them (19 before, 30 after)" in \
         ingest_interval(cfg, Store(f"file://{tmp_path}/store"), starts[1], starts[2])["summary"]
     # the column-wise fast path places records exactly as the general path does
-    from driftline import ingest
+    from driftline.stages import ingest
 
     monkeypatch.setattr(ingest._SageMaker, "_fast", lambda *a, **kw: False)
     slow = {s: read_interval(cfg, s, s + timedelta(minutes=15)) for s in starts}
@@ -793,7 +793,7 @@ def test_write_delay_is_validated(tmp_path):
 def test_the_capture_of_an_interval_is_complete_write_delay_after_its_end(tmp_path):
     """A scheduled run starts at the interval's end; objects of its last minutes are written
     up to capture.write_delay later: the DAG waits until then (test_dags checks its sensor)."""
-    from driftline.monitor import capture_ready_at
+    from driftline.pipeline.interval import capture_ready_at
 
     assert capture_ready_at(make_cfg(tmp_path, schedule="hourly"), T1) == T1 + timedelta(minutes=5)
     assert capture_ready_at(make_cfg(tmp_path, capture={"write_delay": "0s"}), T1) == T1

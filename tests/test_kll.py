@@ -7,8 +7,8 @@ import pytest
 from datasketches import kll_doubles_sketch
 from scipy.stats import wasserstein_distance
 
-from driftline import kll
-from driftline.profile import KLL_K, kll_rank_error
+from driftline.stats import kll
+from driftline.stats.profile import KLL_K, kll_rank_error
 
 RNG = np.random.default_rng(7)
 

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from driftline import labels as L
+from driftline.stages import labels as L
 from driftline.store import Store
 
 UTC = timezone.utc

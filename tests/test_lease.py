@@ -1,4 +1,4 @@
-"""The lease of an interval's run (driftline.lease): one run of an interval at a time, a
+"""The lease of an interval's run (driftline.store.lease): one run of an interval at a time, a
 retry takes its own lease back, an expired or released one is taken over, a later stage of a
 run that lost it fails, and a stage that runs longer than the ttl keeps it."""
 from __future__ import annotations
@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from driftline.lease import LeaseHeld, LeaseLost, acquire, holding, read_lease, release, renew
 from driftline.store import Store
+from driftline.store.lease import LeaseHeld, LeaseLost, acquire, holding, read_lease, release, renew
 
 T = datetime(2026, 10, 6, tzinfo=timezone.utc)
 NOW = datetime(2026, 10, 7, 3, tzinfo=timezone.utc)
@@ -78,7 +78,7 @@ def test_a_stage_longer_than_the_ttl_keeps_the_lease_and_a_crashed_one_frees_it(
 
 
 def test_a_stage_whose_lease_was_taken_meanwhile_fails_after_its_block(store, monkeypatch):
-    from driftline import lease
+    from driftline.store import lease
 
     ttl = timedelta(seconds=0.2)
     # the store refuses A's renewals (an outage) for longer than its ttl, and B takes over
@@ -109,7 +109,8 @@ def test_parallel_stages_of_one_run_renew_without_losing_it(store):
 
 def test_the_cli_run_is_refused_and_leaves_the_other_runs_lease_alone(make_config, tmp_path, capsys):
     from driftline.cli import main
-    from driftline.monitor import cli_run_id, monitor_interval
+    from driftline.pipeline.interval import monitor_interval
+    from driftline.pipeline.stage import cli_run_id
 
     cfg = make_config()
     store = Store(f"file://{tmp_path}/store")

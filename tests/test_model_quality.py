@@ -13,11 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import accuracy_score, roc_auc_score
 
-from driftline.baseline import create_baseline
 from driftline.config import ConfigError
-from driftline.model_quality import label_wait, reevaluate, run_model_quality
-from driftline.monitor import read_history
+from driftline.pipeline.reevaluate import reevaluate
+from driftline.stages.baseline import create_baseline
+from driftline.stages.model_quality import label_wait, run_model_quality
 from driftline.store import Store
+from driftline.store.history import read_history
 
 UTC = timezone.utc
 DAY0 = datetime(2026, 10, 1, tzinfo=UTC)
@@ -76,7 +77,7 @@ def test_not_enough_labels_is_said_and_raises_nothing(env):
     rows = _rows(rng, 600)
     ids = _interval(store, DAY0, rows)
     _labels(tmp_path, DAY0 + timedelta(days=2), ids[:50], rows["truth"][:50])
-    from driftline.labels import sync_labels
+    from driftline.stages.labels import sync_labels
 
     sync_labels(cfg, store, now=DAY0 + timedelta(days=5))
     out = run_model_quality(cfg, store, DAY0, DAY1, as_of=DAY0 + timedelta(days=5))
@@ -98,7 +99,7 @@ def test_realized_metrics_match_sklearn_and_breaches_are_violations(env):
     truth = rows["truth"].copy()
     truth[:300] = 1 - truth[:300]  # the model got worse: 300 labels contradict it
     _labels(tmp_path, DAY0 + timedelta(days=2), ids, truth)
-    from driftline.labels import sync_labels
+    from driftline.stages.labels import sync_labels
 
     sync_labels(cfg, store, now=DAY0 + timedelta(days=5))
     run_model_quality(cfg, store, DAY0, DAY1, as_of=DAY0 + timedelta(days=5))
@@ -112,7 +113,7 @@ def test_realized_metrics_match_sklearn_and_breaches_are_violations(env):
         accuracy_score(truth[seg_a], rows["pred"][seg_a]))
     # the estimate did not see the flipped labels: its error is recorded
     assert doc["overall"]["estimate_error"]["accuracy"] < -0.2
-    from driftline.violations import read_violations
+    from driftline.store.violations import read_violations
 
     found = [v for v in read_violations(store, prefix) if v["source"] == "model_quality"]
     names = {v["feature_name"] for v in found}
@@ -141,7 +142,7 @@ def test_an_estimate_breaches_only_with_its_whole_band(env):
 
 def test_reevaluation_picks_up_late_labels_once(env):
     cfg, store, rng, tmp_path = env
-    from driftline.labels import sync_labels
+    from driftline.stages.labels import sync_labels
 
     rows = _rows(rng, 500)
     ids = _interval(store, DAY0, rows)
@@ -214,7 +215,7 @@ def test_regression_realized_and_direct_loss_estimate(make_config, tmp_path):
         "inference_id": ids, "inference_time": pa.array([DAY0] * 1500, pa.timestamp("us", tz="UTC")),
         **{k: cur[k] for k in ("x", "k", "c", "b", "pred")}}))
     _labels(tmp_path, DAY0 + timedelta(hours=30), ids, cur["truth"])
-    from driftline.labels import sync_labels
+    from driftline.stages.labels import sync_labels
 
     sync_labels(cfg, store, now=DAY0 + timedelta(days=3))
     run_model_quality(cfg, store, DAY0, DAY1, as_of=DAY0 + timedelta(days=3))
@@ -241,13 +242,13 @@ def test_an_interval_without_predictions_is_no_data_at_once(env):
     failing or judging an empty batch, and run.json's verdict is the distinct "no_data" --
     which the report, its summary table and the history view show as NO DATA. A re-run that
     finds the interval empty replaces what the earlier run of it left."""
-    from driftline.bias import BIAS_FILE
     from driftline.config import BiasFacet, BiasSettings
-    from driftline.history import load_history, render_history
-    from driftline.ingest import empty_batch
-    from driftline.labels import sync_labels
-    from driftline.monitor import monitor_interval, run_labels_and_quality
-    from driftline.report import summary_table
+    from driftline.pipeline.interval import monitor_interval, run_labels_and_quality
+    from driftline.render.history import load_history, render_history
+    from driftline.render.report import summary_table
+    from driftline.stages.ingest import empty_batch
+    from driftline.stages.labels import sync_labels
+    from driftline.stats.bias import BIAS_FILE
 
     cfg, store, rng, tmp_path = env
     cfg = cfg.model_copy(update={"bias": BiasSettings(facets=[BiasFacet(feature="c", values=["b"])])})

@@ -7,9 +7,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftline.drift import chi_square, ks, wasserstein_normed
-from driftline.multivariate import (MIN_GINI, ReconstructionModel, _Columns, _Encoder, domain_classifier,
-                                    fit_reconstruction)
+from driftline.stats.measures import chi_square, ks, wasserstein_normed
+from driftline.stats.multivariate import (
+    MIN_GINI,
+    ReconstructionModel,
+    _Columns,
+    _Encoder,
+    domain_classifier,
+    fit_reconstruction,
+)
 
 NUM, CAT = ["a", "b", "c"], ["k"]
 
@@ -205,7 +211,7 @@ def test_drift_below_the_lower_bound_is_worded_with_the_lower_bound(reference, m
     """A batch that the PCA reconstructs *too* well (b exactly on a's line: a feed stuck on
     derived values) is drift below the lower bound; its violation names that bound, not the
     upper one. The opposite case (the correlation flip) names the upper bound."""
-    from driftline.drift_engine import findings, violations
+    from driftline.stages.drift import findings, violations
 
     regular = sample(2_000, seed=11)
     regular["b"] = 0.8 * (regular["a"] - 10) / 2  # on the reference's regression line, no noise
@@ -231,7 +237,7 @@ def test_drift_below_the_lower_bound_is_worded_with_the_lower_bound(reference, m
 
 
 def test_domain_classifier_wording_names_its_one_bound(reference):
-    from driftline.drift_engine import violations
+    from driftline.stages.drift import violations
 
     res = domain_classifier(reference, sample(2_000, seed=9, rho=-0.8), NUM, CAT)
     [v] = violations({"multivariate": {"checked": True, "domain_classifier": res}})

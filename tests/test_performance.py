@@ -12,10 +12,14 @@ import pytest
 from sklearn import metrics as skm
 from sklearn.isotonic import IsotonicRegression
 
-from driftline import performance as perf
-from driftline.performance import (
-    HIGHER_IS_BETTER, METRICS, PROBLEM_TYPES, Calibrator, LossEstimator, compare_to_baseline,
-    estimate_metrics, realized_metrics,
+from driftline.stats import performance as perf
+from driftline.stats.metric_names import HIGHER_IS_BETTER, METRICS, PROBLEM_TYPES
+from driftline.stats.performance import (
+    Calibrator,
+    LossEstimator,
+    compare_to_baseline,
+    estimate_metrics,
+    realized_metrics,
 )
 
 BINARY, MULTI, REG = PROBLEM_TYPES

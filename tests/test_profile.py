@@ -8,9 +8,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from driftline.profile import (CategoricalProfile, ColumnSpec, DatasetProfile, NumericProfile, kll_rank_error, merge_all,
-                               profile_parquet, sample_parquet)
-from driftline.drift import quantile_edges
+from driftline.stats.measures import quantile_edges
+from driftline.stats.profile import (
+    CategoricalProfile,
+    ColumnSpec,
+    DatasetProfile,
+    NumericProfile,
+    kll_rank_error,
+    merge_all,
+    profile_parquet,
+    sample_parquet,
+)
 
 RNG = np.random.default_rng(2024)
 VALUES = np.where(RNG.random(50_000) < 0.03, np.nan, RNG.lognormal(1.0, 0.75, 50_000))

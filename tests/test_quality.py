@@ -6,7 +6,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from driftline import baseline, quality
+from driftline.stages import baseline
+from driftline.stages import data_quality as quality
 from driftline.store import Store
 
 START = datetime(2026, 10, 1, tzinfo=timezone.utc)
@@ -39,7 +40,7 @@ def run(cfg, store, df, ingest=None):
     if ingest is not None:
         store.write_json(f"{PREFIX}/ingest.json", ingest)
     out = quality.run_quality(cfg, store, START)
-    from driftline.violations import read_violations
+    from driftline.store.violations import read_violations
 
     violations = read_violations(store, PREFIX)
     return out, {(v["constraint_check_type"], v["feature_name"]): v for v in violations}
@@ -199,7 +200,7 @@ class Keep(logging.Handler):
 logging.basicConfig(level=logging.INFO, handlers=[Keep()])
 if sys.argv[1] == "validate":
     from driftline.config import parse_model_config
-    from driftline.quality import validate_frame
+    from driftline.stages.data_quality import validate_frame
 
     cfg = parse_model_config({"name": "m", "problem_type": "binary_classification", "start_date": "2026-10-01",
                               "features": [{"name": "x", "type": "numeric"}], "prediction": {"label": "pred"},

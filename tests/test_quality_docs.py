@@ -1,4 +1,4 @@
-"""driftline's Data Docs page (driftline.quality_docs) on hand-made GX validation results: every
+"""driftline's Data Docs page (driftline.stages.data_quality_docs) on hand-made GX validation results: every
 expectation shown, failures first with the violation they raised, hostile values kept as text,
 large values bounded. The same page on a real GX run is in test_quality.py."""
 from __future__ import annotations
@@ -7,7 +7,13 @@ import hashlib
 import html
 import re
 
-from driftline.quality_docs import MAX_ITEMS, MAX_VALUES, VALUE_CHARS, render_validation_page, unexpected_values
+from driftline.stages.data_quality_docs import (
+    MAX_ITEMS,
+    MAX_VALUES,
+    VALUE_CHARS,
+    render_validation_page,
+    unexpected_values,
+)
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(1)>'
@@ -123,7 +129,7 @@ def test_large_values_are_bounded_with_a_count_of_the_rest():
     assert f'"category-{MAX_ITEMS}"' not in page
     assert f"+{1000 - MAX_VALUES} more distinct value(s)" in page
     assert page.count("×") == MAX_VALUES and "new-0-" in page and f"new-{MAX_VALUES}-" not in page
-    # each value: a preview, its length and its hash (driftline.limits.shown), never the 5,000 x's
+    # each value: a preview, its length and its hash (driftline.common.limits.shown), never the 5,000 x's
     assert "x" * VALUE_CHARS not in page and "x" * (VALUE_CHARS // 2) in page
     first = unexpected[0]
     assert f"[{len(first):,} chars, sha256 {hashlib.sha256(first.encode()).hexdigest()[:16]}]" in page

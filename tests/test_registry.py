@@ -14,11 +14,11 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from driftline import registry
-from driftline.baseline import create_baseline, resolve_baseline
-from driftline.model import model_input
-from driftline.registry import RegistryError
-from driftline.store import Store
+from driftline.stages.baseline import create_baseline
+from driftline.store import Store, registry
+from driftline.store.baselines import resolve_baseline
+from driftline.store.models import model_input
+from driftline.store.registry import RegistryError
 
 
 def _data(seed: int, n: int) -> pd.DataFrame:

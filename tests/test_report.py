@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from driftline.report import render_run_report, summary_table, write_run_report
+from driftline.render.report import render_run_report, summary_table, write_run_report
 from driftline.store import Store
 
 CLEAN_DAY, DRIFT_DAY = 0, 4
@@ -20,10 +20,10 @@ IMG = '"><img src=x onerror=alert(1)>'
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """The demo, its baseline, and the monitoring of one clean and one drifted day, once."""
-    from driftline.baseline import create_baseline
     from driftline.config import default_monitors_dir, load_all
     from driftline.demo import generate_demo
-    from driftline.monitor import monitor_interval
+    from driftline.pipeline.interval import monitor_interval
+    from driftline.stages.baseline import create_baseline
 
     root = tmp_path_factory.mktemp("report")
     demo = f"file://{root}/demo"
@@ -283,10 +283,10 @@ def test_feedback_suppresses_violations_visibly(runs, tmp_path):
     carol acknowledges contract's; the alerts are evaluated again and the run recorded."""
     import shutil
 
-    from driftline import feedback
-    from driftline.alerts import dispatch, evaluate
     from driftline.config import AlertPolicy, Persistence
-    from driftline.monitor import record_run
+    from driftline.pipeline.records import record_run
+    from driftline.stages import feedback
+    from driftline.stages.alerts import dispatch, evaluate
 
     shutil.copytree(runs["root"] / "store", tmp_path / "store")
     store = Store(f"file://{tmp_path}/store")
@@ -353,7 +353,7 @@ def test_feedback_suppresses_violations_visibly(runs, tmp_path):
 
 def test_feedback_from_data_is_text_never_markup(tmp_path, make_config):
     """Who and what people wrote, and the widened threshold's story, are escaped too."""
-    from driftline import feedback
+    from driftline.stages import feedback
 
     cfg = make_config()
     store = Store(f"file://{tmp_path}/store")

@@ -12,13 +12,13 @@ import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
 
-from driftline import registry, retrain
-from driftline.baseline import list_versions, resolve_baseline
 from driftline.config import default_monitors_dir
-from driftline.model import model_input
-from driftline.monitor import run_data_quality
-from driftline.retrain import RetrainError
-from driftline.store import Store
+from driftline.pipeline.interval import run_data_quality
+from driftline.stages import retrain
+from driftline.stages.retrain import RetrainError
+from driftline.store import Store, registry
+from driftline.store.baselines import list_versions, resolve_baseline
+from driftline.store.models import model_input
 
 AS_OF = datetime(2026, 10, 20, tzinfo=timezone.utc)
 POST_DRIFT = datetime(2026, 10, 8, tzinfo=timezone.utc), "4d"   # days 3-6: after the concept drift
@@ -114,7 +114,7 @@ def test_after_concept_drift_the_challenger_is_promoted_and_can_be_rolled_back(e
     # an interval evaluated before keeps the baseline it was judged against; one evaluated from
     # now on is pinned to the new champion's
     assert run_data_quality(cfg, store, datetime(2026, 10, 7, tzinfo=timezone.utc))["baseline"] == "v1"
-    from driftline.baseline import pin_interval_baseline
+    from driftline.store.baselines import pin_interval_baseline
 
     assert pin_interval_baseline(cfg, store, datetime(2026, 10, 20, tzinfo=timezone.utc))["version"] == "v2"
 

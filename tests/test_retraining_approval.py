@@ -21,13 +21,12 @@ from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
 import pytest
-from hitl_harness import answer, run_with_responder
 
-from driftline import registry
-from driftline.baseline import list_versions
 from driftline.config import default_monitors_dir, load_all, parse_duration
 from driftline.demo import demo_interval_starts
-from driftline.store import Store
+from driftline.store import Store, registry
+from driftline.store.baselines import list_versions
+from hitl_harness import answer, run_with_responder
 
 pytestmark = pytest.mark.e2e
 
@@ -81,12 +80,11 @@ def _parked_approval(known_runs: set[str], stop: threading.Event) -> dict:
     """Wait until the new run's `approve` task instance is AWAITING_INPUT with its request
     written; returns its run_id, ti_id, response deadline, and the request's body and creation
     time."""
-    from sqlalchemy import select
-
     from airflow.models.hitl import HITLDetail
     from airflow.models.taskinstance import TaskInstance as TI
     from airflow.utils.session import create_session
     from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select
 
     deadline = time.monotonic() + PARK_LIMIT
     while time.monotonic() < deadline and not stop.is_set():
@@ -117,10 +115,9 @@ def _run_with_responder(dag, run_conf: dict, respond):
 
 
 def _state(ti_id: UUID) -> str:
-    from sqlalchemy import select
-
     from airflow.models.taskinstance import TaskInstance as TI
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     with create_session() as session:
         state = session.scalar(select(TI.state).where(TI.id == ti_id))
@@ -162,11 +159,10 @@ def _states(dr) -> dict[str, str]:
 
 
 def _request(run_id: str):
-    from sqlalchemy import select
-
     from airflow.models.hitl import HITLDetail
     from airflow.models.taskinstance import TaskInstance as TI
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     with create_session() as session:
         ti = session.scalar(select(TI).where(TI.dag_id == DAG_ID, TI.run_id == run_id, TI.task_id == "approve"))
@@ -190,10 +186,9 @@ def _assert_request_shows_scores(body: str, decision: dict) -> None:
 
 
 def _promoted_events(run_id: str) -> list[dict]:
-    from sqlalchemy import select
-
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     with create_session() as session:
         rows = session.execute(select(AssetEvent.extra).join(AssetModel, AssetEvent.asset_id == AssetModel.id)

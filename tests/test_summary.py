@@ -1,6 +1,6 @@
 """The summary block each task logs last: what it found, where the artifacts are, the report's
 link and the next step a person should take, chosen from what the stage found."""
-from driftline.monitor import next_step, summary_block
+from driftline.pipeline.summary import next_step, summary_block
 
 
 def test_the_block_ends_with_artifacts_report_and_next_step():

@@ -1,4 +1,4 @@
-"""The driftline page (driftline.web, plugins/driftline_plugin.py) on the demo's drifted days,
+"""The driftline page (driftline.ui.app, plugins/driftline_plugin.py) on the demo's drifted days,
 monitored by the real DAG under dag.test():
 
 * the app alone (FastAPI's TestClient, a fixed user): models, runs, reports, Data Docs, the
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import posixpath
+import re
 import shutil
 import socket
 import subprocess
@@ -27,7 +27,7 @@ from urllib.request import urlopen
 
 import pytest
 
-from driftline import feedback as fb
+from driftline.stages import answers
 from driftline.store import Store, interval_key
 
 pytestmark = pytest.mark.e2e
@@ -83,7 +83,7 @@ def _copy(site: dict, dest: Path) -> tuple[Store, dict]:
 def _client(store: Store, cfg, user=None, **headers):
     from fastapi.testclient import TestClient
 
-    from driftline.web import Person, create_app
+    from driftline.ui.app import Person, create_app
 
     app = create_app(store=lambda: store, configs=lambda: {"churn": cfg}, user=user or (lambda: Person("tester")))
     return TestClient(app, follow_redirects=False, headers=headers)
@@ -166,7 +166,7 @@ def test_pages_refuse_without_a_user(site):
 
 
 def test_feedback_from_the_page_is_stored_with_who_and_shown_escaped(site, tmp_path):
-    from driftline.web import incidents
+    from driftline.ui.app import incidents
 
     store, _ = _copy(site, tmp_path / "store")
     c = _client(store, site["cfg"])
@@ -180,7 +180,7 @@ def test_feedback_from_the_page_is_stored_with_who_and_shown_escaped(site, tmp_p
     answer = {"incident": target["incident_key"], "kind": "false_positive", "comment": hostile}
     r = c.post("/models/churn/feedback", data=answer)
     assert r.status_code == 303 and r.headers["location"].startswith("alerts?answered=")
-    [rec] = fb.read_all(store, "churn")
+    [rec] = answers.read_all(store, "churn")
     assert (rec["incident_key"], rec["kind"], rec["by"], rec["comment"], rec["source"]) == \
         (target["incident_key"], "false_positive", "tester", hostile, "driftline-page")
     # the window runs from the interval the incident opened in, not from the latest run
@@ -205,7 +205,7 @@ def test_feedback_from_the_page_is_stored_with_who_and_shown_escaped(site, tmp_p
         said = c.get(r2.headers["location"].replace("alerts", "/models/churn/alerts", 1)).text
         assert "Already answered, nothing new recorded for baseline_drift_check" in said
         assert "marked false positive by tester on" in said.split('role="status">', 1)[1].split("</p>", 1)[0]
-    assert len(fb.read_all(store, "churn")) == 1
+    assert len(answers.read_all(store, "churn")) == 1
     # a different answer changes it: recorded as a change, in force (the suppression ends), shown as such
     r3 = c.post("/models/churn/feedback", data={"incident": target["incident_key"], "kind": "acknowledged"})
     assert r3.status_code == 303 and r3.headers["location"].startswith("alerts?answered=")
@@ -227,7 +227,7 @@ def test_feedback_from_the_page_is_stored_with_who_and_shown_escaped(site, tmp_p
     assert bad.status_code == 400 and "expected one of acknowledged, false_positive, expected" in bad.text
     unknown = c.post("/models/churn/feedback", data={"incident": "churn|x|y|2026-10-01T0000Z", "kind": "expected"})
     assert unknown.status_code == 400 and "no alert incident" in unknown.text
-    assert len(fb.read_all(store, "churn")) == 2
+    assert len(answers.read_all(store, "churn")) == 2
 
 
 def _card(html: str, key: str) -> str:
@@ -236,7 +236,7 @@ def _card(html: str, key: str) -> str:
 
 
 def test_answering_takes_the_right_and_the_page_itself(site, tmp_path):
-    from driftline.web import Person, incidents
+    from driftline.ui.app import Person, incidents
 
     store, _ = _copy(site, tmp_path / "store")
     key = next(i for i in incidents(store, "churn") if i["state"] == "open")["incident_key"]
@@ -250,11 +250,11 @@ def test_answering_takes_the_right_and_the_page_itself(site, tmp_path):
     # a form posted from another site (its Origin names another host) is refused
     elsewhere = _client(store, site["cfg"], origin="https://evil.example")
     assert elsewhere.post("/models/churn/feedback", data=answer).status_code == 403
-    assert fb.read_all(store, "churn") == []
+    assert answers.read_all(store, "churn") == []
     # browsers say where a request comes from: cross-site is refused whatever the Origin says
     forged = _client(store, site["cfg"], origin="http://testserver", **{"sec-fetch-site": "cross-site"})
     assert forged.post("/models/churn/feedback", data=answer).status_code == 403
-    assert fb.read_all(store, "churn") == []
+    assert answers.read_all(store, "churn") == []
     same = _client(store, site["cfg"], origin="http://testserver")
     assert same.post("/models/churn/feedback", data=answer).status_code == 303
     # behind a proxy that rewrites Host, the browser's same-origin or the forwarded host vouch
@@ -264,14 +264,13 @@ def test_answering_takes_the_right_and_the_page_itself(site, tmp_path):
     forwarded = _client(store, site["cfg"], origin="https://airflow.example.com",
                         **{"x-forwarded-host": "airflow.example.com"})
     assert forwarded.post("/models/churn/feedback", data=answer).headers["location"].startswith("alerts?already=")
-    assert [r["by"] for r in fb.read_all(store, "churn")] == ["tester"]
+    assert [r["by"] for r in answers.read_all(store, "churn")] == ["tester"]
 
 
 def test_the_tasks_link_to_their_run_report(site):
-    from sqlalchemy import select
-
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     key = _day_key(site, 4)
     with create_session() as session:
@@ -291,7 +290,7 @@ def test_a_false_positive_from_the_page_leaves_the_next_verdict(site, tmp_path):
     constraint_violations.json, raises no alert and does not count in run.json's verdict."""
     store, env = _copy(site, tmp_path / "store")
     c = _client(store, site["cfg"])
-    from driftline.web import incidents
+    from driftline.ui.app import incidents
 
     answered = [i for i in incidents(store, "churn") if i["state"] == "open"]
     assert answered
@@ -302,7 +301,7 @@ def test_a_false_positive_from_the_page_leaves_the_next_verdict(site, tmp_path):
     prefix = Store.run_prefix("churn", _start(site["manifest"], NEXT_DAY))
     run = store.read_json(posixpath.join(prefix, "run.json"))
     violations = store.read_json(posixpath.join(prefix, "constraint_violations.json"))["violations"]
-    from driftline.alerts import subject_of
+    from driftline.stages.alerts import subject_of
 
     pairs = {(i["check"], i["subject"]) for i in answered}
     muted = [v for v in violations if (v["constraint_check_type"], subject_of(v)) in pairs]
@@ -449,7 +448,7 @@ def test_browser_driftline_page_report_and_false_positive(site, api_server):
             page.screenshot(path=str(SHOTS / "4b-already-answered.png"), full_page=True)
         finally:
             browser.close()
-    [rec] = fb.read_all(store, "churn")
+    [rec] = answers.read_all(store, "churn")
     assert (rec["incident_key"], rec["kind"], rec["by"], rec["comment"], rec["source"]) == \
         (incident, "false_positive", "alice", "promo week, not a real shift", "driftline-page")
     assert rec["until"] > rec["from"]
@@ -476,7 +475,7 @@ def test_browser_driftline_page_report_and_false_positive(site, api_server):
     status, body = call("POST", "/driftline/models/churn/feedback", token, ctype="application/x-www-form-urlencoded",
                         data=f"incident={incident}&kind=expected".encode())
     assert status == 403 and "vic may not answer churn's alerts" in body, (status, body)
-    assert len(fb.read_all(store, "churn")) == 1
+    assert len(answers.read_all(store, "churn")) == 1
 
 
 def _on_loopback(url: str) -> bool:
@@ -580,7 +579,7 @@ def test_the_page_reads_an_s3_store_and_sees_new_runs(site, s3_conn, monkeypatch
             s3.upload_file(str(path), bucket, f"store/{path.relative_to(local).as_posix()}")
     from fastapi.testclient import TestClient
 
-    from driftline.web import Person, create_app
+    from driftline.ui.app import Person, create_app
 
     c = TestClient(create_app(store=get_store, configs=lambda: {"churn": site["cfg"]}, user=lambda: Person("s3-user")),
                    follow_redirects=False)
@@ -594,7 +593,7 @@ def test_the_page_reads_an_s3_store_and_sees_new_runs(site, s3_conn, monkeypatch
     s3.put_object(Bucket=bucket, Key=f"store/runs/churn/{key5}/run.json", Body=json.dumps(run5).encode())
     assert c.get("/api/models").json()[0]["latest"] == key5
     # an answer lands in the bucket
-    from driftline.web import incidents
+    from driftline.ui.app import incidents
 
     target = next(i for i in incidents(get_store(), "churn") if i["state"] == "open")
     assert c.post("/models/churn/feedback", data={"incident": target["incident_key"],

@@ -15,15 +15,15 @@ import importlib
 import json
 from importlib.metadata import version
 
-import driftline.cli
 import pyarrow.parquet  # noqa: F401
-
 from measure import Clock, emit
+
+import driftline.cli
 
 # The subcommands import their engine lazily; import it here so the clock leaves it out, as it
 # leaves out `import evidently` and `import nannyml`. (The multivariate module, scikit-learn, is
 # imported only when those checks run, so it stays in the clock when they do.)
-for _name in ("driftline.drift_engine", "driftline.drift", "driftline.profile"):
+for _name in ("driftline.stages.drift", "driftline.stats.measures", "driftline.stats.profile"):
     try:
         importlib.import_module(_name)
     except ModuleNotFoundError:

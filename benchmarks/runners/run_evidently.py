@@ -17,7 +17,6 @@ import pyarrow.parquet  # noqa: F401 - pandas' Parquet engine, imported before t
 from evidently import Report
 from evidently import __version__ as evidently_version
 from evidently.presets import DataDriftPreset
-
 from measure import Clock, emit
 
 

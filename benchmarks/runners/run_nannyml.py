@@ -20,13 +20,12 @@ import argparse
 import os
 import warnings
 
+import nannyml as nml
 import pandas as pd
 import pyarrow.parquet  # noqa: F401 - pandas' Parquet engine, imported before the clock like the tool
-import nannyml as nml
+from measure import Clock, emit
 from nannyml.chunk import CountBasedChunker
 from nannyml.io.store import FilesystemStore
-
-from measure import Clock, emit
 
 
 def main() -> None:

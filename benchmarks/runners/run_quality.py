@@ -25,7 +25,7 @@ Stages, each timed between ``start()`` and ``lap()``; imports are not timed:
 nested measured function counts for the inner one only), from thin wrappers installed before
 the clock; ``other`` is the rest of the stage (the code between those calls). The wrappers are
 called a few dozen times per stage: their cost does not show. For the merge, ``sorted`` and
-``json.dumps`` are wrapped as ``driftline.labels`` sees them (module globals shadowing the
+``json.dumps`` are wrapped as ``driftline.stages.labels`` sees them (module globals shadowing the
 builtin and the json module): merge_interval calls them once each, for its label digest.
 
 ``peak_hwm_mib``: this process's VmHWM. ``peak_rss_mib`` (measure.py's ``ru_maxrss``) is at
@@ -48,19 +48,18 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet  # noqa: F401
-
-import driftline.baseline
-import driftline.config
-import driftline.drift_engine  # noqa: F401 - create_baseline imports it lazily
-import driftline.ingest
-import driftline.labels
-import driftline.model_quality
-import driftline.monitor
-import driftline.performance
-import driftline.quality
-from driftline.store import Store
-
 from measure import Clock, emit
+
+import driftline.config
+import driftline.pipeline.interval
+import driftline.stages.baseline
+import driftline.stages.data_quality
+import driftline.stages.drift  # noqa: F401 - create_baseline imports it lazily
+import driftline.stages.ingest
+import driftline.stages.labels
+import driftline.stages.model_quality
+import driftline.stats.performance
+from driftline.store import Store
 
 # ---------------------------------------------------------------------------------------------
 # Exclusive wall time inside chosen functions
@@ -90,17 +89,17 @@ def _timed(name: str, fn):
 def measure_parts(stage: str) -> None:
     """Wrap the library functions a stage spends its time in (module attributes: the library
     looks them up at call time, so its own calls go through the wrappers)."""
-    L, MQ, P = driftline.labels, driftline.model_quality, driftline.performance
+    L, MQ, P = driftline.stages.labels, driftline.stages.model_quality, driftline.stats.performance
     targets = [(Store, "read_parquet", "store.read_parquet"), (Store, "write_parquet", "store.write_parquet"),
                (Store, "write_json", "store.write_json"), (Store, "write_text", "store.write_text")]
     if stage == "ingest":
-        targets += [(L, "_list_day", "list the day's objects"), (driftline.ingest, "_fetch", "read the objects"),
+        targets += [(L, "_list_day", "list the day's objects"), (driftline.stages.ingest, "_fetch", "read the objects"),
                     (L._Reader, "read", "parse the lines (json, label)"), (L._Reader, "table", "build the Arrow table")]
     if stage in ("merge", "quality"):
         targets += [(L, "read_arrivals", "read arrivals (concat, cast)"),
                     (pd.DataFrame, "drop_duplicates", "latest label per id (pandas drop_duplicates)")]
         # merge_interval's digest of the matched (id, label) pairs: Python's sorted() and
-        # json.dumps, as merge_interval finds them (driftline.labels' globals, then builtins)
+        # json.dumps, as merge_interval finds them (driftline.stages.labels' globals, then builtins)
         L.sorted = _timed("label digest: sorted() of the (id, label) pairs", sorted)
         L.json = types.SimpleNamespace(**{**vars(json), "dumps": _timed("label digest: json.dumps", json.dumps)})
     if stage == "quality":
@@ -108,10 +107,10 @@ def measure_parts(stage: str) -> None:
                     (MQ, "load_reference", "load performance.json"), (MQ, "evaluate", "evaluate (pandas grouping)"),
                     (P, "realized_metrics", "realized metrics (sklearn)"),
                     (P, "estimate_metrics", "CBPE estimate + band"),
-                    (MQ, "history_rows", "history rows"), (driftline.monitor, "write_history_rows", "write history"),
-                    (driftline.quality, "write_violations", "write violations")]
+                    (MQ, "history_rows", "history rows"), (driftline.pipeline.interval, "write_history_rows", "write history"),
+                    (driftline.stages.data_quality, "write_violations", "write violations")]
     if stage == "baseline":
-        B = driftline.baseline
+        B = driftline.stages.baseline
         targets += [(B, "read_table", "read training data"), (B, "compute_statistics", "statistics"),
                     (B, "drift_artifacts", "drift profile"), (B, "_performance", "performance.json (metrics, calibration)")]
     for owner, attr, name in targets:
@@ -156,14 +155,14 @@ def main() -> None:
     if prof:
         prof.enable()
     if a.stage == "baseline":
-        out = driftline.baseline.create_baseline(cfg, store)
+        out = driftline.stages.baseline.create_baseline(cfg, store)
     elif a.stage == "ingest":
-        out = driftline.labels.sync_labels(cfg, store, now=now)
+        out = driftline.stages.labels.sync_labels(cfg, store, now=now)
     elif a.stage == "merge":
-        m = driftline.labels.merge_interval(cfg, store, start, end, as_of=now)
+        m = driftline.stages.labels.merge_interval(cfg, store, start, end, as_of=now)
         out = {**m.state(), "rows": m.table.num_rows, "columns": m.table.column_names}
     else:
-        out = driftline.model_quality.run_model_quality(cfg, store, start, end, as_of=now)
+        out = driftline.stages.model_quality.run_model_quality(cfg, store, start, end, as_of=now)
     seconds = clock.lap(a.stage)
     if prof:
         prof.disable()

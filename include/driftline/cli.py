@@ -46,9 +46,20 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from driftline.config import (EARLIEST, LATEST, MODEL_NAME_RE, ConfigError, ModelConfig, default_demo_root,
-                              default_monitors_dir, default_store_url, load_all, load_model_config, parse_duration,
-                              time_range_problem)
+from driftline.config import (
+    EARLIEST,
+    LATEST,
+    MODEL_NAME_RE,
+    ConfigError,
+    ModelConfig,
+    default_demo_root,
+    default_monitors_dir,
+    default_store_url,
+    load_all,
+    load_model_config,
+    parse_duration,
+    time_range_problem,
+)
 from driftline.store import Store, StoreError, interval_key
 
 #: ``monitor`` refuses a range of more intervals than this (an hourly year is 8760): a typo in
@@ -210,7 +221,8 @@ def cmd_demo(args) -> int:
 
 
 def cmd_baseline(args) -> int:
-    from driftline.baseline import create_baseline, list_versions
+    from driftline.stages.baseline import create_baseline
+    from driftline.store.baselines import list_versions
 
     cfg, store = _model(args), _store(args)
     if args.if_missing and (versions := list_versions(store, cfg.name)):
@@ -222,7 +234,7 @@ def cmd_baseline(args) -> int:
 
 
 def cmd_baseline_import(args) -> int:
-    from driftline.baseline import import_sagemaker_baseline
+    from driftline.stages.baseline import import_sagemaker_baseline
 
     out = import_sagemaker_baseline(_model(args), _store(args), args.statistics, args.constraints)
     print(out["summary"])
@@ -245,7 +257,8 @@ def interval_starts(cfg: ModelConfig, start: datetime, end: datetime,
 
 
 def cmd_monitor(args) -> int:
-    from driftline.monitor import interval_summary_lines, monitor_interval, next_step, summary_block
+    from driftline.pipeline.interval import monitor_interval
+    from driftline.pipeline.summary import interval_summary_lines, next_step, summary_block
 
     if args.end <= args.start:
         raise ArgumentError(f"argument --end: {interval_key(args.end)} is not after --start {interval_key(args.start)}")
@@ -273,7 +286,7 @@ def cmd_monitor(args) -> int:
 
 
 def cmd_labels(args) -> int:
-    from driftline.labels import sync_labels
+    from driftline.stages.labels import sync_labels
 
     cfg = _model(args)
     if cfg.labels is None:
@@ -285,8 +298,8 @@ def cmd_labels(args) -> int:
 
 
 def cmd_reevaluate(args) -> int:
-    from driftline.labels import sync_labels
-    from driftline.model_quality import reevaluate
+    from driftline.pipeline.reevaluate import reevaluate
+    from driftline.stages.labels import sync_labels
 
     cfg = _model(args)
     store = _store(args)
@@ -299,7 +312,7 @@ def cmd_reevaluate(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from driftline.registry import baseline_of, champion, list_model_versions
+    from driftline.store.registry import baseline_of, champion, list_model_versions
 
     cfg, store = _model(args), _store(args)
     versions = list_model_versions(store, cfg.name)
@@ -331,7 +344,7 @@ def cmd_models(args) -> int:
 
 def cmd_alerts(args) -> int:
     """The alert history: every message raised, oldest first, with where it was delivered."""
-    from driftline.alerts import read_events
+    from driftline.stages.alerts import read_events
 
     cfg, store = _model(args), _store(args)
     since = interval_key(args.since) if args.since else None  # keys like 2026-10-04T0000Z sort as times do
@@ -350,7 +363,7 @@ def cmd_alerts(args) -> int:
 
 def cmd_history(args) -> int:
     """Write the history view of a model (over a range) as one page in the store."""
-    from driftline.history import load_history, render_history
+    from driftline.render.history import load_history, render_history
 
     if args.since and args.until and args.until <= args.since:
         raise ArgumentError(f"argument --until: {interval_key(args.until)} is not after --since "
@@ -367,25 +380,25 @@ def cmd_history(args) -> int:
 
 
 def cmd_feedback(args) -> int:
-    """A person's answer to an alert incident (see driftline.feedback)."""
-    from driftline import feedback
+    """A person's answer to an alert incident (see driftline.stages.feedback)."""
+    from driftline.stages import answers, feedback
 
     cfg, store = _model(args), _store(args)
     if not args.alert:
-        for r in feedback.read_all(store, cfg.name):
-            print(f"{r['at'][:19]}  {r['incident_key']}  {feedback.note(r)}")
+        for r in answers.read_all(store, cfg.name):
+            print(f"{r['at'][:19]}  {r['incident_key']}  {answers.note(r)}")
         return 0
     done = feedback.record(cfg, store, args.alert, args.kind, args.by, args.comment or "")  # FeedbackError: exit 2
     rec = done.record
     if not done.new:  # the same answer again: nothing recorded, and not an error (a retried command)
-        print(f"{rec['incident_key']}: already answered, nothing new recorded: {feedback.note(rec)}")
+        print(f"{rec['incident_key']}: already answered, nothing new recorded: {answers.note(rec)}")
     else:
-        print(f"{rec['incident_key']}: {'answer changed: ' if done.replaced else ''}{feedback.note(rec)}")
+        print(f"{rec['incident_key']}: {'answer changed: ' if done.replaced else ''}{answers.note(rec)}")
     return 0
 
 
 def cmd_rollback(args) -> int:
-    from driftline.registry import rollback
+    from driftline.store.registry import rollback
 
     cfg = _model(args)
     print(rollback(_store(args), cfg.name, args.to, actor="cli")["summary"])
@@ -393,8 +406,8 @@ def cmd_rollback(args) -> int:
 
 
 def cmd_retrain(args) -> int:
-    from driftline.labels import sync_labels
-    from driftline.retrain import RetrainError, evaluate, prepare, promote, run_prefix, train
+    from driftline.stages.labels import sync_labels
+    from driftline.stages.retrain import RetrainError, evaluate, prepare, promote, run_prefix, train
 
     cfg, store = _model(args), _store(args)
     now = datetime.now(timezone.utc)
@@ -464,7 +477,7 @@ def _write_out(doc: dict, out: str | None) -> None:
 
 
 def cmd_profile(args) -> int:
-    from driftline.drift_engine import open_source, reference_document, reference_from_source
+    from driftline.stages.drift import open_source, reference_document, reference_from_source
 
     data, schema_kinds = open_source(args.data)
     kinds = _columns(args, schema_kinds)
@@ -482,7 +495,7 @@ def _load_reference(path: str):
 
     import pyarrow.parquet as pq
 
-    from driftline.drift_engine import reference_from_document
+    from driftline.stages.drift import reference_from_document
 
     p = Path(path)
     if p.is_dir() and (p / "profile.json").exists():
@@ -501,7 +514,7 @@ def _load_reference(path: str):
 
 
 def cmd_drift(args) -> int:
-    from driftline.drift_engine import detect_drift, findings, open_source
+    from driftline.stages.drift import detect_drift, findings, open_source
 
     settings = _settings(args)
     ref = _load_reference(args.baseline)
@@ -661,9 +674,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"driftline: {exc}", file=sys.stderr)
         return 3
     except Exception as exc:  # noqa: BLE001 - one readable line, not a traceback, for known failures
-        from driftline.baseline import BaselineError
-        from driftline.registry import RegistryError
-        from driftline.retrain import RetrainError
+        from driftline.stages.retrain import RetrainError
+        from driftline.store.baselines import BaselineError
+        from driftline.store.registry import RegistryError
 
         if isinstance(exc, (BaselineError, RegistryError, RetrainError, FileNotFoundError, ValueError)):
             print(f"driftline: {exc}", file=sys.stderr)

@@ -8,9 +8,10 @@ import sys
 
 
 def main() -> int:
-    from driftline.baseline import create_baseline, list_versions
     from driftline.demo import generate_demo
+    from driftline.stages.baseline import create_baseline
     from driftline.store import Store
+    from driftline.store.baselines import list_versions
     from driftline_airflow.runtime import get_store, load_configs, resolver
 
     demo_root = os.environ["DRIFTLINE_DEMO_ROOT"]

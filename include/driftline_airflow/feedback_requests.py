@@ -8,7 +8,7 @@ block, longer than any run of backticks the value holds.
 An answer is stored the moment it is given (:meth:`AlertQuestion.execute_complete`, on a worker
 as the person answers), not when the run's other requests are done: the driftline page shows it
 at once and does not invite a second one. Each request is recorded under ``alerts/<model>/asked/``
-(driftline.feedback.mark_asked) so that no other run asks about the same incident while it waits.
+(driftline.stages.feedback.mark_asked) so that no other run asks about the same incident while it waits.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from airflow.sdk import Param
 from driftline.config import ModelConfig
 from driftline_airflow.links import driftline_url
 
-#: The answers a person can give, and the driftline.feedback kind each records.
+#: The answers a person can give, and the driftline.stages.feedback kind each records.
 OPTIONS = {"Acknowledge": "acknowledged", "False positive": "false_positive", "Expected": "expected"}
 #: How long a request waits for an answer; then nothing is recorded (no default answer).
 RESPONSE_TIMEOUT = timedelta(days=3)
@@ -74,8 +74,8 @@ def _block(text: str) -> str:
 
 def hitl_request(cfg: ModelConfig, incident: dict) -> dict:
     """The subject and Markdown body of the human-in-the-loop request about one incident
-    (driftline.feedback.unanswered). Every value from the data is shown literally."""
-    from driftline.alerts import CHECK_NAMES
+    (driftline.stages.feedback.unanswered). Every value from the data is shown literally."""
+    from driftline.stages.alerts import CHECK_NAMES
 
     check, subject, interval = incident["check"], incident["subject"], incident["incident"]
     what = CHECK_NAMES.get(check, check)
@@ -137,7 +137,7 @@ class AlertQuestion(HITLOperator):
       it (several runs may have planned to ask: the earliest request recorded asks, the others
       skip), and records the request under ``alerts/<model>/asked/``;
     - stores the answer as soon as it is given (``execute_complete``), with the responder and
-      the time of the response (``driftline.feedback.record``: once; a different answer than
+      the time of the response (``driftline.stages.feedback.record``: once; a different answer than
       one given meanwhile elsewhere is a change)."""
 
     template_fields = ()
@@ -150,14 +150,14 @@ class AlertQuestion(HITLOperator):
     def execute(self, context):
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from driftline import feedback
+        from driftline.stages import answers, feedback
         from driftline_airflow.runtime import get_store
 
         store, ti = get_store(), context["ti"]
-        answers = feedback.incident_answers(store, self.model, self.incident_key)
-        if answers:
+        given = answers.incident_answers(store, self.model, self.incident_key)
+        if given:
             raise AirflowSkipException(f"{self.incident_key}: answered meanwhile "
-                                       f"({feedback.note(answers[-1])}); not asked")
+                                       f"({answers.note(given[-1])}); not asked")
         now = datetime.now(timezone.utc)
         expires = now + self.response_timeout if self.response_timeout else None
         feedback.mark_asked(store, self.model, self.incident_key, ti.run_id, expires=expires, at=now,
@@ -178,7 +178,7 @@ class AlertQuestion(HITLOperator):
     def execute_complete(self, context, event):
         from airflow.sdk.exceptions import AirflowFailException
 
-        from driftline import feedback
+        from driftline.stages import answers, feedback
         from driftline.store import StoreError
         from driftline_airflow.runtime import get_store, load_configs, log_summary
 
@@ -200,13 +200,13 @@ class AlertQuestion(HITLOperator):
         cfg = loaded.models.get(self.model)
         try:
             if cfg is None:
-                raise feedback.FeedbackError(f"no model file for {self.model!r} loads now "
+                raise answers.FeedbackError(f"no model file for {self.model!r} loads now "
                                              f"({'; '.join(map(str, loaded.errors.values())) or 'none found'})")
             if not by:
-                raise feedback.FeedbackError("the response names nobody who gave it")
+                raise answers.FeedbackError("the response names nobody who gave it")
             done = feedback.record(cfg, store, self.incident_key, kind, by=by, comment=comment, at=at,
                                    source="airflow-hitl")
-        except (feedback.FeedbackError, StoreError) as exc:
+        except (answers.FeedbackError, StoreError) as exc:
             cmd = " ".join(["driftline feedback", "--model", shlex.quote(self.model), "--alert",
                             shlex.quote(self.incident_key), "--kind", kind, "--by", shlex.quote(by or "WHO")]
                            + (["--comment", shlex.quote(comment)] if comment else []))
@@ -218,8 +218,8 @@ class AlertQuestion(HITLOperator):
             self.log.warning("could not record that the request was answered: %s", exc)
         said = ("recorded" if done.new and not done.replaced else "recorded as a change" if done.new
                 else "already recorded, nothing new")
-        log_summary(f"answer to {self.incident_key}: {said}", [feedback.note(done.record)],
-                    store.uri(feedback.feedback_prefix(self.model)))
+        log_summary(f"answer to {self.incident_key}: {said}", [answers.note(done.record)],
+                    store.uri(answers.feedback_prefix(self.model)))
         return {**result, "driftline": {"incident_key": self.incident_key, "new": done.new,
                                         "changed": bool(done.new and done.replaced),
-                                        "note": feedback.note(done.record)}}
+                                        "note": answers.note(done.record)}}

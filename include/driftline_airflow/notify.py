@@ -1,7 +1,7 @@
 """Deliver driftline's alert messages through Airflow's own notifiers, and publish a run's
 metrics to Amazon CloudWatch.
 
-The library (driftline.alerts) decides *what* to say and *whether* it was already said; this
+The library (driftline.stages.alerts) decides *what* to say and *whether* it was already said; this
 module only delivers one message on one route and raises when it could not, so the caller
 records a message as sent only after ``send`` returned.
 

@@ -65,11 +65,11 @@ def fail_clearly() -> Iterator[None]:
     task at once with their message; store errors are left to the task's retries."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from driftline.baseline import BaselineError
-    from driftline.lease import LeaseError
-    from driftline.model import ModelError
-    from driftline.registry import RegistryError
-    from driftline.retrain import RetrainError
+    from driftline.stages.retrain import RetrainError
+    from driftline.store.baselines import BaselineError
+    from driftline.store.lease import LeaseError
+    from driftline.store.models import ModelError
+    from driftline.store.registry import RegistryError
 
     try:
         yield
@@ -86,8 +86,8 @@ def stage(cfg, task_id: str, start, inputs: list[str] | tuple = ()) -> Iterator[
     as a summary block; a success clears an earlier try's record. A run refused the
     interval's lease (another run is evaluating it) records nothing there: the folder is the
     other run's, and its check_run would take the record for a failure of its own."""
-    from driftline.lease import LeaseError
-    from driftline.monitor import clear_stage_failure, record_stage_failure
+    from driftline.pipeline.check import clear_stage_failure, record_stage_failure
+    from driftline.store.lease import LeaseError
 
     store = get_store()
     with fail_clearly():
@@ -111,9 +111,9 @@ def stage(cfg, task_id: str, start, inputs: list[str] | tuple = ()) -> Iterator[
 
 
 def _next_step_for(exc: BaseException) -> str:
-    from driftline.baseline import BaselineError
-    from driftline.lease import LeaseHeld, LeaseLost
     from driftline.store import StoreError
+    from driftline.store.baselines import BaselineError
+    from driftline.store.lease import LeaseHeld, LeaseLost
 
     if isinstance(exc, LeaseHeld):
         return ("another run is evaluating this interval (named above): let it finish, or end it; then clear this "
@@ -131,9 +131,9 @@ def _next_step_for(exc: BaseException) -> str:
 
 def log_summary(title: str, lines: list[str], artifacts: str | None = None, next_step: str | None = None,
                 report: str | None = None) -> None:
-    """Log the task's summary block (driftline.monitor.summary_block): what it checked and
+    """Log the task's summary block (driftline.pipeline.summary.summary_block): what it checked and
     found, where the artifacts are, the report's link and the next step."""
-    from driftline.monitor import summary_block
+    from driftline.pipeline.summary import summary_block
 
     log.info("\n%s", summary_block(title, lines, artifacts, next_step=next_step, report=report))
 
@@ -231,7 +231,7 @@ def alert_sender(context=None):
 def logged_delivery_failure(title: str, artifacts: str | None = None) -> Iterator[None]:
     """A route that refused a message fails the task (its retry sends only what is missing),
     after the summary block is in the log."""
-    from driftline.alerts import AlertDeliveryError
+    from driftline.stages.alerts import AlertDeliveryError
 
     try:
         yield
